@@ -1,0 +1,118 @@
+"""Parley's Rasa input channel: the one door the web API uses into Rasa.
+
+Unlike Rasa's stock REST channel it
+- fails loudly (HTTP 503) when the turn fails, instead of answering ``[]``;
+- is idempotent per Parley message id: if the tracker already holds a user event carrying
+  ``metadata.parley_message_id``, the replies recorded after it are returned and nothing is
+  processed twice (this is how a turn interrupted by a crash is recovered exactly once);
+- returns what the turn understood (intent, entities, slots, active loop) so the API can
+  store it with the message and tests can assert it;
+- requires the shared bearer token (``PARLEY_RASA_TOKEN``) and never logs message text.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+
+logger = logging.getLogger(__name__)
+
+
+def _replies_after(events: List[Dict[Text, Any]], message_id: Text) -> Optional[List[Dict]]:
+    """Replies recorded after the user event with ``message_id``; None if it is not there."""
+    found = False
+    replies: List[Dict[Text, Any]] = []
+    for event in events:
+        kind = event.get("event")
+        if kind == "user":
+            if found:
+                break
+            meta = event.get("metadata") or {}
+            found = meta.get("parley_message_id") == message_id
+        elif found and kind == "bot":
+            data = event.get("data") or {}
+            reply = {"text": event.get("text")}
+            for key in ("buttons", "custom", "image", "attachment"):
+                if data.get(key):
+                    reply[key] = data[key]
+            replies.append(reply)
+    return replies if found else None
+
+
+def _turn_summary(tracker: Any) -> Dict[Text, Any]:
+    latest = tracker.latest_message
+    parse = latest.parse_data if latest else {}
+    return {
+        "intent": parse.get("intent"),
+        "entities": parse.get("entities", []),
+        "slots": tracker.current_slot_values(),
+        "active_loop": tracker.active_loop_name,
+    }
+
+
+class ParleyInput(InputChannel):
+    @classmethod
+    def name(cls) -> Text:
+        return "parley"
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        webhook = Blueprint("parley_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            token = os.environ.get("PARLEY_RASA_TOKEN", "")
+            supplied = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+            if not token or not hmac.compare_digest(supplied, token):
+                return response.json({"error": "unauthorized"}, status=401)
+            body = request.json or {}
+            sender = body.get("sender")
+            text = body.get("message")
+            metadata = body.get("metadata") or {}
+            message_id = metadata.get("parley_message_id")
+            if not sender or not isinstance(text, str) or not message_id:
+                return response.json({"error": "sender, message and "
+                                      "metadata.parley_message_id are required"}, status=400)
+            agent = request.app.ctx.agent
+            if agent is None or not agent.is_ready():
+                return response.json({"error": "model_not_ready"}, status=503)
+
+            tracker = await agent.tracker_store.retrieve(sender)
+            if tracker is not None:
+                events = [e.as_dict() for e in tracker.events]
+                replayed = _replies_after(events, message_id)
+                if replayed is not None:
+                    return response.json({"messages": replayed, "replayed": True,
+                                          **_turn_summary(tracker)})
+
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(UserMessage(text, collector, sender,
+                                                 input_channel=self.name(), metadata=metadata,
+                                                 message_id=message_id))
+            except Exception as exc:  # noqa: BLE001 - report, do not swallow
+                logger.error("turn failed for a conversation: %s", type(exc).__name__)
+                return response.json({"error": "turn_failed", "reason": type(exc).__name__},
+                                     status=503)
+            tracker = await agent.tracker_store.retrieve(sender)
+            messages = [
+                {k: v for k, v in m.items() if k != "recipient_id" and v is not None}
+                for m in collector.messages
+            ]
+            return response.json({"messages": messages, "replayed": False,
+                                  **_turn_summary(tracker)})
+
+        return webhook

@@ -1,0 +1,97 @@
+"""A thin Rasa 3.6 NLU component that asks Parley's NLU service for intent and entities.
+
+Why a component and not Rasa's ``nlu: url:`` endpoint (both exist in 3.6; see
+docs/architecture.md): the HTTP interpreter sends only ``text`` and the sender id, bypasses
+Rasa's ``/intent{...}`` handling for button payloads, and on any failure silently returns an
+empty parse, so the bot would answer as if the customer had said nothing. This component
+sits in the normal graph: button payloads are still handled by Rasa's RegexMessageHandler,
+and if the NLU service is down the turn fails loudly, the API answers 503 and the customer's
+stored message is processed again when it comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, List, Optional, Text
+
+import requests
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+logger = logging.getLogger(__name__)
+
+
+class NLUServiceUnavailable(RuntimeError):
+    """Parley's NLU service did not answer; the turn must fail rather than guess."""
+
+
+@DefaultV1Recipe.register(
+    [
+        DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER,
+        DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR,
+    ],
+    is_trainable=False,
+)
+class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"url": None, "timeout": 10.0}
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        self._url = (
+            os.environ.get("PARLEY_NLU_URL") or config.get("url") or "http://127.0.0.1:5006"
+        ).rstrip("/") + "/model/parse"
+        self._timeout = float(config.get("timeout") or 10.0)
+        self._session = requests.Session()
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "ParleyNLU":
+        return cls(config)
+
+    def train(self, training_data: TrainingData) -> Resource:  # pragma: no cover - not trainable
+        raise NotImplementedError
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = message.get(TEXT)
+            if not text or text.startswith("/"):
+                # Button payloads (/intent{...}) are Rasa's RegexMessageHandler's job.
+                continue
+            parse = self._parse(text, message.get("metadata") or {})
+            message.set(INTENT, parse.get("intent") or {"name": None, "confidence": 0.0},
+                        add_to_output=True)
+            message.set(INTENT_RANKING_KEY, parse.get("intent_ranking") or [],
+                        add_to_output=True)
+            message.set(ENTITIES, message.get(ENTITIES, []) + (parse.get("entities") or []),
+                        add_to_output=True)
+        return messages
+
+    def _parse(self, text: Text, metadata: Dict[Text, Any]) -> Dict[Text, Any]:
+        payload: Dict[Text, Any] = {"text": text}
+        locale: Optional[str] = metadata.get("locale") if isinstance(metadata, dict) else None
+        if locale:
+            payload["locale"] = locale
+        try:
+            response = self._session.post(self._url, json=payload, timeout=self._timeout)
+            response.raise_for_status()
+            return response.json()
+        except (requests.RequestException, ValueError) as exc:
+            logger.error("Parley NLU service at %s failed: %s", self._url, type(exc).__name__)
+            raise NLUServiceUnavailable(f"NLU service unavailable: {type(exc).__name__}") from exc

@@ -1,0 +1,82 @@
+"""The dialogue engine seam: what the web API needs from Rasa, and the Rasa HTTP client.
+
+The web API only talks to Rasa through ``DialogueEngine``. ``RasaDialogue`` speaks to
+Parley's Rasa input channel (``bot/components/parley_channel.py``), which is idempotent per
+message id, so resending a turn after a crash never produces a second reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from web.core.errors import DependencyUnavailable
+
+
+@dataclass
+class BotReply:
+    text: str | None
+    buttons: list[dict[str, Any]] | None = None
+    custom: dict[str, Any] | None = None
+
+
+@dataclass
+class Turn:
+    replies: list[BotReply]
+    intent: dict[str, Any] | None = None
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    slots: dict[str, Any] = field(default_factory=dict)
+    active_loop: str | None = None
+    replayed: bool = False
+
+
+class DialogueEngine(Protocol):
+    async def handle(self, conversation_id: str, text: str, *, message_id: str,
+                     metadata: dict[str, Any]) -> Turn:
+        """Run one customer turn; must be idempotent on ``message_id``."""
+        ...
+
+    async def ready(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RasaDialogue:
+    def __init__(self, base_url: str, *, token: str, timeout_s: float = 30.0) -> None:
+        self._token = token
+        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s,
+                                         headers={"Authorization": f"Bearer {token}"})
+
+    async def handle(self, conversation_id: str, text: str, *, message_id: str,
+                     metadata: dict[str, Any]) -> Turn:
+        payload = {"sender": conversation_id, "message": text,
+                   "metadata": {**metadata, "parley_message_id": message_id}}
+        try:
+            response = await self._client.post("/webhooks/parley/webhook", json=payload)
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable("The dialogue manager is not reachable; the message "
+                                        "is stored and will be answered when it is back.",
+                                        code="dialogue_unavailable") from exc
+        if response.status_code != 200:
+            raise DependencyUnavailable(
+                f"The dialogue manager could not process the message ({response.status_code}); "
+                "it is stored and will be answered when retried.", code="dialogue_unavailable")
+        body = response.json()
+        replies = [BotReply(text=m.get("text"), buttons=m.get("buttons"), custom=m.get("custom"))
+                   for m in body.get("messages", [])]
+        return Turn(replies=replies, intent=body.get("intent"), entities=body.get("entities", []),
+                    slots=body.get("slots") or {}, active_loop=body.get("active_loop"),
+                    replayed=bool(body.get("replayed")))
+
+    async def ready(self) -> bool:
+        try:
+            status = await self._client.get("/status", params={"token": self._token},
+                                            timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return status.status_code == 200 and bool(status.json().get("model_file"))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

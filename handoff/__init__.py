@@ -1,0 +1,1 @@
+"""Who holds a conversation (bot, queue, agent) and the audited transitions between them."""

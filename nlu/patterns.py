@@ -1,0 +1,88 @@
+"""Pattern entities (order ids, emails, phone numbers, amounts, dates) and a gazetteer learnt
+from annotated spans. Matches never overlap: earlier, longer, higher-priority spans win."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?:PL|pl|Pl|pL)[\s-]?(\d{6})(?!\d)")
+# Bare digit runs are only order-id *candidates*: the order form validates their format.
+ORDER_CANDIDATE = re.compile(r"(?<![\w-])#?(\d{5,8})(?![\w-])")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+PHONE = re.compile(r"(?<!\d)(?:\+\d{1,3}[\s-]?)?(?:\d[\s-]?){9,12}\d(?!\d)")
+AMOUNT = re.compile(r"(?:[€$¥£]\s?\d+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?\s?(?:EUR|USD|CNY|RMB|euros?|元|块))")
+DATE = re.compile(
+    r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?|today|yesterday|tomorrow|"
+    r"last (?:week|monday|tuesday|wednesday|thursday|friday|saturday|sunday)|"
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2})\b"
+    r"|\d{1,2}月\d{1,2}[日号]|今天|昨天|前天|明天|上周[一二三四五六日天]?|上个月",
+    re.IGNORECASE,
+)
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    entity: str
+    value: str
+    extractor: str = "ParleyPatterns"
+    confidence: float = 1.0
+
+    def to_rasa(self) -> dict[str, object]:
+        return {"entity": self.entity, "start": self.start, "end": self.end, "value": self.value,
+                "confidence_entity": round(self.confidence, 4), "extractor": self.extractor}
+
+
+def detect_language(text: str) -> str:
+    return "zh" if CJK.search(text) else "en"
+
+
+def pattern_spans(text: str) -> list[Span]:
+    spans: list[Span] = []
+    for m in ORDER_ID.finditer(text):
+        spans.append(Span(m.start(), m.end(), "order_id", f"PL-{m.group(1)}"))
+    for m in EMAIL.finditer(text):
+        spans.append(Span(m.start(), m.end(), "email", m.group(0)))
+    for m in ORDER_CANDIDATE.finditer(text):
+        spans.append(Span(m.start(), m.end(), "order_id", m.group(1), confidence=0.5))
+    for m in DATE.finditer(text):
+        spans.append(Span(m.start(), m.end(), "date", m.group(0)))
+    for m in AMOUNT.finditer(text):
+        spans.append(Span(m.start(), m.end(), "amount", m.group(0)))
+    for m in PHONE.finditer(text):
+        spans.append(Span(m.start(), m.end(), "phone", m.group(0).strip()))
+    return spans
+
+
+class Gazetteer:
+    """Entity values seen in annotated training data (e.g. product names), matched case-blind."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values  # lower-cased surface form -> entity name
+        forms = sorted(values, key=len, reverse=True)
+        self._regex = re.compile(
+            "|".join(_boundary(re.escape(f)) for f in forms), re.IGNORECASE) if forms else None
+
+    def spans(self, text: str) -> list[Span]:
+        if self._regex is None:
+            return []
+        return [Span(m.start(), m.end(), self.values[m.group(0).lower()], m.group(0),
+                     extractor="ParleyGazetteer", confidence=0.9)
+                for m in self._regex.finditer(text)]
+
+
+def _boundary(form: str) -> str:
+    return form if CJK.search(form) else rf"(?<!\w){form}(?!\w)"
+
+
+def merge(*groups: list[Span]) -> list[Span]:
+    """Keep non-overlapping spans; earlier groups win, then longer spans."""
+    chosen: list[Span] = []
+    for group in groups:
+        for span in sorted(group, key=lambda s: (-(s.end - s.start), s.start)):
+            if all(span.end <= c.start or span.start >= c.end for c in chosen):
+                chosen.append(span)
+    return sorted(chosen, key=lambda s: s.start)

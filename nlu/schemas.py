@@ -1,0 +1,34 @@
+"""Shapes of the NLU service's HTTP API (Rasa's parse format)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ParseRequest(BaseModel):
+    text: str = Field(max_length=10_000)
+    message_id: str | None = None
+    locale: str | None = None
+
+
+class IntentPublic(BaseModel):
+    name: str | None
+    confidence: float
+
+
+class EntityPublic(BaseModel):
+    entity: str
+    start: int
+    end: int
+    value: str
+    confidence_entity: float
+    extractor: str
+
+
+class ParsePublic(BaseModel):
+    text: str
+    intent: IntentPublic
+    intent_ranking: list[IntentPublic]
+    entities: list[EntityPublic]
+    language: str
+    model_version: str

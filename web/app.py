@@ -1,0 +1,95 @@
+"""Build the public FastAPI app: mount routers, wire dependencies, recover pending turns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from bot.dialogue import DialogueEngine, RasaDialogue
+from web import health
+from web.conversations import flows
+from web.conversations.router import router as conversations_router
+from web.conversations.stream import StreamHub
+from web.core import db
+from web.core.config import Settings, get_settings
+from web.core.handlers import BodySizeLimit, install_error_handlers
+from web.core.metrics import REQUESTS
+
+logger = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+async def _recover_when_ready(app: FastAPI) -> None:
+    """Finish turns a crash left pending, once Rasa answers (retrying for a while)."""
+    for attempt in range(120):
+        if await app.state.dialogue.ready():
+            finished = await flows.recover_pending(maker=app.state.maker,
+                                                   dialogue=app.state.dialogue,
+                                                   hub=app.state.hub)
+            if finished:
+                logger.info("recovered %d pending turn(s)", finished)
+            return
+        await asyncio.sleep(min(1 + attempt, 5))
+
+
+def create_app(settings: Settings | None = None, *,
+               dialogue: DialogueEngine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(db.upgrade_database, settings.database_url)
+        engine = db.create_engine(settings.database_url)
+        app.state.maker = db.sessionmaker(engine)
+        app.state.dialogue = dialogue or RasaDialogue(
+            settings.rasa_url, token=settings.rasa_token.get_secret_value(),
+            timeout_s=settings.rasa_timeout_s)
+        recovery = asyncio.create_task(_recover_when_ready(app))
+        try:
+            yield
+        finally:
+            recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery
+            await app.state.dialogue.aclose()
+            await engine.dispose()
+
+    app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan,
+                  description="Public API of Parley, the self-hosted AI customer-service platform.")
+    app.state.settings = settings
+    app.state.hub = StreamHub()
+    install_error_handlers(app)
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                       allow_methods=["GET", "POST"], allow_headers=["Authorization",
+                                                                     "Content-Type"])
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        route = request.scope.get("route")
+        REQUESTS.labels(request.method, getattr(route, "path", "unmatched"),
+                        str(response.status_code)).inc()
+        return response
+
+    app.include_router(conversations_router)
+    app.include_router(health.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    index_html = (TEMPLATES / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> str:
+        return index_html
+
+    return app

@@ -1,0 +1,198 @@
+"""The ``parley`` command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from web.core.config import get_settings
+from web.core.logging import configure_logging
+
+app = typer.Typer(help="Parley: self-hosted AI customer service.", no_args_is_help=True)
+serve_app = typer.Typer(help="Run one Parley process in the foreground.")
+nlu_app = typer.Typer(help="Train and try NLU models.")
+app.add_typer(serve_app, name="serve")
+app.add_typer(nlu_app, name="nlu")
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                    console=console)
+
+
+def _build(force: bool = False) -> Path:
+    from web import runner
+
+    settings = get_settings()
+    with _progress() as progress:
+        task = progress.add_task("NLU model", total=4)
+
+        def step(name: str) -> None:
+            progress.update(task, description=f"NLU model: {name}", advance=1)
+
+        version = runner.train_nlu(settings, progress=step)
+        progress.update(task, description=f"NLU model {version}", completed=4)
+        rasa_task = progress.add_task("Rasa dialogue model", total=1)
+        model = runner.train_rasa(settings, force=force)
+        progress.update(rasa_task, description=f"Rasa model {model.name}", completed=1)
+    return model
+
+
+@app.command()
+def train(force: Annotated[bool, typer.Option(help="Retrain even if nothing changed.")] = False
+          ) -> None:
+    """Train the NLU and Rasa models that are missing or out of date."""
+    _build(force)
+
+
+@app.command()
+def run() -> None:
+    """Train what is missing, start NLU, actions, Rasa and the API; Ctrl-C stops them all."""
+    from web import runner
+
+    configure_logging()
+    settings = get_settings()
+    t0 = time.monotonic()
+    model = _build()
+    supervisor = runner.Supervisor(runner.services(settings, model))
+
+    def _terminate(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Starting services", total=len(supervisor.services))
+            supervisor.start_all(lambda s, took: progress.update(
+                task, advance=1, description=f"{s.name} ready ({took:.1f}s)"))
+        console.print(f"\n[bold green]Parley is running at {settings.public_url}[/] "
+                      f"(ready in {time.monotonic() - t0:.0f}s). "
+                      f"API docs: {settings.public_url}/docs. Logs: {settings.var_dir / 'logs'}. "
+                      "Press Ctrl-C to stop.\n")
+        supervisor.watch()
+    except KeyboardInterrupt:
+        console.print("\nStopping Parley…")
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        supervisor.stop_all()
+
+
+@serve_app.command("api")
+def serve_api() -> None:
+    """The public web API, widget and pages."""
+    import uvicorn
+
+    from web.app import create_app
+
+    configure_logging()
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                log_config=None, access_log=False)
+
+
+@serve_app.command("nlu")
+def serve_nlu() -> None:
+    """The NLU parse service Rasa calls."""
+    import uvicorn
+
+    from nlu.app import create_nlu_app
+
+    configure_logging()
+    settings = get_settings()
+    uvicorn.run(create_nlu_app(settings), host=settings.nlu_host, port=settings.nlu_port,
+                log_config=None, access_log=False)
+
+
+@nlu_app.command("train")
+def nlu_train(
+    data: Annotated[Path, typer.Option(help="Rasa NLU YAML or CSV file or folder.")],
+    out: Annotated[Path | None, typer.Option(help="Registry folder.")] = None,
+) -> None:
+    """Train an NLU model version and activate it."""
+    from nlu.errors import NLUError
+    from nlu.train import train as train_nlu
+
+    target = out or get_settings().nlu_model_dir
+    try:
+        with _progress() as progress:
+            task = progress.add_task("training", total=4)
+            version = train_nlu(data, target, reuse=False, progress=lambda s: progress.update(
+                task, description=s, advance=1))
+            progress.update(task, completed=4)
+    except NLUError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(2) from exc
+    console.print(f"trained and activated {target / version}")
+
+
+@nlu_app.command("parse")
+def nlu_parse(text: str, model: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Parse TEXT with the active model and print Rasa's parse format."""
+    from nlu.service import NLUService
+
+    service = NLUService(model or get_settings().nlu_model_dir)
+    service.warm_up()
+    console.print_json(json.dumps(service.parse(text), ensure_ascii=False))
+
+
+@app.command()
+def chat(
+    url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
+    locale: Annotated[str, typer.Option(help="en or zh")] = "en",
+) -> None:
+    """Chat with the running Parley from the terminal (Ctrl-D or /quit to leave)."""
+    import httpx
+
+    base = (url or get_settings().public_url).rstrip("/")
+    with httpx.Client(base_url=base, timeout=60) as client:
+        try:
+            created = client.post("/api/v1/conversations", json={"locale": locale})
+        except httpx.HTTPError as exc:
+            console.print(f"[red]Parley is not reachable at {base}[/] ({type(exc).__name__}). "
+                          "Start it with `make run`.")
+            raise typer.Exit(1) from exc
+        created.raise_for_status()
+        conversation = created.json()
+        headers = {"Authorization": f"Bearer {conversation['token']}"}
+        console.print(f"[dim]conversation {conversation['id']}: type /quit to leave[/]")
+        while True:
+            try:
+                text = console.input("[bold cyan]you> [/]")
+            except (EOFError, KeyboardInterrupt):
+                break
+            if text.strip() in {"/quit", "/exit"}:
+                break
+            if not text.strip():
+                continue
+            response = client.post(f"/api/v1/conversations/{conversation['id']}/messages",
+                                   headers=headers,
+                                   json={"text": text, "client_message_id": uuid.uuid4().hex})
+            body = response.json()
+            if response.status_code != 200:
+                console.print(f"[red]{body['error']['code']}[/]: {body['error']['message']}")
+                continue
+            for message in body["messages"]:
+                if message["role"] == "customer":
+                    continue
+                console.print(f"[bold green]{message['role']}> [/]{message['text']}")
+                for button in message.get("buttons") or []:
+                    console.print(f"   [dim]\\[{button['title']}: {button['payload']}][/]")
+            if body["state"] != "bot":
+                console.print(f"[yellow]conversation state: {body['state']}[/]")
+
+
+if __name__ == "__main__":
+    sys.exit(app())

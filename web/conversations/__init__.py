@@ -1,0 +1,1 @@
+"""Conversations and their messages: the public chat API every channel goes through."""

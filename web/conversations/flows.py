@@ -1,0 +1,190 @@
+"""One customer turn, end to end: store → Rasa → store replies → publish.
+
+Guarantees:
+- the customer message is committed (``pending``) before Rasa sees it;
+- its replies and its ``done`` mark are committed in one transaction;
+- a retry with the same ``client_message_id`` returns the stored reply, or finishes a turn a
+  crash interrupted; Rasa's channel is idempotent per message id, so the customer never gets
+  a second reply;
+- turns of one conversation run one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.dialogue import DialogueEngine, Turn
+from handoff.service import State, bot_is_active, transition
+from web.conversations import service
+from web.conversations.models import Message
+from web.conversations.schemas import MessageCreate, TurnPublic
+from web.conversations.stream import StreamHub
+from web.core import metrics
+from web.core.errors import Conflict, ParleyError
+
+logger = logging.getLogger(__name__)
+_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def conversation_lock(conversation_id: str) -> asyncio.Lock:
+    lock = _locks.get(conversation_id)
+    if lock is None:
+        lock = asyncio.Lock()
+        _locks[conversation_id] = lock
+    return lock
+
+
+async def post_customer_message(
+    *, maker: async_sessionmaker[AsyncSession], dialogue: DialogueEngine, hub: StreamHub,
+    conversation_id: str, body: MessageCreate, max_chars: int,
+) -> TurnPublic:
+    text = service.validate_text(body.text, max_chars=max_chars)
+    async with conversation_lock(conversation_id):
+        async with maker() as session:
+            conversation = await service.get_conversation(session,
+                                                          conversation_id=conversation_id)
+            message = await service.find_customer_message(
+                session, conversation_id=conversation_id,
+                client_message_id=body.client_message_id)
+            if message is None:
+                message = Message(conversation_id=conversation_id, role="customer", text=text,
+                                  client_message_id=body.client_message_id,
+                                  status=service.PENDING, data={})
+                session.add(message)
+                try:
+                    await session.commit()
+                except IntegrityError:  # another API process stored it first
+                    await session.rollback()
+                    message = await service.find_customer_message(
+                        session, conversation_id=conversation_id,
+                        client_message_id=body.client_message_id)
+                    assert message is not None
+                else:
+                    metrics.MESSAGES.labels(role="customer").inc()
+                    hub.publish(conversation_id, {"type": "message",
+                                                  "message": _dump(service.to_public(message))})
+            elif message.text != text:
+                raise Conflict("This client_message_id was already used for another text.",
+                               code="client_message_id_reused")
+            locale = conversation.locale
+        if message.status == service.PENDING:
+            await process_pending(maker=maker, dialogue=dialogue, hub=hub, message_id=message.id,
+                                  locale=locale)
+        async with maker() as session:
+            conversation = await service.get_conversation(session,
+                                                          conversation_id=conversation_id)
+            replies = await service.replies_to(session, message_id=message.id)
+            return TurnPublic(messages=[service.to_public(message),
+                                        *(service.to_public(r) for r in replies)],
+                              state=conversation.state)
+
+
+async def process_pending(
+    *, maker: async_sessionmaker[AsyncSession], dialogue: DialogueEngine, hub: StreamHub,
+    message_id: str, locale: str,
+) -> None:
+    """Run Rasa for a stored, pending customer message and store its replies."""
+    async with maker() as session:
+        message = await _by_public_id(session, message_id)
+        conversation = await service.get_conversation(session,
+                                                      conversation_id=message.conversation_id)
+        if message.status != service.PENDING:
+            return
+        if not bot_is_active(conversation):
+            # A human holds the conversation: Rasa is paused; the message waits for the agent.
+            message.status = service.DONE
+            await session.commit()
+            return
+        text, conversation_id = message.text, message.conversation_id
+
+    started = time.perf_counter()
+    turn = await dialogue.handle(conversation_id, text, message_id=message_id,
+                                 metadata={"locale": locale})
+    metrics.TURN_LATENCY.observe(time.perf_counter() - started)
+
+    async with maker() as session:
+        message = await _by_public_id(session, message_id)
+        if message.status != service.PENDING:
+            return  # finished concurrently by a recovery pass
+        conversation = await service.get_conversation(session, conversation_id=conversation_id)
+        stored = _store_turn(session, message=message, turn=turn)
+        state_event = _apply_effects(session, conversation=conversation, turn=turn)
+        await session.commit()
+    for reply in stored:
+        metrics.MESSAGES.labels(role="bot").inc()
+        hub.publish(conversation_id, {"type": "message", "message": _dump(service.to_public(reply))})
+    if state_event:
+        hub.publish(conversation_id, state_event)
+
+
+def _store_turn(session: AsyncSession, *, message: Message, turn: Turn) -> list[Message]:
+    stored = []
+    for reply in turn.replies:
+        if not reply.text and not reply.buttons:
+            continue  # control payloads (e.g. hand-off) carry no visible text
+        data: dict[str, Any] = {}
+        if reply.buttons:
+            data["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")}
+                               for b in reply.buttons]
+        if reply.custom and reply.custom.get("citations"):
+            data["citations"] = reply.custom["citations"]
+        stored.append(service.add_reply(session, conversation_id=message.conversation_id,
+                                        reply_to=message.id, role="bot", text=reply.text or "",
+                                        data=data))
+    message.status = service.DONE
+    message.data = {**(message.data or {}),
+                    "intent": (turn.intent or {}).get("name"),
+                    "confidence": (turn.intent or {}).get("confidence"),
+                    "entities": [{"entity": e.get("entity"), "value": e.get("value")}
+                                 for e in turn.entities],
+                    "slots": turn.slots, "active_loop": turn.active_loop}
+    return stored
+
+
+def _apply_effects(session: AsyncSession, *, conversation: Any, turn: Turn) -> dict | None:
+    for reply in turn.replies:
+        handoff = (reply.custom or {}).get("handoff")
+        if handoff and conversation.state == State.BOT:
+            transition(session, conversation=conversation, to=State.QUEUED, actor="bot",
+                       reason=str(handoff.get("reason", "requested")))
+            return {"type": "state", "state": State.QUEUED}
+    return None
+
+
+async def _by_public_id(session: AsyncSession, message_id: str) -> Message:
+    return (await session.execute(select(Message).where(Message.id == message_id))).scalar_one()
+
+
+async def recover_pending(*, maker: async_sessionmaker[AsyncSession], dialogue: DialogueEngine,
+                          hub: StreamHub) -> int:
+    """Finish turns a crash left pending (called at start-up). Returns how many were finished."""
+    async with maker() as session:
+        pending = [(m.id, m.conversation_id) for m in
+                   await service.pending_customer_messages(session)]
+    finished = 0
+    for message_id, conversation_id in pending:
+        async with conversation_lock(conversation_id):
+            async with maker() as session:
+                conversation = await service.get_conversation(session,
+                                                              conversation_id=conversation_id)
+                locale = conversation.locale
+            try:
+                await process_pending(maker=maker, dialogue=dialogue, hub=hub,
+                                      message_id=message_id, locale=locale)
+                finished += 1
+            except ParleyError as exc:
+                logger.warning("could not finish a pending turn yet: %s", exc.code)
+                break
+    return finished
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    return model.model_dump(mode="json", exclude_none=True)

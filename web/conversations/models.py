@@ -1,0 +1,54 @@
+"""Tables for conversations and messages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from web.core.db import Base, utcnow
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    state: Mapped[str] = mapped_column(String(16), default="bot", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class Message(Base):
+    """One message. Customer messages carry the client's id and a processing status.
+
+    ``status`` is ``pending`` from the moment the customer message is stored until its
+    replies are stored in the same transaction that marks it ``done``; a message left
+    ``pending`` by a crash is finished by the recovery pass at the next start.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "client_message_id", name="uq_messages_client_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True, default=new_id)
+    conversation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text, default="")
+    client_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reply_to: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="done", index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

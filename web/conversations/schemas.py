@@ -1,0 +1,65 @@
+"""Shapes of the public conversation API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["customer", "bot", "agent"]
+State = Literal["bot", "queued", "with_agent", "resolved"]
+
+
+class ConversationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    locale: Literal["en", "zh"] | None = Field(default=None, description="Preferred language.")
+
+
+class ConversationPublic(BaseModel):
+    id: str
+    token: str = Field(description="Bearer token scoped to this one conversation.")
+    locale: str
+    state: State
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(description="The customer's message; 1 to PARLEY_MAX_MESSAGE_CHARS "
+                                  "characters (4,000 by default) after trimming.")
+    client_message_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
+                                   description="Client-chosen id; resending it returns the "
+                                               "same reply instead of a second one.")
+
+
+class Button(BaseModel):
+    title: str
+    payload: str
+
+
+class Citation(BaseModel):
+    source_id: str
+    title: str
+    snippet: str
+
+
+class MessagePublic(BaseModel):
+    id: str
+    role: Role
+    text: str
+    created_at: datetime
+    buttons: list[Button] | None = None
+    citations: list[Citation] | None = None
+    client_message_id: str | None = None
+
+
+class TurnPublic(BaseModel):
+    messages: list[MessagePublic]
+    state: State
+
+
+class TranscriptPublic(BaseModel):
+    id: str
+    state: State
+    locale: str
+    messages: list[MessagePublic]

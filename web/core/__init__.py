@@ -1,0 +1,1 @@
+"""Cross-cutting plumbing shared by every Parley package: settings, database, errors, logging."""

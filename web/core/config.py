@@ -1,0 +1,109 @@
+"""One validated settings object for every Parley process.
+
+Values come from environment variables prefixed ``PARLEY_`` (or a ``.env`` file in the
+working directory). Secrets are ``SecretStr``; outside development a placeholder secret
+is refused at start-up.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    var_dir: Path = ROOT / "var"
+
+    # Public web API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str = ""  # defaults to http://api_host:api_port
+    secret_key: SecretStr = SecretStr("")
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    max_message_chars: int = 4000
+    max_body_bytes: int = 64 * 1024
+    token_ttl_s: int = 30 * 24 * 3600
+
+    # Storage: SQLite file by default, PostgreSQL by URL (postgresql://user@host/db).
+    database_url: str = ""
+
+    # Rasa dialogue manager.
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_token: SecretStr = SecretStr("")
+    rasa_timeout_s: float = 30.0
+    tracker_store_url: str = ""  # "" = SQL next to the app database; redis://host:port/db = Redis
+    lock_store_url: str = ""  # "" = in-memory (one Rasa process); redis://... = Redis
+
+    # Action server and NLU service.
+    action_host: str = "127.0.0.1"
+    action_port: int = 5055
+    nlu_host: str = "127.0.0.1"
+    nlu_port: int = 5006
+    models_dir: Path = ROOT / "models"  # trained models (git-ignored); built by `parley train`
+    nlu_fallback_threshold: float = 0.35
+
+    # Demo company knowledge (embedded store).
+    company_data_dir: Path = ROOT / "data" / "company"
+    nlu_data_dir: Path = ROOT / "data" / "nlu"
+
+    log_message_text: bool = False
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'parley.db'}"
+        if not self.public_url:
+            self.public_url = f"http://{self.api_host}:{self.api_port}"
+        for name in ("secret_key", "rasa_token"):
+            value = getattr(self, name).get_secret_value()
+            if value.lower() in PLACEHOLDER_SECRETS:
+                if self.environment == "production":
+                    raise ValueError(f"PARLEY_{name.upper()} must be set to a real secret in production")
+                setattr(self, name, SecretStr(_dev_secret(self.var_dir, name)))
+        return self
+
+    @property
+    def nlu_model_dir(self) -> Path:
+        return self.models_dir / "nlu"
+
+    @property
+    def rasa_model_dir(self) -> Path:
+        return self.models_dir / "rasa"
+
+    @property
+    def nlu_url(self) -> str:
+        return f"http://{self.nlu_host}:{self.nlu_port}"
+
+    @property
+    def action_url(self) -> str:
+        return f"http://{self.action_host}:{self.action_port}/webhook"
+
+
+def _dev_secret(var_dir: Path, name: str) -> str:
+    """A random secret kept in ``var/`` so that all local processes share it across restarts."""
+    path = var_dir / "secrets" / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(value)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

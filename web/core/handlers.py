@@ -1,0 +1,95 @@
+"""Map every error to a JSON body with a stable code; never answer bad input with a 500."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.core.errors import ParleyError
+
+logger = logging.getLogger(__name__)
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
+               403: "forbidden", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def error_response(status: int, code: str, message: str, details: object = None) -> JSONResponse:
+    body: dict[str, object] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ParleyError)
+    async def _parley(_: Request, exc: ParleyError) -> JSONResponse:
+        if exc.status_code >= 500:
+            logger.warning("%s: %s", exc.code, exc.message)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "invalid_json", "The request body is not valid JSON.")
+        details = [{"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type"),
+                    "msg": e.get("msg")} for e in errors]
+        return error_response(422, "validation_error", "The request is not valid.", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error: %s", type(exc).__name__)
+        return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+class BodySizeLimit:
+    """Reject request bodies over ``max_bytes`` with 413 before the app reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._reject(scope, receive, send)
+            return
+        received = 0
+        chunks: list[Message] = []
+        while True:  # buffer the (bounded) body so a chunked upload cannot exceed the limit
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    await self._reject(scope, receive, send)
+                    return
+                chunks.append(message)
+                if not message.get("more_body"):
+                    break
+            else:
+                chunks.append(message)
+                break
+
+        async def replay() -> Message:
+            return chunks.pop(0) if chunks else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "payload_too_large",
+                                  f"The request body is larger than {self.max_bytes} bytes.")
+        await response(scope, receive, send)

@@ -1,0 +1,49 @@
+"""Typed dependencies; tests swap them with ``app.dependency_overrides``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.dialogue import DialogueEngine
+from web.conversations.stream import StreamHub
+from web.core.config import Settings
+from web.core.security import bearer, verify_conversation_token
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_maker(request: Request) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.maker
+
+
+def get_dialogue(request: Request) -> DialogueEngine:
+    return request.app.state.dialogue
+
+
+def get_hub(request: Request) -> StreamHub:
+    return request.app.state.hub
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+MakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_maker)]
+DialogueDep = Annotated[DialogueEngine, Depends(get_dialogue)]
+HubDep = Annotated[StreamHub, Depends(get_hub)]
+
+
+def conversation_access(
+    conversation_id: str, settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    """The widget's token must be for exactly this conversation."""
+    verify_conversation_token(bearer(authorization), conversation_id,
+                              key=settings.secret_key.get_secret_value(),
+                              ttl_s=settings.token_ttl_s)
+    return conversation_id
+
+
+ConversationAccess = Annotated[str, Depends(conversation_access)]

@@ -1,0 +1,226 @@
+"""Build what is missing and run Parley's processes: NLU service, action server, Rasa, API.
+
+``parley run`` (what ``make run`` calls) trains missing models, writes Rasa's endpoints from
+settings, starts the four processes, restarts one that crashes, and stops them all on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import yaml
+
+from web.core.config import ROOT, Settings
+
+logger = logging.getLogger(__name__)
+BOT_DIR = ROOT / "bot"
+RASA_BIN = Path(os.environ.get("PARLEY_RASA_VENV", ROOT / ".venv-rasa")) / "bin" / "rasa"
+
+
+# ---------------------------------------------------------------- training
+
+def rasa_fingerprint(nlu_data: Path) -> str:
+    digest = hashlib.sha256()
+    files = [BOT_DIR / "config.yml", BOT_DIR / "domain.yml", *sorted((BOT_DIR / "data").rglob("*.yml")),
+             *sorted(nlu_data.rglob("*.yml"))]
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def rasa_model_path(settings: Settings) -> Path:
+    return settings.rasa_model_dir / f"parley-{rasa_fingerprint(settings.nlu_data_dir)}.tar.gz"
+
+
+def train_rasa(settings: Settings, *, force: bool = False) -> Path:
+    """Train the Rasa dialogue model unless one for the same bot files exists."""
+    target = rasa_model_path(settings)
+    if target.exists() and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [str(RASA_BIN), "train", "--config", "config.yml", "--domain", "domain.yml",
+           "--data", "data", str(settings.nlu_data_dir), "--out", str(target.parent),
+           "--fixed-model-name", target.name.removesuffix(".tar.gz")]
+    result = subprocess.run(cmd, cwd=BOT_DIR, env=rasa_env(settings), capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0 or not target.exists():
+        raise RuntimeError(f"rasa train failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return target
+
+
+def train_nlu(settings: Settings, progress: Callable[[str], None] = lambda _: None) -> str:
+    from nlu.train import train
+
+    return train(settings.nlu_data_dir, settings.nlu_model_dir, progress=progress)
+
+
+# ---------------------------------------------------------------- configuration
+
+def rasa_env(settings: Settings) -> dict[str, str]:
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": str(ROOT), "PARLEY_NLU_URL": settings.nlu_url,
+           "PARLEY_RASA_TOKEN": settings.rasa_token.get_secret_value(),
+           "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "MPLCONFIGDIR": str(settings.var_dir / "mpl")}
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def _redis_store(url: str, kind: str) -> dict[str, object]:
+    parsed = urlparse(url)
+    store: dict[str, object] = {"type": "redis", "url": parsed.hostname or "127.0.0.1",
+                                "port": parsed.port or 6379,
+                                "db": int((parsed.path or "/0").lstrip("/") or 0),
+                                "key_prefix": f"parley_{kind}"}
+    if parsed.password:
+        store["password"] = parsed.password
+    return store
+
+
+def endpoints_config(settings: Settings) -> dict[str, object]:
+    """Rasa's endpoints from Parley's settings: SQL tracker store by default, Redis by URL."""
+    if settings.tracker_store_url.startswith(("redis://", "rediss://")):
+        tracker: dict[str, object] = _redis_store(settings.tracker_store_url, "tracker")
+    elif settings.database_url.startswith(("postgresql://", "postgres://")):
+        parsed = urlparse(settings.database_url)
+        tracker = {"type": "SQL", "dialect": "postgresql", "url": parsed.hostname,
+                   "port": parsed.port or 5432, "db": parsed.path.lstrip("/"),
+                   "username": parsed.username or "", "password": parsed.password or ""}
+    else:
+        tracker = {"type": "SQL", "dialect": "sqlite",
+                   "db": str(settings.var_dir / "rasa" / "tracker.db")}
+    lock = (_redis_store(settings.lock_store_url, "lock")
+            if settings.lock_store_url.startswith(("redis://", "rediss://"))
+            else {"type": "in_memory"})
+    return {"action_endpoint": {"url": settings.action_url}, "tracker_store": tracker,
+            "lock_store": lock}
+
+
+def write_endpoints(settings: Settings) -> Path:
+    path = settings.var_dir / "rasa" / "endpoints.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(endpoints_config(settings), sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------- processes
+
+@dataclass
+class Service:
+    name: str
+    cmd: list[str]
+    health_url: str
+    env: dict[str, str]
+    cwd: Path = ROOT
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        assert self.log_path is not None
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(self.health_url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def services(settings: Settings, rasa_model: Path) -> list[Service]:
+    """The four processes, in start order (each one's dependencies start before it)."""
+    python = sys.executable
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1"}
+    logs = settings.var_dir / "logs"
+    endpoints = write_endpoints(settings)
+    token = settings.rasa_token.get_secret_value()
+    return [
+        Service("nlu", [python, "-m", "web.cli", "serve", "nlu"], f"{settings.nlu_url}/healthz",
+                env, log_path=logs / "nlu.log"),
+        Service("actions", [python, "-m", "rasa_sdk", "--actions", "bot.actions", "-p",
+                            str(settings.action_port), "--quiet"],
+                f"http://{settings.action_host}:{settings.action_port}/health",
+                {**env, "SANIC_HOST": settings.action_host}, log_path=logs / "actions.log"),
+        Service("rasa", [str(RASA_BIN), "run", "--model", str(rasa_model), "--endpoints",
+                         str(endpoints), "--credentials", str(BOT_DIR / "credentials.yml"),
+                         "--enable-api", "--auth-token", token, "-i", "127.0.0.1", "-p",
+                         str(urlparse(settings.rasa_url).port or 5005)],
+                f"{settings.rasa_url}/webhooks/parley/", rasa_env(settings),
+                log_path=logs / "rasa.log"),
+        Service("api", [python, "-m", "web.cli", "serve", "api"],
+                f"http://{settings.api_host}:{settings.api_port}/healthz", env,
+                log_path=logs / "api.log"),
+    ]
+
+
+class Supervisor:
+    """Start services in order, wait for health, restart crashed ones, stop all on exit."""
+
+    def __init__(self, services: list[Service], *, max_restarts: int = 5,
+                 window_s: float = 300.0) -> None:
+        self.services = services
+        self.max_restarts = max_restarts
+        self.window_s = window_s
+        self._stopping = False
+
+    def start_all(self, on_ready: Callable[[Service, float], None] = lambda s, t: None,
+                  timeout_s: float = 180.0) -> None:
+        for service in self.services:
+            started = time.monotonic()
+            service.start()
+            while not service.healthy():
+                if not service.alive():
+                    raise RuntimeError(f"{service.name} exited during start-up; see {service.log_path}")
+                if time.monotonic() - started > timeout_s:
+                    raise RuntimeError(f"{service.name} not healthy after {timeout_s:.0f}s; "
+                                       f"see {service.log_path}")
+                time.sleep(0.25)
+            on_ready(service, time.monotonic() - started)
+
+    def watch(self) -> None:
+        while not self._stopping:
+            for service in self.services:
+                if self._stopping or service.alive():
+                    continue
+                now = time.monotonic()
+                service.restarts = [t for t in service.restarts if now - t < self.window_s]
+                if len(service.restarts) >= self.max_restarts:
+                    raise RuntimeError(f"{service.name} keeps crashing; see {service.log_path}")
+                logger.warning("%s exited (code %s); restarting", service.name,
+                               service.process.returncode if service.process else "?")
+                service.restarts.append(now)
+                service.start()
+            time.sleep(0.5)
+
+    def stop_all(self) -> None:
+        self._stopping = True
+        for service in reversed(self.services):
+            service.stop()
