@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from web.core.db import Base, utcnow
+from web.core.db import Base, UTCDateTime, utcnow
 
 
 class StateTransition(Base):
@@ -21,4 +21,4 @@ class StateTransition(Base):
     to_state: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

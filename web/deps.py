@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header
+from starlette.requests import HTTPConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dialogue import DialogueEngine
@@ -13,19 +14,19 @@ from web.core.config import Settings
 from web.core.security import bearer, verify_conversation_token
 
 
-def get_settings_dep(request: Request) -> Settings:
+def get_settings_dep(request: HTTPConnection) -> Settings:
     return request.app.state.settings
 
 
-def get_maker(request: Request) -> async_sessionmaker[AsyncSession]:
+def get_maker(request: HTTPConnection) -> async_sessionmaker[AsyncSession]:
     return request.app.state.maker
 
 
-def get_dialogue(request: Request) -> DialogueEngine:
+def get_dialogue(request: HTTPConnection) -> DialogueEngine:
     return request.app.state.dialogue
 
 
-def get_hub(request: Request) -> StreamHub:
+def get_hub(request: HTTPConnection) -> StreamHub:
     return request.app.state.hub
 
 

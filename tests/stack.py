@@ -1,0 +1,75 @@
+"""Start the real Parley stack (NLU service, action server, Rasa, API) for tests.
+
+Everything lives in a temporary folder: its own database, tracker store, logs and models
+trained from the demo data, on free ports, so tests never touch a developer's ``var/``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from web import runner
+from web.core.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    supervisor: runner.Supervisor
+    env: dict[str, str]
+
+    @property
+    def api_url(self) -> str:
+        return self.settings.public_url
+
+    def service(self, name: str) -> runner.Service:
+        return next(s for s in self.supervisor.services if s.name == name)
+
+
+def stack_env(root: Path) -> dict[str, str]:
+    return {
+        "PARLEY_ENVIRONMENT": "test",
+        "PARLEY_VAR_DIR": str(root / "var"),
+        "PARLEY_MODELS_DIR": str(root / "models"),
+        "PARLEY_API_PORT": str(free_port()),
+        "PARLEY_NLU_PORT": str(free_port()),
+        "PARLEY_ACTION_PORT": str(free_port()),
+        "PARLEY_RASA_URL": f"http://127.0.0.1:{free_port()}",
+        "PARLEY_SECRET_KEY": secrets.token_urlsafe(32),
+        "PARLEY_RASA_TOKEN": secrets.token_urlsafe(32),
+    }
+
+
+@contextmanager
+def running_stack(root: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    env = {**stack_env(root), **(extra_env or {})}
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        settings = Settings()
+        runner.train_nlu(settings)
+        model = runner.train_rasa(settings)
+        supervisor = runner.Supervisor(runner.services(settings, model))
+        try:
+            supervisor.start_all(timeout_s=240)
+            yield Stack(settings, supervisor, env)
+        finally:
+            supervisor.stop_all()
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

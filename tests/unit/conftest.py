@@ -1,0 +1,79 @@
+"""Unit-test fixtures: the real app on a temporary SQLite database.
+
+The dialogue engine is the one seam swapped here: ``ScriptedDialogue`` implements the
+``DialogueEngine`` protocol in process and records every call, so tests can assert what
+reached the dialogue manager (and that bad input never did). Behaviour against the real Rasa
+server is covered by tests/integration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.dialogue import BotReply, Turn
+from tests.stack import free_port
+from web.app import create_app
+from web.core.config import Settings
+from web.core.errors import DependencyUnavailable
+
+pytestmark = pytest.mark.unit
+
+
+class ScriptedDialogue:
+    """Answers ``echo: <text>``; can be told to fail, like an unreachable Rasa."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.fail = False
+        self.handoff_on: str | None = None
+
+    async def handle(self, conversation_id: str, text: str, *, message_id: str,
+                     metadata: dict[str, Any]) -> Turn:
+        if self.fail:
+            raise DependencyUnavailable("down", code="dialogue_unavailable")
+        self.calls.append((conversation_id, text, message_id))
+        replies = [BotReply(text=f"echo: {text}")]
+        if text == self.handoff_on:
+            replies.append(BotReply(text=None, custom={"handoff": {"reason": "customer_request"}}))
+        return Turn(replies=replies, intent={"name": "test", "confidence": 1.0})
+
+    async def ready(self) -> bool:
+        return not self.fail
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(environment="test", var_dir=tmp_path / "var", models_dir=tmp_path / "models",
+                    secret_key="unit-test-secret-key-0123456789", rasa_token="unit-rasa-token",
+                    max_message_chars=4000, max_body_bytes=16 * 1024,
+                    # Ports nothing listens on: no NLU service or action server in unit tests.
+                    nlu_port=free_port(), action_port=free_port(),
+                    rasa_url=f"http://127.0.0.1:{free_port()}")
+
+
+@pytest.fixture
+def dialogue() -> ScriptedDialogue:
+    return ScriptedDialogue()
+
+
+@pytest.fixture
+def client(settings: Settings, dialogue: ScriptedDialogue) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, dialogue=dialogue)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def conversation(client: TestClient) -> dict[str, Any]:
+    response = client.post("/api/v1/conversations", json={"locale": "en"})
+    assert response.status_code == 201
+    body = response.json()
+    body["headers"] = {"Authorization": f"Bearer {body['token']}"}
+    return body

@@ -1,0 +1,239 @@
+"""The public conversation API: validation, auth scoping, idempotency, no lost messages."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+
+def post(client, conversation, text, cid="m1", headers=None):  # type: ignore[no-untyped-def]
+    return client.post(f"/api/v1/conversations/{conversation['id']}/messages",
+                       headers=headers if headers is not None else conversation["headers"],
+                       json={"text": text, "client_message_id": cid})
+
+
+def test_a_turn_stores_the_message_and_returns_the_reply(client, conversation, dialogue):
+    response = post(client, conversation, "hello")
+    assert response.status_code == 200
+    body = response.json()
+    assert [m["role"] for m in body["messages"]] == ["customer", "bot"]
+    assert body["messages"][1]["text"] == "echo: hello"
+    assert body["state"] == "bot"
+    transcript = client.get(f"/api/v1/conversations/{conversation['id']}/messages",
+                            headers=conversation["headers"]).json()
+    assert [m["text"] for m in transcript["messages"]] == ["hello", "echo: hello"]
+
+
+def test_a_retry_with_the_same_client_message_id_returns_the_same_reply(client, conversation,
+                                                                        dialogue):
+    first = post(client, conversation, "where is my order", cid="retry-1").json()
+    second = post(client, conversation, "where is my order", cid="retry-1").json()
+    assert second["messages"] == first["messages"]
+    assert len(dialogue.calls) == 1
+    transcript = client.get(f"/api/v1/conversations/{conversation['id']}/messages",
+                            headers=conversation["headers"]).json()
+    assert len(transcript["messages"]) == 2
+
+
+def test_reusing_a_client_message_id_for_other_text_is_a_conflict(client, conversation):
+    assert post(client, conversation, "one", cid="same").status_code == 200
+    response = post(client, conversation, "two", cid="same")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "client_message_id_reused"
+
+
+def test_when_rasa_is_down_the_message_is_kept_and_answered_once_on_retry(client, conversation,
+                                                                         dialogue):
+    dialogue.fail = True
+    response = post(client, conversation, "are you there?", cid="down-1")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "dialogue_unavailable"
+    transcript = client.get(f"/api/v1/conversations/{conversation['id']}/messages",
+                            headers=conversation["headers"]).json()
+    assert [m["text"] for m in transcript["messages"]] == ["are you there?"]
+
+    dialogue.fail = False
+    retried = post(client, conversation, "are you there?", cid="down-1").json()
+    assert [m["text"] for m in retried["messages"]] == ["are you there?", "echo: are you there?"]
+    assert len(dialogue.calls) == 1
+
+
+def test_pending_messages_are_finished_at_start_up(settings, dialogue):
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+
+    dialogue.fail = True
+    with TestClient(create_app(settings, dialogue=dialogue)) as client:
+        conv = client.post("/api/v1/conversations", json={}).json()
+        headers = {"Authorization": f"Bearer {conv['token']}"}
+        assert client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=headers,
+                           json={"text": "lost?", "client_message_id": "c1"}).status_code == 503
+    dialogue.fail = False  # "Rasa is back" and the API restarts
+    with TestClient(create_app(settings, dialogue=dialogue)) as client:
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            messages = client.get(f"/api/v1/conversations/{conv['id']}/messages",
+                                  headers=headers).json()["messages"]
+            if len(messages) == 2:
+                break
+            time.sleep(0.05)
+    assert [m["text"] for m in messages] == ["lost?", "echo: lost?"]
+    assert len(dialogue.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("", "text_empty"), ("   \n\t ", "text_empty"), ("x" * 4001, "text_too_long")],
+)
+def test_bad_text_is_refused_and_never_reaches_rasa(client, conversation, dialogue, text, code):
+    response = post(client, conversation, text)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == code
+    assert dialogue.calls == []
+
+
+def test_text_at_the_limit_is_accepted(client, conversation):
+    assert post(client, conversation, "y" * 4000).status_code == 200
+
+
+def test_invalid_json_is_a_400(client, conversation, dialogue):
+    response = client.post(f"/api/v1/conversations/{conversation['id']}/messages",
+                           headers={**conversation["headers"], "Content-Type": "application/json"},
+                           content=b'{"text": "hi", ')
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert dialogue.calls == []
+
+
+def test_missing_fields_and_unknown_fields_are_422(client, conversation):
+    url = f"/api/v1/conversations/{conversation['id']}/messages"
+    missing = client.post(url, headers=conversation["headers"], json={"text": "hi"})
+    extra = client.post(url, headers=conversation["headers"],
+                        json={"text": "hi", "client_message_id": "a", "role": "agent"})
+    bad_id = client.post(url, headers=conversation["headers"],
+                         json={"text": "hi", "client_message_id": "<script>"})
+    for response in (missing, extra, bad_id):
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_oversized_body_is_413(client, conversation, dialogue):
+    response = post(client, conversation, "z" * 20_000)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert dialogue.calls == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [({}, 401, "missing_token"),
+     ({"Authorization": "Bearer nonsense"}, 401, "invalid_token"),
+     ({"Authorization": "Basic abc"}, 401, "missing_token")],
+)
+def test_a_token_is_required(client, conversation, dialogue, headers, status, code):
+    response = post(client, conversation, "hi", headers=headers)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    read = client.get(f"/api/v1/conversations/{conversation['id']}/messages", headers=headers)
+    assert read.status_code == status
+    assert dialogue.calls == []
+
+
+def test_a_widget_token_only_reaches_its_own_conversation(client, conversation, dialogue):
+    other = client.post("/api/v1/conversations", json={}).json()
+    post(client, conversation, "my secret order PL-204817")
+    response = client.get(f"/api/v1/conversations/{other['id']}/messages",
+                          headers=conversation["headers"])
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "token_scope"
+    mine = client.get(f"/api/v1/conversations/{other['id']}/messages",
+                      headers={"Authorization": f"Bearer {other['token']}"}).json()
+    assert mine["messages"] == []
+
+
+def test_a_tampered_token_is_refused(client, conversation):
+    other = client.post("/api/v1/conversations", json={}).json()
+    forged = conversation["token"].replace(conversation["id"], other["id"])
+    response = client.get(f"/api/v1/conversations/{other['id']}/messages",
+                          headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"
+
+
+def test_unknown_conversation_is_404(client, settings):
+    from web.core.security import mint_conversation_token
+
+    ghost = "0" * 32
+    token = mint_conversation_token(ghost, key=settings.secret_key.get_secret_value())
+    response = client.post(f"/api/v1/conversations/{ghost}/messages",
+                           headers={"Authorization": f"Bearer {token}"},
+                           json={"text": "hi", "client_message_id": "x"})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "conversation_not_found"
+
+
+def test_unknown_locale_is_422(client):
+    response = client.post("/api/v1/conversations", json={"locale": "xx"})
+    assert response.status_code == 422
+
+
+def test_handoff_payload_queues_the_conversation_and_pauses_the_bot(client, conversation,
+                                                                   dialogue):
+    dialogue.handoff_on = "human please"
+    body = post(client, conversation, "human please", cid="h1").json()
+    assert body["state"] == "queued"
+    assert [m["text"] for m in body["messages"]] == ["human please", "echo: human please"]
+    later = post(client, conversation, "hello?", cid="h2").json()
+    assert [m["role"] for m in later["messages"]] == ["customer"]  # no bot reply while queued
+    assert len(dialogue.calls) == 1
+
+
+def test_stream_delivers_messages_and_state(client, conversation, dialogue):
+    dialogue.handoff_on = "agent"
+    url = f"/api/v1/conversations/{conversation['id']}/stream?token={conversation['token']}"
+    with client.websocket_connect(url) as ws:
+        post(client, conversation, "agent", cid="s1")
+        events = [ws.receive_json() for _ in range(3)]
+    assert [e["type"] for e in events] == ["message", "message", "state"]
+    assert events[0]["message"]["role"] == "customer"
+    assert events[1]["message"]["text"] == "echo: agent"
+    assert events[2]["state"] == "queued"
+
+
+def test_stream_refuses_a_wrong_token(client, conversation):
+    from starlette.websockets import WebSocketDisconnect
+
+    other = client.post("/api/v1/conversations", json={}).json()
+    url = f"/api/v1/conversations/{other['id']}/stream?token={conversation['token']}"
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(url) as ws:
+        ws.receive_json()
+    assert closed.value.code == 4403
+
+
+def test_openapi_documents_the_public_contract(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/api/v1/conversations", "/api/v1/conversations/{conversation_id}/messages"} <= set(
+        spec["paths"])
+    post_responses = spec["paths"]["/api/v1/conversations/{conversation_id}/messages"]["post"][
+        "responses"]
+    assert {"200", "401", "403", "404", "413", "422"} <= set(post_responses)
+
+
+def test_healthz_and_metrics(client, conversation):
+    post(client, conversation, "count me")
+    assert client.get("/healthz").json() == {"status": "ok"}
+    metrics = client.get("/metrics").text
+    assert "parley_turn_seconds" in metrics
+    assert 'parley_messages_total{role="customer"}' in metrics
+
+
+def test_readyz_reports_each_dependency(client):
+    response = client.get("/readyz")
+    checks = response.json()["checks"]
+    assert set(checks) == {"database", "rasa", "nlu", "action_server"}
+    assert checks["database"] == "ok"
+    assert response.status_code == 503  # no NLU service or action server in a unit test

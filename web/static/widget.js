@@ -1,0 +1,990 @@
+/*!
+ * Parley chat widget — embeddable customer chat for the Parley platform.
+ *
+ * Embed with one tag:
+ *   <script src="https://HOST/static/widget.js" data-parley-locale="en" defer></script>
+ *
+ * Attributes (all optional):
+ *   data-parley-locale  "en" | "zh" (default: zh if navigator.language starts with "zh", else en)
+ *   data-parley-url     API base URL (default: the origin this script was loaded from)
+ *   data-parley-title   name shown in the panel header (default: "Nimbus Home")
+ *   data-parley-open    "true" to open the panel on load
+ *
+ * Everything renders inside a Shadow DOM, so the host page's CSS cannot break it and its
+ * CSS cannot leak out. Message text is always rendered as text, never as HTML.
+ * A small API is exposed as window.Parley: open(), close(), toggle().
+ */
+(function () {
+  "use strict";
+
+  if (window.Parley && window.Parley.__loaded) return; // embedded twice: keep the first one
+
+  // ---------------------------------------------------------------------------------------
+  // Configuration
+  // ---------------------------------------------------------------------------------------
+  var script = document.currentScript || (function () {
+    var all = document.querySelectorAll("script[src]");
+    for (var i = all.length - 1; i >= 0; i--) {
+      if (/\/widget\.js(\?|#|$)/.test(all[i].src)) return all[i];
+    }
+    return null;
+  })();
+
+  function attr(name) {
+    return script && script.getAttribute(name) ? script.getAttribute(name).trim() : "";
+  }
+
+  function resolveBase() {
+    var explicit = attr("data-parley-url");
+    var base = explicit;
+    if (!base) {
+      try { base = new URL(script.src, location.href).origin; } catch (e) { base = location.origin; }
+    }
+    try { base = new URL(base, location.href).href; } catch (e) { /* keep as is */ }
+    return base.replace(/\/+$/, "");
+  }
+
+  function resolveLocale() {
+    var wanted = attr("data-parley-locale").toLowerCase();
+    if (wanted.indexOf("zh") === 0) return "zh";
+    if (wanted.indexOf("en") === 0) return "en";
+    var nav = (navigator.languages && navigator.languages[0]) || navigator.language || "";
+    return nav.toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  }
+
+  var BASE = resolveBase();
+  var API = BASE + "/api/v1/conversations";
+  var LOCALE = resolveLocale();
+  var TITLE = attr("data-parley-title") || "Nimbus Home";
+  var STORAGE_KEY = "parley.conversation";
+  var OUTBOX_KEY = "parley.outbox";
+  var MAX_CHARS = 4000;
+
+  var STRINGS = {
+    en: {
+      launcher: "Chat with us",
+      dialog: "Chat with " + TITLE,
+      subtitle: "Virtual assistant · replies instantly",
+      close: "Close chat",
+      inputLabel: "Type your message",
+      placeholder: "Type your message…",
+      send: "Send",
+      welcome: "Hi there! 👋 I can track your order or answer questions about returns, shipping, warranty and payments.",
+      suggestions: ["Where is my order?", "What is your return policy?", "Talk to a person"],
+      queued: "Connecting you to a person…",
+      withAgent: "You're now chatting with our support team.",
+      resolved: "This conversation has been marked as resolved.",
+      unavailable: "We'll reply as soon as we can.",
+      offline: "Connection lost. Retrying…",
+      failed: "Not delivered.",
+      retry: "Retry",
+      tooLong: "Your message is too long (max. " + MAX_CHARS + " characters).",
+      error: "Something went wrong. Please try again.",
+      sources: "Sources:",
+      you: "You",
+      bot: "Assistant",
+      agent: "Support team",
+      typing: "Assistant is typing",
+      powered: "Powered by Parley",
+      unread: "new messages",
+    },
+    zh: {
+      launcher: "在线客服",
+      dialog: TITLE + " 在线客服",
+      subtitle: "智能助手 · 即时回复",
+      close: "关闭对话",
+      inputLabel: "输入您的消息",
+      placeholder: "请输入您的问题…",
+      send: "发送",
+      welcome: "您好！👋 我可以帮您查询订单，解答退货、配送、保修和支付等问题。",
+      suggestions: ["我的订单到哪了？", "退货政策是什么？", "转人工"],
+      queued: "正在为您转接人工客服…",
+      withAgent: "人工客服已接入对话。",
+      resolved: "此对话已结束。",
+      unavailable: "我们会尽快回复您。",
+      offline: "网络连接中断，正在重试…",
+      failed: "发送失败。",
+      retry: "重试",
+      tooLong: "消息过长（最多 " + MAX_CHARS + " 个字符）。",
+      error: "出了点问题，请稍后再试。",
+      sources: "来源：",
+      you: "您",
+      bot: "智能助手",
+      agent: "人工客服",
+      typing: "智能助手正在输入",
+      powered: "由 Parley 提供支持",
+      unread: "条新消息",
+    },
+  };
+  var T = STRINGS[LOCALE];
+
+  // ---------------------------------------------------------------------------------------
+  // Small helpers
+  // ---------------------------------------------------------------------------------------
+  function el(tag, props, children) {
+    var node = document.createElement(tag);
+    if (props) {
+      for (var key in props) {
+        if (!Object.prototype.hasOwnProperty.call(props, key)) continue;
+        var value = props[key];
+        if (value === null || value === undefined || value === false) continue;
+        if (key === "text") node.textContent = value;
+        else if (key === "className") node.className = value;
+        else if (key === "on") {
+          for (var evt in value) node.addEventListener(evt, value[evt]);
+        } else node.setAttribute(key, value === true ? "" : String(value));
+      }
+    }
+    (children || []).forEach(function (child) {
+      if (child) node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  function svg(path, size) {
+    var ns = "http://www.w3.org/2000/svg";
+    var node = document.createElementNS(ns, "svg");
+    node.setAttribute("viewBox", "0 0 24 24");
+    node.setAttribute("width", size || 22);
+    node.setAttribute("height", size || 22);
+    node.setAttribute("aria-hidden", "true");
+    node.setAttribute("focusable", "false");
+    var p = document.createElementNS(ns, "path");
+    p.setAttribute("d", path);
+    p.setAttribute("fill", "currentColor");
+    node.appendChild(p);
+    return node;
+  }
+
+  var ICON_CHAT = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8.4l-4.7 3.6A1 1 0 0 1 2 20.8V6a2 2 0 0 1 2-2Zm3 6.25a1.25 1.25 0 1 0 0 2.5 1.25 1.25 0 0 0 0-2.5Zm5 0a1.25 1.25 0 1 0 0 2.5 1.25 1.25 0 0 0 0-2.5Zm5 0a1.25 1.25 0 1 0 0 2.5 1.25 1.25 0 0 0 0-2.5Z";
+  var ICON_CLOSE = "M6.7 5.3 12 10.6l5.3-5.3a1 1 0 1 1 1.4 1.4L13.4 12l5.3 5.3a1 1 0 0 1-1.4 1.4L12 13.4l-5.3 5.3a1 1 0 0 1-1.4-1.4l5.3-5.3-5.3-5.3a1 1 0 0 1 1.4-1.4Z";
+  var ICON_SEND = "M3.4 20.4 21.9 12.9a1 1 0 0 0 0-1.8L3.4 3.6a1 1 0 0 0-1.4 1.1L3.9 11 13 12l-9.1 1-1.9 6.3a1 1 0 0 0 1.4 1.1Z";
+  var ICON_CHEVRON = "M5.3 8.3a1 1 0 0 1 1.4 0L12 13.6l5.3-5.3a1 1 0 1 1 1.4 1.4l-6 6a1 1 0 0 1-1.4 0l-6-6a1 1 0 0 1 0-1.4Z";
+
+  function randomId() {
+    var bytes = new Uint8Array(12);
+    (window.crypto || window.msCrypto).getRandomValues(bytes);
+    var out = "";
+    for (var i = 0; i < bytes.length; i++) out += ("0" + bytes[i].toString(16)).slice(-2);
+    return "w-" + Date.now().toString(36) + "-" + out;
+  }
+
+  function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+  function backoff(attempt, base, cap) {
+    var delay = Math.min(cap, base * Math.pow(2, attempt));
+    return delay / 2 + Math.random() * delay / 2; // jitter, so many widgets don't retry in step
+  }
+
+  var store = {
+    get: function (key) {
+      try { var raw = window.localStorage.getItem(key); return raw ? JSON.parse(raw) : null; }
+      catch (e) { return null; }
+    },
+    set: function (key, value) {
+      try { window.localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode */ }
+    },
+    remove: function (key) {
+      try { window.localStorage.removeItem(key); } catch (e) { /* ignore */ }
+    },
+  };
+
+  /** An HTTP answer that is not 2xx, with the API's error code. */
+  function ApiError(status, code, message) {
+    this.status = status;
+    this.code = code;
+    this.message = message;
+  }
+
+  /** A failure to reach the server at all (offline, DNS, connection reset…). */
+  function NetworkError(cause) { this.cause = cause; }
+
+  function request(method, path, body, token) {
+    var headers = { "Accept": "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (token) headers["Authorization"] = "Bearer " + token;
+    return fetch(API + path, {
+      method: method, headers: headers, mode: "cors", credentials: "omit", cache: "no-store",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then(function (response) {
+      return response.text().then(function (raw) {
+        var data = null;
+        try { data = raw ? JSON.parse(raw) : null; } catch (e) { data = null; }
+        if (response.ok) return data;
+        var error = (data && data.error) || {};
+        throw new ApiError(response.status, error.code || "http_" + response.status,
+                           error.message || response.statusText);
+      });
+    }, function (cause) { throw new NetworkError(cause); });
+  }
+
+  function isAuthProblem(err) {
+    return err instanceof ApiError && (err.status === 401 || err.status === 403 ||
+      err.code === "conversation_not_found");
+  }
+
+  function isTransient(err) {
+    return err instanceof NetworkError ||
+      (err instanceof ApiError && (err.status >= 500 || err.status === 429 || err.status === 408));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Styles (scoped to the shadow root)
+  // ---------------------------------------------------------------------------------------
+  var CSS = [
+    ":host{all:initial;}",
+    "*,*::before,*::after{box-sizing:border-box;}",
+    ".root{--accent:#2563eb;--accent-dark:#1d4ed8;--ink:#0f172a;--muted:#64748b;--line:#e2e8f0;",
+    "  --bot:#f1f5f9;--agent:#ecfdf5;--agent-line:#a7f3d0;",
+    "  font-family:ui-sans-serif,system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,",
+    "  'PingFang SC','Hiragino Sans GB','Microsoft YaHei','Noto Sans CJK SC',sans-serif;",
+    "  font-size:14px;line-height:1.45;color:var(--ink);-webkit-font-smoothing:antialiased;}",
+    "button,input{font:inherit;color:inherit;}",
+    ".sr-only{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;",
+    "  clip:rect(0,0,0,0);white-space:nowrap;border:0;}",
+    // Launcher
+    ".launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;display:flex;align-items:center;",
+    "  gap:8px;height:52px;padding:0 20px 0 16px;border:0;border-radius:26px;cursor:pointer;",
+    "  background:var(--accent);color:#fff;font-weight:600;font-size:15px;",
+    "  box-shadow:0 10px 25px -5px rgba(37,99,235,.45),0 4px 10px -4px rgba(15,23,42,.25);",
+    "  transition:transform .15s ease,background .15s ease,box-shadow .15s ease;}",
+    ".launcher:hover{background:var(--accent-dark);transform:translateY(-1px);}",
+    ".launcher:focus-visible{outline:3px solid #93c5fd;outline-offset:3px;}",
+    ".launcher .badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 6px;",
+    "  border-radius:10px;background:#ef4444;color:#fff;font-size:12px;line-height:20px;text-align:center;",
+    "  box-shadow:0 0 0 2px #fff;}",
+    ".launcher.open{padding:0;width:52px;justify-content:center;}",
+    ".launcher.open .label{display:none;}",
+    // Panel
+    ".panel{position:fixed;right:20px;bottom:84px;z-index:2147483000;width:380px;height:600px;",
+    "  max-height:calc(100vh - 108px);display:flex;flex-direction:column;overflow:hidden;",
+    "  background:#fff;border-radius:16px;border:1px solid rgba(15,23,42,.06);",
+    "  box-shadow:0 24px 48px -12px rgba(15,23,42,.28),0 8px 16px -8px rgba(15,23,42,.12);",
+    "  transform-origin:bottom right;animation:parley-in .18s ease-out;}",
+    ".panel[hidden]{display:none;}",
+    "@keyframes parley-in{from{opacity:0;transform:translateY(8px) scale(.98);}to{opacity:1;transform:none;}}",
+    "@media (prefers-reduced-motion:reduce){.panel,.dot{animation:none!important;}.launcher{transition:none;}}",
+    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;max-height:none;border-radius:0;}",
+    "  .launcher.open{display:none;}}",
+    // Header
+    ".header{display:flex;align-items:center;gap:12px;padding:14px 14px 14px 16px;color:#fff;",
+    "  background:linear-gradient(135deg,#2563eb 0%,#4f46e5 100%);}",
+    ".avatar{flex:none;width:38px;height:38px;border-radius:50%;display:flex;align-items:center;",
+    "  justify-content:center;background:rgba(255,255,255,.18);font-weight:700;font-size:16px;}",
+    ".titles{flex:1;min-width:0;}",
+    ".title{margin:0;font-size:16px;font-weight:650;line-height:1.25;white-space:nowrap;overflow:hidden;",
+    "  text-overflow:ellipsis;}",
+    ".subtitle{display:flex;align-items:center;gap:6px;font-size:12.5px;opacity:.88;}",
+    ".online{width:8px;height:8px;border-radius:50%;background:#4ade80;box-shadow:0 0 0 2px rgba(255,255,255,.25);}",
+    ".close{flex:none;width:36px;height:36px;border:0;border-radius:10px;background:transparent;color:#fff;",
+    "  cursor:pointer;display:flex;align-items:center;justify-content:center;}",
+    ".close:hover{background:rgba(255,255,255,.16);}",
+    ".close:focus-visible{outline:2px solid #fff;outline-offset:1px;}",
+    // Message list
+    ".log{flex:1;overflow-y:auto;padding:16px 14px 8px;display:flex;flex-direction:column;gap:4px;",
+    "  background:#fff;scroll-behavior:smooth;overscroll-behavior:contain;}",
+    ".intro{align-self:stretch;margin:0 0 10px;padding:12px 14px;border-radius:12px;background:#eff6ff;",
+    "  color:#1e3a8a;font-size:13.5px;}",
+    ".suggestions{display:flex;flex-wrap:wrap;gap:6px;margin:0 0 10px;}",
+    ".suggestions[hidden]{display:none;}",
+    ".row{display:flex;flex-direction:column;max-width:82%;margin-top:6px;}",
+    ".row.customer{align-self:flex-end;align-items:flex-end;}",
+    ".row.bot,.row.agent{align-self:flex-start;align-items:flex-start;}",
+    ".row.cont{margin-top:0;}",
+    ".who{font-size:11.5px;color:var(--muted);margin:0 4px 3px;}",
+    ".bubble{padding:9px 13px;border-radius:16px;white-space:pre-wrap;overflow-wrap:anywhere;",
+    "  word-break:break-word;}",
+    ".customer .bubble{background:var(--accent);color:#fff;border-bottom-right-radius:5px;}",
+    ".bot .bubble{background:var(--bot);color:var(--ink);border-bottom-left-radius:5px;}",
+    ".agent .bubble{background:var(--agent);color:#064e3b;border:1px solid var(--agent-line);",
+    "  border-bottom-left-radius:5px;}",
+    ".bubble a{color:inherit;text-decoration:underline;text-underline-offset:2px;}",
+    ".customer.pending .bubble{opacity:.7;}",
+    ".meta{font-size:11.5px;color:var(--muted);margin:3px 4px 0;display:flex;gap:6px;align-items:center;}",
+    ".meta.error{color:#b91c1c;}",
+    ".link{border:0;background:none;padding:0;color:var(--accent);cursor:pointer;font-weight:600;",
+    "  font-size:11.5px;text-decoration:underline;}",
+    ".chips{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px;}",
+    ".chip{border:1px solid #bfdbfe;background:#fff;color:var(--accent-dark);border-radius:999px;",
+    "  padding:6px 12px;font-size:13px;font-weight:550;cursor:pointer;line-height:1.2;",
+    "  transition:background .12s ease,border-color .12s ease;}",
+    ".chip:hover{background:#eff6ff;border-color:#93c5fd;}",
+    ".chip:focus-visible{outline:2px solid var(--accent);outline-offset:2px;}",
+    ".chip:disabled{opacity:.5;cursor:default;}",
+    ".sources{margin:5px 4px 0;font-size:11.5px;color:var(--muted);display:flex;flex-wrap:wrap;gap:4px 6px;",
+    "  align-items:center;}",
+    ".source{display:inline-block;padding:2px 8px;border-radius:6px;background:#f8fafc;",
+    "  border:1px solid var(--line);color:#334155;cursor:help;max-width:100%;overflow:hidden;",
+    "  text-overflow:ellipsis;white-space:nowrap;}",
+    // Typing indicator
+    ".typing{align-self:flex-start;display:flex;gap:4px;padding:12px 14px;margin-top:6px;border-radius:16px;",
+    "  border-bottom-left-radius:5px;background:var(--bot);}",
+    ".typing[hidden]{display:none;}",
+    ".dot{width:7px;height:7px;border-radius:50%;background:#94a3b8;animation:parley-blink 1.2s infinite ease-in-out;}",
+    ".dot:nth-child(2){animation-delay:.15s;}.dot:nth-child(3){animation-delay:.3s;}",
+    "@keyframes parley-blink{0%,80%,100%{opacity:.3;transform:translateY(0);}40%{opacity:1;transform:translateY(-2px);}}",
+    // Notices
+    ".notice{margin:0 14px 8px;padding:8px 12px;border-radius:10px;font-size:13px;display:flex;gap:8px;",
+    "  align-items:center;}",
+    ".notice[hidden]{display:none;}",
+    ".state{background:#fefce8;color:#854d0e;border:1px solid #fde68a;}",
+    ".state[data-state='with_agent']{background:#ecfdf5;color:#065f46;border-color:#a7f3d0;}",
+    ".state[data-state='resolved']{background:#f1f5f9;color:#334155;border-color:var(--line);}",
+    ".status{background:#f8fafc;color:#475569;border:1px solid var(--line);}",
+    ".pulse{flex:none;width:8px;height:8px;border-radius:50%;background:currentColor;opacity:.7;",
+    "  animation:parley-blink 1.4s infinite ease-in-out;}",
+    // Composer
+    ".composer{display:flex;align-items:center;gap:8px;padding:10px 12px;border-top:1px solid var(--line);",
+    "  background:#fff;}",
+    ".input{flex:1;min-width:0;height:42px;padding:0 14px;border:1px solid #cbd5e1;border-radius:21px;",
+    "  background:#f8fafc;outline:none;font-size:14.5px;transition:border-color .12s ease,background .12s ease;}",
+    ".input::placeholder{color:#94a3b8;}",
+    ".input:focus{border-color:var(--accent);background:#fff;box-shadow:0 0 0 3px rgba(37,99,235,.15);}",
+    ".send{flex:none;width:42px;height:42px;border:0;border-radius:50%;background:var(--accent);color:#fff;",
+    "  cursor:pointer;display:flex;align-items:center;justify-content:center;transition:background .12s ease;}",
+    ".send:hover:not(:disabled){background:var(--accent-dark);}",
+    ".send:disabled{background:#cbd5e1;cursor:default;}",
+    ".send:focus-visible{outline:3px solid #93c5fd;outline-offset:2px;}",
+    ".footer{padding:0 0 8px;text-align:center;font-size:11px;color:#94a3b8;background:#fff;}",
+  ].join("\n");
+
+  // ---------------------------------------------------------------------------------------
+  // DOM
+  // ---------------------------------------------------------------------------------------
+  var host = el("div", { id: "parley-widget", "data-parley-locale": LOCALE });
+  var shadow = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+  var style = el("style", { text: CSS });
+
+  var badge = el("span", { className: "badge", hidden: true, "aria-hidden": "true" });
+  var launcherLabel = el("span", { className: "label", text: T.launcher });
+  var launcherIcon = el("span", { "aria-hidden": "true", style: "display:flex" }, [svg(ICON_CHAT, 22)]);
+  var launcher = el("button", {
+    type: "button", className: "launcher", "data-testid": "parley-launcher",
+    "aria-haspopup": "dialog", "aria-expanded": "false", "aria-controls": "parley-panel",
+    title: T.launcher,
+  }, [launcherIcon, launcherLabel, badge]);
+
+  var closeButton = el("button", {
+    type: "button", className: "close", "aria-label": T.close, title: T.close,
+    "data-testid": "parley-close",
+  }, [svg(ICON_CLOSE, 20)]);
+
+  var header = el("div", { className: "header" }, [
+    el("div", { className: "avatar", "aria-hidden": "true", text: TITLE.charAt(0).toUpperCase() }),
+    el("div", { className: "titles" }, [
+      el("h2", { className: "title", id: "parley-title", text: TITLE }),
+      el("div", { className: "subtitle" }, [el("span", { className: "online", "aria-hidden": "true" }),
+                                           el("span", { text: T.subtitle })]),
+    ]),
+    closeButton,
+  ]);
+
+  var suggestions = el("div", { className: "suggestions" });
+  T.suggestions.forEach(function (text) {
+    suggestions.appendChild(el("button", {
+      type: "button", className: "chip", "data-testid": "parley-suggestion", text: text,
+      on: { click: function () { enqueue(text); } },
+    }));
+  });
+  var intro = el("div", { className: "intro", text: T.welcome });
+  var list = el("div", { className: "messages", role: "list", style: "display:contents" });
+  var typing = el("div", { className: "typing", hidden: true, role: "status", "aria-label": T.typing },
+                  [el("span", { className: "dot" }), el("span", { className: "dot" }),
+                   el("span", { className: "dot" })]);
+  var log = el("div", {
+    className: "log", "data-testid": "parley-log", "aria-live": "polite", "aria-relevant": "additions",
+    "aria-atomic": "false", tabindex: "0", "aria-label": T.dialog,
+  }, [intro, suggestions, list, typing]);
+
+  var stateNotice = el("div", { className: "notice state", "data-testid": "parley-state",
+                                role: "status", hidden: true, "data-state": "bot" });
+  var statusNotice = el("div", { className: "notice status", "data-testid": "parley-status",
+                                 role: "status", hidden: true });
+
+  var input = el("input", {
+    type: "text", className: "input", id: "parley-input", "data-testid": "parley-input",
+    maxlength: String(MAX_CHARS), placeholder: T.placeholder, autocomplete: "off",
+    enterkeyhint: "send", "aria-label": T.inputLabel,
+  });
+  var sendButton = el("button", {
+    type: "submit", className: "send", "data-testid": "parley-send", "aria-label": T.send,
+    title: T.send, disabled: true,
+  }, [svg(ICON_SEND, 20)]);
+  var composer = el("form", { className: "composer", novalidate: true }, [
+    el("label", { className: "sr-only", "for": "parley-input", text: T.inputLabel }),
+    input, sendButton,
+  ]);
+
+  var panel = el("div", {
+    className: "panel", id: "parley-panel", role: "dialog", "aria-modal": "false",
+    "aria-labelledby": "parley-title", "aria-label": T.dialog, "data-testid": "parley-panel",
+    lang: LOCALE === "zh" ? "zh-CN" : "en", hidden: true,
+  }, [header, log, stateNotice, statusNotice, composer,
+      el("div", { className: "footer", text: T.powered })]);
+
+  var root = el("div", { className: "root", lang: LOCALE === "zh" ? "zh-CN" : "en" },
+                [panel, launcher]);
+  shadow.appendChild(style);
+  shadow.appendChild(root);
+
+  // ---------------------------------------------------------------------------------------
+  // State
+  // ---------------------------------------------------------------------------------------
+  var conversation = null;       // {id, token, locale, base}
+  var creating = null;           // in-flight promise creating a conversation
+  var byId = {};                 // server message id -> row element
+  var byClientId = {};           // client_message_id -> row element
+  var buttonTitles = {};         // button payload -> title (to show titles, not payloads)
+  var outbox = [];               // [{cid, text, display}] not yet answered
+  var sending = false;
+  var isOpen = false;
+  var unread = 0;
+  var restored = false;
+  var socket = null;
+  var socketAttempt = 0;
+  var socketTimer = null;
+  var generation = 0;            // bumps when the conversation changes; stale work stops
+
+  function saveConversation() {
+    if (conversation) store.set(STORAGE_KEY, conversation); else store.remove(STORAGE_KEY);
+  }
+
+  function saveOutbox() {
+    if (outbox.length) store.set(OUTBOX_KEY, { conversation: conversation && conversation.id,
+                                              items: outbox });
+    else store.remove(OUTBOX_KEY);
+  }
+
+  function loadConversation() {
+    var saved = store.get(STORAGE_KEY);
+    if (saved && saved.id && saved.token && (!saved.base || saved.base === BASE) &&
+        (!saved.locale || saved.locale === LOCALE)) {
+      return saved;
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Rendering
+  // ---------------------------------------------------------------------------------------
+  var URL_RE = /\bhttps?:\/\/[^\s<>"'）」】]+[^\s<>"'.,;:!?)）」】]/g;
+
+  /** Put `text` into `node` as text nodes, turning http(s) URLs into safe links. */
+  function renderText(node, text) {
+    node.textContent = "";
+    var last = 0;
+    text.replace(URL_RE, function (match, offset) {
+      if (offset > last) node.appendChild(document.createTextNode(text.slice(last, offset)));
+      var a = document.createElement("a");
+      a.href = match;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer nofollow";
+      a.textContent = match;
+      node.appendChild(a);
+      last = offset + match.length;
+      return match;
+    });
+    if (last < text.length) node.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function roleLabel(role) {
+    return role === "customer" ? T.you : role === "agent" ? T.agent : T.bot;
+  }
+
+  function makeRow(role) {
+    var bubble = el("div", { className: "bubble", "data-testid": "parley-message", "data-role": role });
+    var row = el("div", { className: "row " + role, role: "listitem" }, [
+      el("span", { className: role === "agent" ? "who" : "sr-only", text: roleLabel(role) + ":" }),
+      bubble,
+    ]);
+    row._bubble = bubble;
+    return row;
+  }
+
+  function fillRow(row, message) {
+    var role = message.role;
+    var text = message.text || "";
+    if (role === "customer" && buttonTitles[text]) text = buttonTitles[text];
+    if (role === "customer" && row._display) text = row._display;
+    renderText(row._bubble, text);
+    row._bubble.setAttribute("data-message-id", message.id);
+    row.setAttribute("data-message-id", message.id);
+    if (message.created_at) {
+      var when = new Date(message.created_at);
+      if (!isNaN(when)) row._bubble.title = when.toLocaleString(LOCALE === "zh" ? "zh-CN" : "en");
+    }
+    if (message.citations && message.citations.length && !row._sources) {
+      var sources = el("div", { className: "sources", "data-testid": "parley-sources" },
+                       [el("span", { text: T.sources })]);
+      message.citations.forEach(function (c) {
+        sources.appendChild(el("span", { className: "source", "data-testid": "parley-citation",
+                                         title: c.snippet || "", text: c.title || c.source_id }));
+      });
+      row._sources = sources;
+      row.appendChild(sources);
+    }
+    if (message.buttons && message.buttons.length && !row._chips) {
+      var chips = el("div", { className: "chips" });
+      message.buttons.forEach(function (b) {
+        if (b.payload && b.title) buttonTitles[b.payload] = b.title;
+        chips.appendChild(el("button", {
+          type: "button", className: "chip", "data-testid": "parley-button",
+          "data-payload": b.payload, text: b.title || b.payload,
+          on: { click: function () { enqueue(b.payload || b.title, b.title || b.payload); } },
+        }));
+      });
+      row._chips = chips;
+      row.appendChild(chips);
+    }
+  }
+
+  function setMeta(row, kind, text, withRetry) {
+    if (row._meta) { row._meta.remove(); row._meta = null; }
+    if (!kind) return;
+    var meta = el("div", { className: "meta" + (kind === "error" ? " error" : ""),
+                           "data-testid": "parley-delivery" }, [el("span", { text: text })]);
+    if (withRetry) {
+      meta.appendChild(el("button", { type: "button", className: "link", text: T.retry,
+                                      on: { click: function () { setMeta(row, null); pump(true); } } }));
+    }
+    row._meta = meta;
+    row.appendChild(meta);
+  }
+
+  function groupRows() {
+    // A message directly under one of the same role needs no extra spacing.
+    var rows = list.children;
+    for (var i = 0; i < rows.length; i++) {
+      var same = i > 0 && rows[i - 1].className.split(" ")[1] === rows[i].className.split(" ")[1];
+      rows[i].classList.toggle("cont", same);
+      var who = rows[i].querySelector(".who");
+      if (who) who.style.display = same ? "none" : "";
+    }
+  }
+
+  function nearBottom() {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  }
+
+  function scrollToEnd(force) {
+    if (force || nearBottom()) {
+      requestAnimationFrame(function () { log.scrollTop = log.scrollHeight; });
+    }
+  }
+
+  function hideIntroExtras() {
+    if (list.children.length) suggestions.hidden = true;
+  }
+
+  /** Add or update one server message; returns true when it was new. */
+  function upsert(message, afterRow, live) {
+    if (!message || !message.id) return false;
+    var row = byId[message.id];
+    if (!row && message.client_message_id) row = byClientId[message.client_message_id];
+    var isNew = !row;
+    if (!row) {
+      row = makeRow(message.role);
+      if (afterRow === null) list.insertBefore(row, list.firstChild);
+      else if (afterRow) list.insertBefore(row, afterRow.nextSibling);
+      else list.appendChild(row);
+    }
+    byId[message.id] = row;
+    if (message.client_message_id) byClientId[message.client_message_id] = row;
+    row.classList.remove("pending");
+    fillRow(row, message);
+    if (isNew) {
+      groupRows();
+      hideIntroExtras();
+      if (live && message.role !== "customer" && !isOpen) {
+        unread += 1;
+        badge.textContent = unread > 9 ? "9+" : String(unread);
+        badge.hidden = false;
+        launcher.setAttribute("aria-label", T.launcher + " (" + unread + " " + T.unread + ")");
+      }
+    }
+    return isNew;
+  }
+
+  function addLocal(item) {
+    var row = makeRow("customer");
+    row._display = item.display;
+    row.classList.add("pending");
+    renderText(row._bubble, item.display);
+    row._bubble.setAttribute("data-client-message-id", item.cid);
+    byClientId[item.cid] = row;
+    list.appendChild(row);
+    groupRows();
+    hideIntroExtras();
+    scrollToEnd(true);
+    return row;
+  }
+
+  function mergeTranscript(messages) {
+    var previous = null; // null = insert at the top
+    var added = false;
+    (messages || []).forEach(function (m) {
+      // First learn button titles, so that a payload sent from a chip shows as its title.
+      (m.buttons || []).forEach(function (b) { if (b.payload && b.title) buttonTitles[b.payload] = b.title; });
+    });
+    (messages || []).forEach(function (m) {
+      var known = byId[m.id] || (m.client_message_id && byClientId[m.client_message_id]);
+      if (known) {
+        upsert(m);
+        previous = known;
+      } else {
+        added = upsert(m, previous) || added;
+        previous = byId[m.id];
+      }
+    });
+    if (added) scrollToEnd(true);
+  }
+
+  var STATE_TEXT = { queued: "queued", with_agent: "withAgent", resolved: "resolved" };
+
+  function showState(state) {
+    if (!state) return;
+    stateNotice.setAttribute("data-state", state);
+    var key = STATE_TEXT[state];
+    stateNotice.textContent = "";
+    if (!key) { stateNotice.hidden = true; return; }
+    if (state === "queued") stateNotice.appendChild(el("span", { className: "pulse", "aria-hidden": "true" }));
+    stateNotice.appendChild(el("span", { text: T[key] }));
+    stateNotice.hidden = false;
+    if (state !== "bot") typing.hidden = true;
+  }
+
+  var statusKind = null;
+  function showStatus(kind) {
+    statusKind = kind;
+    statusNotice.textContent = "";
+    if (!kind) { statusNotice.hidden = true; return; }
+    statusNotice.appendChild(el("span", { className: "pulse", "aria-hidden": "true" }));
+    statusNotice.appendChild(el("span", { text: T[kind] || kind }));
+    statusNotice.hidden = false;
+  }
+
+  function updateSendButton() {
+    sendButton.disabled = !input.value.trim();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Conversation lifecycle
+  // ---------------------------------------------------------------------------------------
+  function resetConversation() {
+    generation += 1;
+    conversation = null;
+    saveConversation();
+    closeSocket();
+  }
+
+  function ensureConversation() {
+    if (conversation) return Promise.resolve(conversation);
+    if (creating) return creating;
+    var attempt = 0;
+    function tryCreate() {
+      return request("POST", "", { locale: LOCALE }).then(function (data) {
+        conversation = { id: data.id, token: data.token, locale: data.locale || LOCALE, base: BASE };
+        generation += 1;
+        saveConversation();
+        saveOutbox();
+        showState(data.state);
+        openSocket();
+        return conversation;
+      }, function (err) {
+        if (isTransient(err) && attempt < 6) {
+          showStatus("offline");
+          return sleep(backoff(attempt++, 800, 15000)).then(tryCreate);
+        }
+        throw err;
+      });
+    }
+    creating = tryCreate().then(function (c) { creating = null; return c; },
+                                function (e) { creating = null; throw e; });
+    return creating;
+  }
+
+  function restore() {
+    var saved = loadConversation();
+    var pending = store.get(OUTBOX_KEY);
+    if (!saved) {
+      if (pending) store.remove(OUTBOX_KEY);
+      restored = true;
+      return Promise.resolve();
+    }
+    conversation = saved;
+    var gen = generation;
+    return fetchTranscript(0).then(function () {
+      if (gen !== generation) return;
+      restored = true;
+      if (pending && pending.conversation === saved.id && Array.isArray(pending.items)) {
+        pending.items.forEach(function (item) {
+          if (!item || !item.cid || !item.text) return;
+          if (byClientId[item.cid] && !byClientId[item.cid].classList.contains("pending")) {
+            // Stored already; its reply may still be missing — resending is idempotent.
+          }
+          if (!byClientId[item.cid]) addLocal(item);
+          outbox.push(item);
+        });
+        pump();
+      }
+      openSocket();
+    }, function () { restored = true; });
+  }
+
+  function fetchTranscript(attempt) {
+    if (!conversation) return Promise.resolve();
+    var gen = generation;
+    return request("GET", "/" + encodeURIComponent(conversation.id) + "/messages", undefined,
+                   conversation.token).then(function (data) {
+      if (gen !== generation || !data) return;
+      mergeTranscript(data.messages);
+      showState(data.state);
+      if (statusKind === "offline") showStatus(null);
+    }, function (err) {
+      if (gen !== generation) return;
+      if (isAuthProblem(err)) { resetConversation(); return; }
+      if (isTransient(err) && attempt < 4) {
+        return sleep(backoff(attempt, 1000, 10000)).then(function () {
+          return fetchTranscript(attempt + 1);
+        });
+      }
+      throw err;
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Sending (one at a time, in order; retries reuse the same client_message_id)
+  // ---------------------------------------------------------------------------------------
+  function enqueue(text, display) {
+    text = (text || "").replace(/\u0000/g, "").trim();
+    if (!text) return;
+    if (text.length > MAX_CHARS) { showStatus("tooLong"); return; }
+    var item = { cid: randomId(), text: text, display: (display || text).trim() };
+    addLocal(item);
+    outbox.push(item);
+    saveOutbox();
+    pump();
+  }
+
+  function pump(manual) {
+    if (sending || !outbox.length) return;
+    if (manual) outbox.forEach(function (i) { i.failed = false; });
+    if (outbox[0].failed) return;
+    sending = true;
+    var item = outbox[0];
+    deliver(item).then(function () {
+      outbox.shift();
+      saveOutbox();
+      sending = false;
+      pump();
+    }, function (err) {
+      sending = false;
+      typing.hidden = true;
+      var row = byClientId[item.cid];
+      if (err instanceof ApiError && (err.code === "text_empty")) {
+        outbox.shift(); saveOutbox();
+        if (row && row.classList.contains("pending")) row.remove();
+        pump();
+        return;
+      }
+      item.failed = true;
+      if (row) {
+        var msg = err && err.code === "text_too_long" ? T.tooLong : T.failed;
+        setMeta(row, "error", msg, !(err && err.code === "text_too_long"));
+      }
+      if (err && err.code === "text_too_long") { outbox.shift(); saveOutbox(); pump(); }
+    });
+  }
+
+  function deliver(item) {
+    var networkAttempts = 0;
+    var unavailableAttempts = 0;
+    var recreated = false;
+    var row = byClientId[item.cid];
+    if (row) setMeta(row, null);
+
+    function attempt() {
+      return ensureConversation().then(function (conv) {
+        var gen = generation;
+        typing.hidden = false;
+        scrollToEnd(true);
+        return request("POST", "/" + encodeURIComponent(conv.id) + "/messages",
+                       { text: item.text, client_message_id: item.cid }, conv.token)
+          .then(function (data) {
+            typing.hidden = true;
+            if (statusKind) showStatus(null);
+            if (gen !== generation) return;
+            var messages = (data && data.messages) || [];
+            messages.forEach(function (m, i) {
+              if (i === 0 && m.role === "customer") {
+                var local = byClientId[item.cid];
+                if (local && !byId[m.id]) { byId[m.id] = local; }
+              }
+              upsert(m);
+            });
+            showState(data && data.state);
+            scrollToEnd(true);
+          });
+      }).catch(function (err) {
+        typing.hidden = true;
+        if (isAuthProblem(err) && !recreated) {
+          // The conversation is gone or the token no longer works: start a new one.
+          recreated = true;
+          resetConversation();
+          return attempt();
+        }
+        if (err instanceof ApiError && err.status === 503) {
+          // Stored on our side; the assistant is briefly away. Retry later, same id.
+          showStatus("unavailable");
+          var wait = backoff(Math.min(unavailableAttempts++, 5), 3000, 30000);
+          return sleep(wait).then(attempt);
+        }
+        if (err instanceof ApiError && err.code === "client_message_id_reused") {
+          item.cid = randomId(); // never reuse an id for different text
+          saveOutbox();
+          return attempt();
+        }
+        if (isTransient(err) && networkAttempts < 5) {
+          showStatus("offline");
+          return sleep(backoff(networkAttempts++, 700, 10000)).then(attempt);
+        }
+        if (isTransient(err)) showStatus(null);
+        throw err;
+      });
+    }
+    return attempt();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Live stream (WebSocket) with reconnect + transcript re-fetch
+  // ---------------------------------------------------------------------------------------
+  function closeSocket() {
+    if (socketTimer) { clearTimeout(socketTimer); socketTimer = null; }
+    if (socket) {
+      var s = socket;
+      socket = null;
+      s.onclose = s.onerror = s.onmessage = s.onopen = null;
+      try { s.close(1000); } catch (e) { /* ignore */ }
+    }
+  }
+
+  function openSocket() {
+    if (!conversation || socket || !window.WebSocket) return;
+    if (socketTimer) { clearTimeout(socketTimer); socketTimer = null; }
+    var gen = generation;
+    var conv = conversation;
+    var url = BASE.replace(/^http/, "ws") + "/api/v1/conversations/" +
+      encodeURIComponent(conv.id) + "/stream?token=" + encodeURIComponent(conv.token);
+    var ws;
+    try { ws = new WebSocket(url); } catch (e) { scheduleReconnect(); return; }
+    socket = ws;
+    var reconnecting = socketAttempt > 0;
+    ws.onopen = function () {
+      socketAttempt = 0;
+      if (statusKind === "offline") showStatus(null);
+      // Catch up on anything sent while we were not subscribed.
+      if (reconnecting || restored) fetchTranscript(0).catch(function () {});
+    };
+    ws.onmessage = function (event) {
+      if (gen !== generation) return;
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      if (!data) return;
+      if (data.type === "message" && data.message) {
+        var stick = nearBottom();
+        if (upsert(data.message, undefined, true)) scrollToEnd(stick || data.message.role !== "customer");
+      } else if (data.type === "state") {
+        showState(data.state);
+      }
+    };
+    ws.onclose = function (event) {
+      if (socket !== ws) return;
+      socket = null;
+      if (gen !== generation) return;
+      if (event.code === 4401 || event.code === 4403 || event.code === 4404) {
+        // Token expired or conversation gone: the next message starts a fresh conversation.
+        resetConversation();
+        return;
+      }
+      scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    if (socketTimer || !conversation) return;
+    var delay = backoff(socketAttempt++, 1000, 30000);
+    socketTimer = setTimeout(function () { socketTimer = null; openSocket(); }, delay);
+  }
+
+  window.addEventListener("online", function () {
+    if (conversation && !socket) { socketAttempt = 0; openSocket(); }
+    pump(true);
+  });
+
+  // ---------------------------------------------------------------------------------------
+  // Open / close
+  // ---------------------------------------------------------------------------------------
+  function open() {
+    if (isOpen) return;
+    isOpen = true;
+    panel.hidden = false;
+    launcher.classList.add("open");
+    launcher.setAttribute("aria-expanded", "true");
+    launcher.setAttribute("aria-label", T.close);
+    launcher.title = T.close;
+    launcherIcon.replaceChildren(svg(ICON_CHEVRON, 24));
+    unread = 0;
+    badge.hidden = true;
+    scrollToEnd(true);
+    setTimeout(function () { input.focus(); }, 30);
+  }
+
+  function close() {
+    if (!isOpen) return;
+    isOpen = false;
+    panel.hidden = true;
+    launcher.classList.remove("open");
+    launcher.setAttribute("aria-expanded", "false");
+    launcher.setAttribute("aria-label", T.launcher);
+    launcher.title = T.launcher;
+    launcherIcon.replaceChildren(svg(ICON_CHAT, 22));
+    launcher.focus();
+  }
+
+  launcher.addEventListener("click", function () { if (isOpen) close(); else open(); });
+  closeButton.addEventListener("click", close);
+  panel.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") { e.stopPropagation(); close(); }
+  });
+  input.addEventListener("input", updateSendButton);
+  composer.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value;
+    if (!text.trim()) return;
+    if (statusKind === "tooLong") showStatus(null);
+    input.value = "";
+    updateSendButton();
+    enqueue(text);
+    input.focus();
+  });
+  input.addEventListener("keydown", function (e) {
+    // Enter sends (the form's submit); ignore Enter while an IME is composing (Chinese input).
+    if (e.key === "Enter" && (e.isComposing || e.keyCode === 229)) e.preventDefault();
+  });
+
+  // ---------------------------------------------------------------------------------------
+  // Start
+  // ---------------------------------------------------------------------------------------
+  function mount() {
+    (document.body || document.documentElement).appendChild(host);
+    restore();
+    if (attr("data-parley-open") === "true") open();
+  }
+
+  window.Parley = { __loaded: true, open: open, close: close,
+                    toggle: function () { if (isOpen) close(); else open(); },
+                    locale: LOCALE, apiBase: BASE };
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mount);
+  else mount();
+})();
