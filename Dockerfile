@@ -1,0 +1,17 @@
+# Parley application image (API, NLU service, action server). Rasa runs from Dockerfile.rasa.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bot bot
+COPY nlu nlu
+COPY knowledge knowledge
+COPY handoff handoff
+COPY web web
+COPY workers workers
+COPY data data
+RUN pip install --no-cache-dir -e '.[postgres,redis]'
+RUN useradd --create-home parley && mkdir -p /app/var /app/models && chown -R parley /app/var /app/models
+USER parley
+EXPOSE 8000 5006 5055
+CMD ["parley", "serve", "api"]

@@ -1,0 +1,68 @@
+# Parley: `make run` sets everything up and runs it; `make test` runs the test suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON_RASA ?= $(shell p=$$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python3.10; [ -x "$$p" ] && echo $$p || command -v python3.10)
+VENV := .venv
+RASA_VENV := .venv-rasa
+APP_STAMP := $(VENV)/.installed
+RASA_STAMP := $(RASA_VENV)/.installed
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export OMP_WAIT_POLICY := PASSIVE
+
+.PHONY: help run test test-unit test-integration test-e2e train chat lint bench browser clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(APP_STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+$(RASA_STAMP): bot/rasa-constraints.txt
+	@test -n "$(PYTHON_RASA)" || { echo "Rasa 3.6 needs Python 3.10 (pyenv install 3.10.13)"; exit 1; }
+	@echo "Creating Rasa's virtual environment (Rasa 3.6.21 on Python 3.10; a few minutes, once)…"
+	$(PYTHON_RASA) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install -q -U pip
+	$(RASA_VENV)/bin/pip install -q -c bot/rasa-constraints.txt rasa==3.6.21
+	@touch $@
+
+venvs: $(APP_STAMP) $(RASA_STAMP)
+
+run: venvs ## Set up, train what is missing, and run Parley at http://127.0.0.1:8000
+	$(VENV)/bin/parley run
+
+train: venvs ## Train the NLU and Rasa models that are missing or out of date
+	$(VENV)/bin/parley train
+
+chat: $(APP_STAMP) ## Chat with the running Parley in the terminal
+	$(VENV)/bin/parley chat
+
+browser: ## Install Debian's Chromium for the browser tests (when missing and root)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "install chromium to run the e2e tests"; }
+
+test: venvs browser ## Run unit, integration and browser tests (starts the services it needs)
+	$(VENV)/bin/python -m pytest -m "unit or integration or e2e" -q
+
+test-unit: $(APP_STAMP) ## Fast unit tests only
+	$(VENV)/bin/python -m pytest -m unit -q
+
+test-integration: venvs ## Tests against the real Rasa, action server, NLU service and API
+	$(VENV)/bin/python -m pytest -m integration -q
+
+test-e2e: venvs browser ## Browser tests (Playwright + Debian Chromium)
+	$(VENV)/bin/python -m pytest -m e2e -q
+
+lint: $(APP_STAMP) ## ruff
+	$(VENV)/bin/ruff check bot nlu knowledge handoff web workers tests bench
+
+bench: venvs ## Turn latency benchmark (starts its own stack)
+	$(VENV)/bin/python bench/turn_latency.py
+
+clean: ## Remove virtual environments, models and local data
+	rm -rf $(VENV) $(RASA_VENV) models var

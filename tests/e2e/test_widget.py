@@ -1,0 +1,199 @@
+"""The chat widget in a real browser (Debian's Chromium) against the real stack.
+
+Run with ``pytest -m e2e tests/e2e``. Set ``PARLEY_E2E_SCREENSHOTS=/some/dir`` to keep
+screenshots of the open widget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+
+CHROMIUM = os.environ.get("PARLEY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        message = (f"Chromium not found at {CHROMIUM}: install it with "
+                   "`apt-get install -y chromium` (or set PARLEY_CHROMIUM)")
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def context(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    folder = os.environ.get("PARLEY_E2E_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def messages(page, role: str | None = None):  # type: ignore[no-untyped-def]
+    locator = page.get_by_test_id("parley-message")
+    return locator.and_(page.locator(f'[data-role="{role}"]')) if role else locator
+
+
+def send(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Type ``text`` and press Enter; wait until the turn's first reply (if any) is shown."""
+    bots = messages(page, "bot").count()
+    field = page.get_by_test_id("parley-input")
+    field.fill(text)
+    field.press("Enter")
+    expect(field).to_have_value("")
+    expect(messages(page, "customer").last).to_have_attribute("data-message-id", re.compile(r".+"))
+    return bots  # type: ignore[return-value]
+
+
+def send_and_wait_reply(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    before = send(page, text)
+    expect(messages(page, "bot")).not_to_have_count(before)
+
+
+def assert_no_duplicates(page) -> None:  # type: ignore[no-untyped-def]
+    ids = messages(page).evaluate_all("els => els.map(e => e.dataset.messageId)")
+    assert all(ids), f"unconfirmed message bubbles: {ids}"
+    assert len(ids) == len(set(ids)), f"a message is shown twice: {ids}"
+
+
+def test_english_order_tracking_and_restore(stack: Stack, context) -> None:  # type: ignore[no-untyped-def]
+    page = context.new_page()
+    page.goto(stack.api_url + "/")
+    launcher = page.get_by_test_id("parley-launcher")
+    expect(launcher).to_contain_text("Chat with us")
+    launcher.click()
+    panel = page.get_by_test_id("parley-panel")
+    expect(panel).to_be_visible()
+    expect(panel).to_have_attribute("role", "dialog")
+    expect(page.get_by_test_id("parley-input")).to_have_attribute("maxlength", "4000")
+
+    send_and_wait_reply(page, "hello")
+
+    send_and_wait_reply(page, "where is my order?")
+    expect(messages(page, "bot").last).to_contain_text(re.compile(r"order number", re.I))
+
+    send(page, "PL-204817")
+    answer = messages(page, "bot").filter(has_text="PL-204817").filter(has_text="DHL")
+    expect(answer).to_have_count(1)
+    screenshot(page, "widget-en")
+
+    assert_no_duplicates(page)
+    transcript = messages(page).evaluate_all(
+        "els => els.map(e => [e.dataset.role, e.dataset.messageId, e.textContent])")
+    stored = page.evaluate("localStorage.getItem('parley.conversation')")
+    assert stored and json.loads(stored)["id"]
+
+    page.reload()
+    page.get_by_test_id("parley-launcher").click()
+    expect(page.get_by_test_id("parley-panel")).to_be_visible()
+    expect(messages(page)).to_have_count(len(transcript))
+    restored = messages(page).evaluate_all(
+        "els => els.map(e => [e.dataset.role, e.dataset.messageId, e.textContent])")
+    assert restored == transcript
+    assert [t for role, _, t in restored if role == "customer"] == [
+        "hello", "where is my order?", "PL-204817"]
+
+
+def test_chinese_handoff_and_literal_text(stack: Stack, context) -> None:  # type: ignore[no-untyped-def]
+    page = context.new_page()
+    page.goto(stack.api_url + "/?lang=zh")
+    launcher = page.get_by_test_id("parley-launcher")
+    expect(launcher).to_contain_text("在线客服")
+    launcher.click()
+    expect(page.get_by_test_id("parley-panel")).to_be_visible()
+
+    send_and_wait_reply(page, "你好")
+    expect(messages(page, "bot").last).to_contain_text("您好")
+
+    send(page, "我想转人工")
+    state = page.get_by_test_id("parley-state")
+    expect(state).to_be_visible()
+    expect(state).to_contain_text("正在为您转接人工客服")
+    expect(state).to_have_attribute("data-state", "queued")
+
+    send(page, "<b>x</b>")
+    bubble = messages(page, "customer").last
+    expect(bubble).to_have_text("<b>x</b>")
+    assert bubble.locator("b").count() == 0
+    screenshot(page, "widget-zh")
+    assert_no_duplicates(page)
+
+
+def test_third_party_embed_retries_with_same_id(stack: Stack, browser) -> None:  # type: ignore[no-untyped-def]
+    """A shop on another origin embeds the tag without a locale; the browser language is zh.
+
+    The first reply is lost on the way back to the browser (the server did answer): the widget
+    must retry with the same client_message_id and show the reply once.
+    """
+    context = browser.new_context(locale="zh-CN")
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        shop = "http://shop.example.test/"
+        html = (f'<!doctype html><html><head><title>Shop</title>'
+                f'<script src="{stack.api_url}/static/widget.js" defer></script></head>'
+                f'<body><h1>Another shop</h1></body></html>')
+        context.route(shop, lambda route: route.fulfill(status=200, body=html,
+                                                        content_type="text/html"))
+        posted: list[str] = []
+
+        def flaky(route) -> None:  # type: ignore[no-untyped-def]
+            if route.request.method != "POST":
+                route.continue_()
+                return
+            posted.append(json.loads(route.request.post_data or "{}")["client_message_id"])
+            if len(posted) == 1:
+                route.fetch()  # the server stores and answers the message …
+                route.abort("connectionreset")  # … but the browser never sees the answer
+            else:
+                route.continue_()
+
+        context.route(re.compile(r".*/api/v1/conversations/[^/]+/messages$"), flaky)
+        page = context.new_page()
+        page.goto(shop)
+        launcher = page.get_by_test_id("parley-launcher")
+        expect(launcher).to_contain_text("在线客服")
+        launcher.click()
+        send_and_wait_reply(page, "你好")
+        expect(messages(page, "bot")).to_have_count(1)
+        expect(messages(page, "bot").first).to_contain_text("您好")
+        assert len(posted) >= 2 and len(set(posted)) == 1, posted
+        page.wait_for_timeout(500)  # a late stream event must not add a second copy
+        expect(messages(page, "bot")).to_have_count(1)
+        expect(messages(page, "customer")).to_have_count(1)
+        assert_no_duplicates(page)
+    finally:
+        context.close()
