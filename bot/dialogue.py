@@ -38,6 +38,10 @@ class DialogueEngine(Protocol):
         """Run one customer turn; must be idempotent on ``message_id``."""
         ...
 
+    async def set_slots(self, conversation_id: str, slots: dict[str, Any]) -> None:
+        """Set slots in the dialogue state (an agent's hand-back carries what they learnt)."""
+        ...
+
     async def ready(self) -> bool: ...
 
     async def aclose(self) -> None: ...
@@ -69,6 +73,21 @@ class RasaDialogue:
         return Turn(replies=replies, intent=body.get("intent"), entities=body.get("entities", []),
                     slots=body.get("slots") or {}, active_loop=body.get("active_loop"),
                     replayed=bool(body.get("replayed")))
+
+    async def set_slots(self, conversation_id: str, slots: dict[str, Any]) -> None:
+        events = [{"event": "slot", "name": name, "value": value} for name, value in slots.items()]
+        if not events:
+            return
+        try:
+            response = await self._client.post(
+                f"/conversations/{conversation_id}/tracker/events",
+                params={"token": self._token, "include_events": "NONE"}, json=events)
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable("The dialogue manager is not reachable.",
+                                        code="dialogue_unavailable") from exc
+        if response.status_code != 200:
+            raise DependencyUnavailable(f"Rasa refused the slots ({response.status_code}).",
+                                        code="dialogue_unavailable")
 
     async def ready(self) -> bool:
         try:

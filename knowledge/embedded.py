@@ -58,7 +58,7 @@ class SQLiteCompanyStore:
 
         with self._lock, self._conn:
             for table in ("products", "product_aliases", "customers", "orders", "policies"):
-                self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+                self._conn.execute(f"DELETE FROM {table}")
             for product in load("products.yml"):
                 self._conn.execute("INSERT INTO products VALUES (?, ?)",
                                    (product["sku"], json.dumps(product, ensure_ascii=False)))
@@ -69,14 +69,14 @@ class SQLiteCompanyStore:
             for table, name in (("customers", "customers.yml"), ("orders", "orders.yml"),
                                 ("policies", "policies.yml")):
                 for item in load(name):
-                    self._conn.execute(f"INSERT INTO {table} VALUES (?, ?)",  # noqa: S608
+                    self._conn.execute(f"INSERT INTO {table} VALUES (?, ?)",
                                        (str(item["id"]), json.dumps(item, ensure_ascii=False,
                                                                     default=str)))
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('source_hash', ?)", (digest,))
 
     def _doc(self, table: str, key: str) -> dict | None:
         with self._lock:
-            row = self._conn.execute(f"SELECT doc FROM {table} WHERE id = ?",  # noqa: S608
+            row = self._conn.execute(f"SELECT doc FROM {table} WHERE id = ?",
                                      (key,)).fetchone()
         return json.loads(row[0]) if row else None
 

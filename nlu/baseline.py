@@ -48,5 +48,5 @@ class BaselineIntentModel:
     @classmethod
     def load(cls, directory: Path) -> BaselineIntentModel:
         with (directory / FILE).open("rb") as handle:
-            state = pickle.load(handle)  # noqa: S301 - our own registry's file
+            state = pickle.load(handle)
         return cls(state["pipeline"], state["labels"])

@@ -15,7 +15,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from bot.dialogue import DialogueEngine, RasaDialogue
+from handoff.router import router as agent_router
+from knowledge.embedded import SQLiteCompanyStore
 from web import health
+from web.auth.router import router as auth_router
 from web.conversations import flows
 from web.conversations.router import router as conversations_router
 from web.conversations.stream import StreamHub
@@ -51,6 +54,8 @@ def create_app(settings: Settings | None = None, *,
         await asyncio.to_thread(db.upgrade_database, settings.database_url)
         engine = db.create_engine(settings.database_url)
         app.state.maker = db.sessionmaker(engine)
+        app.state.company_store = SQLiteCompanyStore(settings.company_data_dir,
+                                                     settings.var_dir / "knowledge.db")
         app.state.dialogue = dialogue or RasaDialogue(
             settings.rasa_url, token=settings.rasa_token.get_secret_value(),
             timeout_s=settings.rasa_timeout_s)
@@ -83,13 +88,20 @@ def create_app(settings: Settings | None = None, *,
         return response
 
     app.include_router(conversations_router)
+    app.include_router(auth_router)
+    app.include_router(agent_router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    index_html = (TEMPLATES / "index.html").read_text(encoding="utf-8")
+    pages = {name: (TEMPLATES / f"{name}.html").read_text(encoding="utf-8")
+             for name in ("index", "console") if (TEMPLATES / f"{name}.html").exists()}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
-        return index_html
+        return pages["index"]
+
+    @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
+    async def console() -> str:
+        return pages.get("console", "")
 
     return app

@@ -20,8 +20,10 @@ from web.core.logging import configure_logging
 app = typer.Typer(help="Parley: self-hosted AI customer service.", no_args_is_help=True)
 serve_app = typer.Typer(help="Run one Parley process in the foreground.")
 nlu_app = typer.Typer(help="Train and try NLU models.")
+agents_app = typer.Typer(help="Staff accounts (agents and admins).")
 app.add_typer(serve_app, name="serve")
 app.add_typer(nlu_app, name="nlu")
+app.add_typer(agents_app, name="agents")
 console = Console()
 
 
@@ -65,6 +67,9 @@ def run() -> None:
     settings = get_settings()
     t0 = time.monotonic()
     model = _build()
+    from web.auth.bootstrap import ensure_demo_staff
+
+    staff = ensure_demo_staff(settings)
     supervisor = runner.Supervisor(runner.services(settings, model))
 
     def _terminate(*_: object) -> None:
@@ -80,6 +85,11 @@ def run() -> None:
                       f"(ready in {time.monotonic() - t0:.0f}s). "
                       f"API docs: {settings.public_url}/docs. Logs: {settings.var_dir / 'logs'}. "
                       "Press Ctrl-C to stop.\n")
+        if staff:
+            console.print(f"Agent console: {settings.public_url}/console")
+            for email, password in staff:
+                console.print(f"  {email}  password: {password}")
+            console.print("  (demo accounts; passwords are kept in var/secrets/)\n")
         supervisor.watch()
     except KeyboardInterrupt:
         console.print("\nStopping Parley…")
@@ -146,6 +156,37 @@ def nlu_parse(text: str, model: Annotated[Path | None, typer.Option()] = None) -
     service = NLUService(model or get_settings().nlu_model_dir)
     service.warm_up()
     console.print_json(json.dumps(service.parse(text), ensure_ascii=False))
+
+
+@agents_app.command("create")
+def agents_create(
+    email: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option(help="agent or admin")] = "agent",
+    skills: Annotated[str, typer.Option(help="comma-separated")] = "",
+    languages: Annotated[str, typer.Option(help="comma-separated")] = "en",
+    max_concurrent: Annotated[int, typer.Option()] = 3,
+) -> None:
+    """Create a staff account; the password is read from the prompt (or PARLEY_NEW_PASSWORD)."""
+    import os
+
+    from pydantic import ValidationError
+
+    from web.auth.bootstrap import create_agent
+    from web.auth.schemas import AgentCreate
+    from web.core.errors import ParleyError
+
+    password = os.environ.get("PARLEY_NEW_PASSWORD") or typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True)
+    try:
+        agent = create_agent(get_settings(), AgentCreate(
+            email=email, name=name, password=password, role=role,  # type: ignore[arg-type]
+            skills=[s for s in skills.split(",") if s],
+            languages=[s for s in languages.split(",") if s], max_concurrent=max_concurrent))
+    except (ValidationError, ParleyError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"created {agent.role} {agent.email} (id {agent.id})")
 
 
 @app.command()

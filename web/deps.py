@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header
-from starlette.requests import HTTPConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 
 from bot.dialogue import DialogueEngine
+from web.auth import service as auth_service
+from web.auth.models import Agent
 from web.conversations.stream import StreamHub
 from web.core.config import Settings
+from web.core.errors import Forbidden
 from web.core.security import bearer, verify_conversation_token
 
 
@@ -48,3 +51,22 @@ def conversation_access(
 
 
 ConversationAccess = Annotated[str, Depends(conversation_access)]
+
+
+async def current_agent(request: HTTPConnection, maker: MakerDep,
+                        authorization: Annotated[str | None, Header()] = None) -> Agent:
+    """The logged-in staff member (agent or admin)."""
+    token = bearer(authorization) or (request.query_params.get("token")
+                                      if request.scope["type"] == "websocket" else None)
+    async with maker() as session:
+        return await auth_service.agent_for_token(session, token=token)
+
+
+def admin_agent(agent: Annotated[Agent, Depends(current_agent)]) -> Agent:
+    if agent.role != "admin":
+        raise Forbidden("This needs the admin role.", code="admin_only")
+    return agent
+
+
+CurrentAgent = Annotated[Agent, Depends(current_agent)]
+AdminAgent = Annotated[Agent, Depends(admin_agent)]

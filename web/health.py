@@ -31,7 +31,7 @@ async def _database_ok(request: Request) -> bool:
         async with request.app.state.maker() as session:
             await session.execute(text("SELECT 1"))
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not ready"
+    except Exception:
         return False
 
 

@@ -8,16 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.deps import company_store, language_of
-
-POLICY_FOR_INTENT = {
-    "return_policy": "returns",
-    "refund_status": "refunds",
-    "shipping_info": "shipping",
-    "warranty": "warranty",
-    "payment_methods": "payments",
-    "account_help": "account",
-    "cancel_order": "cancellation",
-}
+from knowledge.intents import POLICY_FOR_INTENT
 
 
 def _citation(policy_id: str, title: str, text: str) -> dict[str, str]:

@@ -15,21 +15,21 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
-
 logger = logging.getLogger(__name__)
 
 
-def _replies_after(events: List[Dict[Text, Any]], message_id: Text) -> Optional[List[Dict]]:
+def _replies_after(events: list[dict[str, Any]], message_id: str) -> list[dict] | None:
     """Replies recorded after the user event with ``message_id``; None if it is not there."""
     found = False
-    replies: List[Dict[Text, Any]] = []
+    replies: list[dict[str, Any]] = []
     for event in events:
         kind = event.get("event")
         if kind == "user":
@@ -47,7 +47,7 @@ def _replies_after(events: List[Dict[Text, Any]], message_id: Text) -> Optional[
     return replies if found else None
 
 
-def _turn_summary(tracker: Any) -> Dict[Text, Any]:
+def _turn_summary(tracker: Any) -> dict[str, Any]:
     latest = tracker.latest_message
     parse = latest.parse_data if latest else {}
     return {
@@ -60,7 +60,7 @@ def _turn_summary(tracker: Any) -> Dict[Text, Any]:
 
 class ParleyInput(InputChannel):
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "parley"
 
     def blueprint(
@@ -103,7 +103,7 @@ class ParleyInput(InputChannel):
                 await on_new_message(UserMessage(text, collector, sender,
                                                  input_channel=self.name(), metadata=metadata,
                                                  message_id=message_id))
-            except Exception as exc:  # noqa: BLE001 - report, do not swallow
+            except Exception as exc:
                 logger.error("turn failed for a conversation: %s", type(exc).__name__)
                 return response.json({"error": "turn_failed", "reason": type(exc).__name__},
                                      status=503)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 import requests
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -42,10 +42,10 @@ class NLUServiceUnavailable(RuntimeError):
 )
 class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {"url": None, "timeout": 10.0}
 
-    def __init__(self, config: Dict[Text, Any]) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self._url = (
             os.environ.get("PARLEY_NLU_URL") or config.get("url") or "http://127.0.0.1:5006"
         ).rstrip("/") + "/model/parse"
@@ -55,11 +55,11 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "ParleyNLU":
+    ) -> ParleyNLU:
         return cls(config)
 
     def train(self, training_data: TrainingData) -> Resource:  # pragma: no cover - not trainable
@@ -68,7 +68,7 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         return training_data
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT)
             if not text or text.startswith("/"):
@@ -83,9 +83,9 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
                         add_to_output=True)
         return messages
 
-    def _parse(self, text: Text, metadata: Dict[Text, Any]) -> Dict[Text, Any]:
-        payload: Dict[Text, Any] = {"text": text}
-        locale: Optional[str] = metadata.get("locale") if isinstance(metadata, dict) else None
+    def _parse(self, text: str, metadata: dict[str, Any]) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": text}
+        locale: str | None = metadata.get("locale") if isinstance(metadata, dict) else None
         if locale:
             payload["locale"] = locale
         try:

@@ -10,7 +10,9 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -64,8 +66,9 @@ def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def messages(page, role: str | None = None):  # type: ignore[no-untyped-def]
-    locator = page.get_by_test_id("parley-message")
-    return locator.and_(page.locator(f'[data-role="{role}"]')) if role else locator
+    """Message bubbles (CSS locators pierce the widget's open shadow root)."""
+    role_filter = f'[data-role="{role}"]' if role else ""
+    return page.locator(f'[data-testid="parley-message"]{role_filter}')
 
 
 def send(page, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -153,21 +156,85 @@ def test_chinese_handoff_and_literal_text(stack: Stack, context) -> None:  # typ
     assert_no_duplicates(page)
 
 
+def test_buttons_and_citations(stack: Stack, context) -> None:  # type: ignore[no-untyped-def]
+    """A button sends its payload but shows its title; citations render as "Sources"."""
+    posted: list[str] = []
+    citation = {"source_id": "policy:returns", "title": "Returns",
+                "snippet": "You can return most items within 30 days of delivery."}
+
+    def with_citations(route) -> None:  # type: ignore[no-untyped-def]
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        posted.append(json.loads(route.request.post_data or "{}")["text"])
+        response = route.fetch()
+        body = response.json()
+        # The API should carry the policy answer's citations; add one only where it did not.
+        for message in body["messages"][1:]:
+            if message["text"].startswith("Returns:") and not message.get("citations"):
+                message["citations"] = [citation]
+        route.fulfill(response=response, json=body)
+
+    context.route(re.compile(r".*/api/v1/conversations/[^/]+/messages$"), with_citations)
+    page = context.new_page()
+    page.goto(stack.api_url + "/")
+    page.get_by_test_id("parley-launcher").click()
+
+    send_and_wait_reply(page, "what's your return policy")
+    sources = page.get_by_test_id("parley-sources").last
+    expect(sources).to_contain_text("Sources:")
+    cited = sources.get_by_test_id("parley-citation").first
+    expect(cited).to_be_visible()
+    expect(cited).to_have_attribute("title", re.compile(r"\w"))  # the snippet, on hover
+
+    send_and_wait_reply(page, "qwzx plorf vantu")
+    chip = page.get_by_test_id("parley-button").filter(has_text="Talk to a person").last
+    expect(chip).to_be_visible()
+    chip.click()
+    expect(messages(page, "customer").last).to_have_text("Talk to a person")
+    expect(page.get_by_test_id("parley-state")).to_contain_text("Connecting you to a person")
+    assert posted[-1] == "/request_human", posted
+    # The panel's frame never scrolls away: header and composer stay in place.
+    assert page.get_by_test_id("parley-panel").evaluate("p => p.scrollTop") == 0
+    expect(page.get_by_test_id("parley-close")).to_be_in_viewport()
+    expect(page.get_by_test_id("parley-input")).to_be_in_viewport()
+    screenshot(page, "widget-buttons")
+
+    page.reload()
+    page.get_by_test_id("parley-launcher").click()
+    expect(messages(page, "customer").last).to_have_text("Talk to a person")
+    expect(page.get_by_test_id("parley-state")).to_have_attribute("data-state", "queued")
+    assert_no_duplicates(page)
+
+
 def test_third_party_embed_retries_with_same_id(stack: Stack, browser) -> None:  # type: ignore[no-untyped-def]
     """A shop on another origin embeds the tag without a locale; the browser language is zh.
 
     The first reply is lost on the way back to the browser (the server did answer): the widget
     must retry with the same client_message_id and show the reply once.
     """
+    html = (f'<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>'
+            f'<script src="{stack.api_url}/static/widget.js" defer></script></head>'
+            f'<body><h1>Another shop</h1></body></html>').encode()
+
+    class Shop(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Shop)  # another origin: another port
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    shop = f"http://127.0.0.1:{server.server_address[1]}/"
+    assert not stack.api_url.startswith(shop)
     context = browser.new_context(locale="zh-CN")
     context.set_default_timeout(TIMEOUT_MS)
     try:
-        shop = "http://shop.example.test/"
-        html = (f'<!doctype html><html><head><title>Shop</title>'
-                f'<script src="{stack.api_url}/static/widget.js" defer></script></head>'
-                f'<body><h1>Another shop</h1></body></html>')
-        context.route(shop, lambda route: route.fulfill(status=200, body=html,
-                                                        content_type="text/html"))
         posted: list[str] = []
 
         def flaky(route) -> None:  # type: ignore[no-untyped-def]
@@ -190,10 +257,17 @@ def test_third_party_embed_retries_with_same_id(stack: Stack, browser) -> None: 
         send_and_wait_reply(page, "你好")
         expect(messages(page, "bot")).to_have_count(1)
         expect(messages(page, "bot").first).to_contain_text("您好")
+        for _ in range(100):  # the stream may show the reply before the retry has gone out
+            if len(posted) >= 2:
+                break
+            page.wait_for_timeout(100)
         assert len(posted) >= 2 and len(set(posted)) == 1, posted
-        page.wait_for_timeout(500)  # a late stream event must not add a second copy
+        expect(page.get_by_test_id("parley-delivery")).to_have_count(0)  # no "not delivered"
+        page.wait_for_timeout(500)  # the retried answer must not add a second copy
         expect(messages(page, "bot")).to_have_count(1)
         expect(messages(page, "customer")).to_have_count(1)
         assert_no_duplicates(page)
     finally:
         context.close()
+        server.shutdown()
+        server.server_close()

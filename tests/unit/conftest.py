@@ -31,6 +31,7 @@ class ScriptedDialogue:
         self.calls: list[tuple[str, str, str]] = []
         self.fail = False
         self.handoff_on: str | None = None
+        self.slots: dict[str, dict[str, Any]] = {}
 
     async def handle(self, conversation_id: str, text: str, *, message_id: str,
                      metadata: dict[str, Any]) -> Turn:
@@ -40,7 +41,15 @@ class ScriptedDialogue:
         replies = [BotReply(text=f"echo: {text}")]
         if text == self.handoff_on:
             replies.append(BotReply(text=None, custom={"handoff": {"reason": "customer_request"}}))
-        return Turn(replies=replies, intent={"name": "test", "confidence": 1.0})
+        # "??" stands for a message the NLU could not understand.
+        intent = "nlu_fallback" if text.startswith("??") else "test"
+        return Turn(replies=replies, intent={"name": intent, "confidence": 1.0},
+                    slots=dict(self.slots.get(conversation_id, {})))
+
+    async def set_slots(self, conversation_id: str, slots: dict[str, Any]) -> None:
+        if self.fail:
+            raise DependencyUnavailable("down", code="dialogue_unavailable")
+        self.slots.setdefault(conversation_id, {}).update(slots)
 
     async def ready(self) -> bool:
         return not self.fail

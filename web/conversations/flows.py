@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dialogue import DialogueEngine, Turn
-from handoff.service import State, bot_is_active, transition
+from handoff.service import PRIORITY_FOR, State, bot_is_active, request_handoff
+from handoff.triggers import TurnSignals, handoff_reason
 from web.conversations import service
 from web.conversations.models import Message
 from web.conversations.schemas import MessageCreate, TurnPublic
@@ -69,8 +70,8 @@ async def post_customer_message(
                     assert message is not None
                 else:
                     metrics.MESSAGES.labels(role="customer").inc()
-                    hub.publish(conversation_id, {"type": "message",
-                                                  "message": _dump(service.to_public(message))})
+                    publish(hub, conversation_id, conversation.state,
+                            {"type": "message", "message": _dump(service.to_public(message))})
             elif message.text != text:
                 raise Conflict("This client_message_id was already used for another text.",
                                code="client_message_id_reused")
@@ -115,14 +116,27 @@ async def process_pending(
         if message.status != service.PENDING:
             return  # finished concurrently by a recovery pass
         conversation = await service.get_conversation(session, conversation_id=conversation_id)
+        history = await _recent_signals(session, conversation_id=conversation_id,
+                                        before_seq=message.seq)
         stored = _store_turn(session, message=message, turn=turn)
-        state_event = _apply_effects(session, conversation=conversation, turn=turn)
+        reason = _handoff_trigger(turn, text=text, history=history)
+        if reason and conversation.state in (State.BOT, State.RESOLVED):
+            request_handoff(session, conversation=conversation, reason=reason, actor="bot",
+                            priority=PRIORITY_FOR.get(reason, 0))
+            if reason != "customer_request":  # the bot has not told the customer yet
+                language = turn.slots.get("language") or conversation.locale
+                stored.append(service.add_reply(
+                    session, conversation_id=conversation_id, reply_to=message.id, role="bot",
+                    text=HANDOFF_NOTICE.get(language, HANDOFF_NOTICE["en"]), data={}))
+            metrics.HANDOFFS.labels(reason=reason).inc()
+        state = conversation.state
         await session.commit()
     for reply in stored:
         metrics.MESSAGES.labels(role="bot").inc()
-        hub.publish(conversation_id, {"type": "message", "message": _dump(service.to_public(reply))})
-    if state_event:
-        hub.publish(conversation_id, state_event)
+        publish(hub, conversation_id, state,
+                {"type": "message", "message": _dump(service.to_public(reply))})
+    if reason and state == State.QUEUED:
+        publish(hub, conversation_id, state, {"type": "state", "state": state, "reason": reason})
 
 
 def _store_turn(session: AsyncSession, *, message: Message, turn: Turn) -> list[Message]:
@@ -145,18 +159,46 @@ def _store_turn(session: AsyncSession, *, message: Message, turn: Turn) -> list[
                     "confidence": (turn.intent or {}).get("confidence"),
                     "entities": [{"entity": e.get("entity"), "value": e.get("value")}
                                  for e in turn.entities],
-                    "slots": turn.slots, "active_loop": turn.active_loop}
+                    "slots": turn.slots, "active_loop": turn.active_loop,
+                    "abstained": any((r.custom or {}).get("abstained") for r in turn.replies)}
     return stored
 
 
-def _apply_effects(session: AsyncSession, *, conversation: Any, turn: Turn) -> dict | None:
-    for reply in turn.replies:
-        handoff = (reply.custom or {}).get("handoff")
-        if handoff and conversation.state == State.BOT:
-            transition(session, conversation=conversation, to=State.QUEUED, actor="bot",
-                       reason=str(handoff.get("reason", "requested")))
-            return {"type": "state", "state": State.QUEUED}
-    return None
+HANDOFF_NOTICE = {
+    "en": "I'm bringing in a member of our support team to help you. Please stay in this chat.",
+    "zh": "正在为您转接人工客服，请稍候，不要离开对话。",
+}
+AGENTS_TOPIC = "agents"
+
+
+def publish(hub: StreamHub, conversation_id: str, state: str, event: dict[str, Any]) -> None:
+    """To the conversation's subscribers, and to agent consoles once people are involved."""
+    hub.publish(conversation_id, event)
+    if state != State.BOT or event.get("type") == "state":
+        hub.publish(AGENTS_TOPIC, {**event, "conversation_id": conversation_id})
+
+
+def _signals(data: dict[str, Any]) -> TurnSignals:
+    return TurnSignals(intent=data.get("intent"), abstained=bool(data.get("abstained")))
+
+
+async def _recent_signals(session: AsyncSession, *, conversation_id: str,
+                          before_seq: int) -> list[TurnSignals]:
+    stmt = (select(Message.data).where(Message.conversation_id == conversation_id,
+                                       Message.role == "customer", Message.seq < before_seq,
+                                       Message.status == service.DONE)
+            .order_by(Message.seq.desc()).limit(3))
+    rows = (await session.execute(stmt)).scalars().all()
+    return [_signals(data or {}) for data in reversed(rows)]
+
+
+def _handoff_trigger(turn: Turn, *, text: str, history: list[TurnSignals]) -> str | None:
+    requested = next((str((r.custom or {})["handoff"].get("reason", "customer_request"))
+                      for r in turn.replies if (r.custom or {}).get("handoff")), None)
+    current = TurnSignals(intent=(turn.intent or {}).get("name"),
+                          abstained=any((r.custom or {}).get("abstained") for r in turn.replies))
+    reason = handoff_reason(text=text, history=[*history, current], requested=False)
+    return requested or reason
 
 
 async def _by_public_id(session: AsyncSession, message_id: str) -> Message:

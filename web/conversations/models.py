@@ -22,6 +22,18 @@ class Conversation(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     locale: Mapped[str] = mapped_column(String(16), default="en")
     state: Mapped[str] = mapped_column(String(16), default="bot", index=True)
+    # Hand-off: who holds it, why, and the timestamps the SLA is measured from.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"),
+                                                 nullable=True, index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    skill: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    handoff_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    first_agent_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    csat_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    csat_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow,
                                                  onupdate=utcnow)

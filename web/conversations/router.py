@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
+from handoff import service as handoff
+from handoff.flows import typing
+from handoff.schemas import CsatCreate, QueueStatus
 from web.conversations import flows, service
 from web.conversations.schemas import (
     ConversationCreate,
@@ -15,6 +19,7 @@ from web.conversations.schemas import (
     TranscriptPublic,
     TurnPublic,
 )
+from web.conversations.stream import StreamHub
 from web.core.errors import ParleyError
 from web.core.logging import conversation_id_var
 from web.core.security import mint_conversation_token, verify_conversation_token
@@ -68,6 +73,35 @@ async def get_transcript(conversation_id: ConversationAccess, maker: MakerDep) -
                             messages=[service.to_public(m) for m in messages])
 
 
+@router.get("/{conversation_id}/queue", response_model=QueueStatus,
+            responses={k: ERRORS[k] for k in (401, 403, 404)})
+async def queue_status(conversation_id: ConversationAccess, maker: MakerDep) -> QueueStatus:
+    """Where the customer stands while waiting for a person."""
+    async with maker() as session:
+        conversation = await service.get_conversation(session, conversation_id=conversation_id)
+        position = await handoff.queue_position(session, conversation=conversation)
+        online = await handoff.online_agents(session)
+        average = await handoff.average_wait_s(session)
+    estimate = None
+    if position is not None:
+        estimate = round(average * position / max(online, 1), 1)
+    return QueueStatus(state=conversation.state, position=position, estimated_wait_s=estimate,
+                       agents_online=online)
+
+
+@router.post("/{conversation_id}/csat", status_code=status.HTTP_204_NO_CONTENT,
+             responses={409: {"description": "`not_resolved`, `already_rated`"}})
+async def rate(conversation_id: ConversationAccess, body: CsatCreate, maker: MakerDep,
+               hub: HubDep) -> None:
+    async with maker() as session:
+        conversation = await service.get_conversation(session, conversation_id=conversation_id)
+        handoff.record_csat(conversation, score=body.score,
+                            comment=(body.comment or "").strip() or None)
+        await session.commit()
+    hub.publish(flows.AGENTS_TOPIC, {"type": "csat", "conversation_id": conversation_id,
+                                     "score": body.score})
+
+
 @router.websocket("/{conversation_id}/stream")
 async def stream(websocket: WebSocket, conversation_id: str, settings: SettingsDep,
                  maker: MakerDep, hub: HubDep) -> None:
@@ -87,7 +121,7 @@ async def stream(websocket: WebSocket, conversation_id: str, settings: SettingsD
         return
     await websocket.accept()
     queue = hub.subscribe(conversation_id)
-    receiver = asyncio.create_task(_drain(websocket))
+    receiver = asyncio.create_task(_drain(websocket, hub, conversation_id))
     try:
         while not receiver.done():
             getter = asyncio.create_task(queue.get())
@@ -105,9 +139,13 @@ async def stream(websocket: WebSocket, conversation_id: str, settings: SettingsD
             await receiver
 
 
-async def _drain(websocket: WebSocket) -> None:
-    """Read (and ignore) client frames until the client goes away."""
+async def _drain(websocket: WebSocket, hub: StreamHub, conversation_id: str) -> None:
+    """Read client frames until the client goes away; ``{"type": "typing"}`` is relayed to
+    the agent consoles, anything else is ignored."""
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            if json.loads(message.get("text") or "{}").get("type") == "typing":
+                typing(hub, conversation_id=conversation_id, role="customer")

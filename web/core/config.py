@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     company_data_dir: Path = ROOT / "data" / "company"
     nlu_data_dir: Path = ROOT / "data" / "nlu"
 
+    # Hand-off to people.
+    agent_session_ttl_s: int = 12 * 3600
+    sla_first_response_s: int = 120  # queued -> first agent reply
+    sla_resolution_s: int = 1800  # queued -> resolved
+    demo_staff: bool = True  # create a demo admin and agent on `parley run` (development only)
+
     log_message_text: bool = False
 
     @model_validator(mode="after")

@@ -69,7 +69,7 @@
       inputLabel: "Type your message",
       placeholder: "Type your message…",
       send: "Send",
-      welcome: "Hi there! 👋 I can track your order or answer questions about returns, shipping, warranty and payments.",
+      welcome: "Hi there! I can track your order or answer questions about returns, shipping, warranty and payments.",
       suggestions: ["Where is my order?", "What is your return policy?", "Talk to a person"],
       queued: "Connecting you to a person…",
       withAgent: "You're now chatting with our support team.",
@@ -96,7 +96,7 @@
       inputLabel: "输入您的消息",
       placeholder: "请输入您的问题…",
       send: "发送",
-      welcome: "您好！👋 我可以帮您查询订单，解答退货、配送、保修和支付等问题。",
+      welcome: "您好！我可以帮您查询订单，解答退货、配送、保修和支付等问题。",
       suggestions: ["我的订单到哪了？", "退货政策是什么？", "转人工"],
       queued: "正在为您转接人工客服…",
       withAgent: "人工客服已接入对话。",
@@ -257,7 +257,7 @@
     ".launcher.open .label{display:none;}",
     // Panel
     ".panel{position:fixed;right:20px;bottom:84px;z-index:2147483000;width:380px;height:600px;",
-    "  max-height:calc(100vh - 108px);display:flex;flex-direction:column;overflow:hidden;",
+    "  max-height:calc(100vh - 108px);display:flex;flex-direction:column;overflow:hidden;overflow:clip;",
     "  background:#fff;border-radius:16px;border:1px solid rgba(15,23,42,.06);",
     "  box-shadow:0 24px 48px -12px rgba(15,23,42,.28),0 8px 16px -8px rgba(15,23,42,.12);",
     "  transform-origin:bottom right;animation:parley-in .18s ease-out;}",
@@ -267,7 +267,7 @@
     "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;max-height:none;border-radius:0;}",
     "  .launcher.open{display:none;}}",
     // Header
-    ".header{display:flex;align-items:center;gap:12px;padding:14px 14px 14px 16px;color:#fff;",
+    ".header{position:relative;flex:none;display:flex;align-items:center;gap:12px;padding:14px 14px 14px 16px;color:#fff;",
     "  background:linear-gradient(135deg,#2563eb 0%,#4f46e5 100%);}",
     ".avatar{flex:none;width:38px;height:38px;border-radius:50%;display:flex;align-items:center;",
     "  justify-content:center;background:rgba(255,255,255,.18);font-weight:700;font-size:16px;}",
@@ -281,7 +281,7 @@
     ".close:hover{background:rgba(255,255,255,.16);}",
     ".close:focus-visible{outline:2px solid #fff;outline-offset:1px;}",
     // Message list
-    ".log{flex:1;overflow-y:auto;padding:16px 14px 8px;display:flex;flex-direction:column;gap:4px;",
+    ".log{position:relative;flex:1;min-height:0;overflow-y:auto;padding:16px 14px 8px;display:flex;flex-direction:column;gap:4px;",
     "  background:#fff;scroll-behavior:smooth;overscroll-behavior:contain;}",
     ".intro{align-self:stretch;margin:0 0 10px;padding:12px 14px;border-radius:12px;background:#eff6ff;",
     "  color:#1e3a8a;font-size:13.5px;}",
@@ -324,7 +324,7 @@
     ".dot:nth-child(2){animation-delay:.15s;}.dot:nth-child(3){animation-delay:.3s;}",
     "@keyframes parley-blink{0%,80%,100%{opacity:.3;transform:translateY(0);}40%{opacity:1;transform:translateY(-2px);}}",
     // Notices
-    ".notice{margin:0 14px 8px;padding:8px 12px;border-radius:10px;font-size:13px;display:flex;gap:8px;",
+    ".notice{flex:none;margin:0 14px 8px;padding:8px 12px;border-radius:10px;font-size:13px;display:flex;gap:8px;",
     "  align-items:center;}",
     ".notice[hidden]{display:none;}",
     ".state{background:#fefce8;color:#854d0e;border:1px solid #fde68a;}",
@@ -334,7 +334,7 @@
     ".pulse{flex:none;width:8px;height:8px;border-radius:50%;background:currentColor;opacity:.7;",
     "  animation:parley-blink 1.4s infinite ease-in-out;}",
     // Composer
-    ".composer{display:flex;align-items:center;gap:8px;padding:10px 12px;border-top:1px solid var(--line);",
+    ".composer{position:relative;flex:none;display:flex;align-items:center;gap:8px;padding:10px 12px;border-top:1px solid var(--line);",
     "  background:#fff;}",
     ".input{flex:1;min-width:0;height:42px;padding:0 14px;border:1px solid #cbd5e1;border-radius:21px;",
     "  background:#f8fafc;outline:none;font-size:14.5px;transition:border-color .12s ease,background .12s ease;}",
@@ -345,7 +345,7 @@
     ".send:hover:not(:disabled){background:var(--accent-dark);}",
     ".send:disabled{background:#cbd5e1;cursor:default;}",
     ".send:focus-visible{outline:3px solid #93c5fd;outline-offset:2px;}",
-    ".footer{padding:0 0 8px;text-align:center;font-size:11px;color:#94a3b8;background:#fff;}",
+    ".footer{flex:none;padding:0 0 8px;text-align:center;font-size:11px;color:#94a3b8;background:#fff;}",
   ].join("\n");
 
   // ---------------------------------------------------------------------------------------
@@ -728,7 +728,10 @@
         pump();
       }
       openSocket();
-    }, function () { restored = true; });
+    }, function () {
+      restored = true;
+      openSocket(); // the stream re-reads the transcript once it connects
+    });
   }
 
   function fetchTranscript(attempt) {

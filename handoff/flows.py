@@ -1,0 +1,194 @@
+"""Agent-side orchestration: change state, store, then tell the customer and the consoles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.dialogue import DialogueEngine
+from handoff import service
+from handoff.schemas import (
+    ConversationDetail,
+    NotePublic,
+    QueueItem,
+    SlaPublic,
+    Suggestion,
+    Summary,
+)
+from handoff.suggestions import suggestions
+from knowledge.protocol import CompanyStore
+from web.auth.models import Agent
+from web.conversations import service as conversations
+from web.conversations.flows import AGENTS_TOPIC, conversation_lock, publish
+from web.conversations.models import Conversation, Message
+from web.conversations.schemas import Citation
+from web.conversations.stream import StreamHub
+from web.core.config import Settings
+from web.core.db import utcnow
+
+CSAT_PROMPT = {
+    "en": "Your conversation has been resolved. How did we do? Please rate us from 1 to 5.",
+    "zh": "本次对话已结束。请为我们的服务打分（1–5 分）。",
+}
+HANDBACK_NOTICE = {
+    "en": "You're back with our virtual assistant. Ask me anything, or ask for a person again.",
+    "zh": "您已回到智能助手，有任何问题都可以继续问我，也可以再次要求转人工。",
+}
+JOINED_NOTICE = {
+    "en": "{name} from our support team has joined the chat.",
+    "zh": "客服 {name} 已加入对话。",
+}
+
+
+def queue_item(conversation: Conversation, *, settings: Settings,
+               last_message: str | None = None) -> QueueItem:
+    sla = service.sla(conversation, first_response_s=settings.sla_first_response_s,
+                      resolution_s=settings.sla_resolution_s)
+    waiting = ((utcnow() - conversation.queued_at).total_seconds()
+               if conversation.queued_at and conversation.state == service.State.QUEUED else None)
+    return QueueItem(id=conversation.id, state=conversation.state, locale=conversation.locale,
+                     priority=conversation.priority, skill=conversation.skill,
+                     handoff_reason=conversation.handoff_reason,
+                     queued_at=conversation.queued_at, waiting_s=waiting,
+                     agent_id=conversation.agent_id, last_message=last_message,
+                     sla=SlaPublic(**sla.to_dict()))
+
+
+def summarise(messages: list[Message], conversation: Conversation) -> Summary:
+    customer = [m for m in messages if m.role == "customer" and m.data]
+    intents = [m.data["intent"] for m in customer if m.data.get("intent")]
+    slots = next((m.data.get("slots") for m in reversed(customer) if m.data.get("slots")), {})
+    entities = [e for m in customer for e in (m.data.get("entities") or [])]
+    citations = [Citation(**c) for m in messages if m.role == "bot"
+                 for c in (m.data or {}).get("citations", [])]
+    visible = {k: v for k, v in (slots or {}).items()
+               if v not in (None, False, "") and k not in {"requested_slot",
+                                                           "session_started_metadata"}}
+    return Summary(intents=intents, slots=visible, entities=entities,
+                   handoff_reason=conversation.handoff_reason, knowledge_answers=citations)
+
+
+async def detail(session: AsyncSession, *, conversation_id: str, settings: Settings,
+                 store: CompanyStore) -> ConversationDetail:
+    conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
+    messages = await conversations.transcript(session, conversation_id=conversation_id)
+    summary = summarise(messages, conversation)
+    language = summary.slots.get("language") or conversation.locale
+    notes = await service.notes(session, conversation_id=conversation_id)
+    last = next((m.text for m in reversed(messages) if m.role == "customer"), None)
+    return ConversationDetail(
+        conversation=queue_item(conversation, settings=settings, last_message=last),
+        messages=[conversations.to_public(m) for m in messages],
+        notes=[NotePublic.model_validate(n) for n in notes],
+        summary=summary,
+        suggestions=[Suggestion.model_validate(s) for s in
+                     suggestions(store, intents=summary.intents, slots=summary.slots,
+                                 language=str(language))],
+        csat_score=conversation.csat_score, csat_comment=conversation.csat_comment)
+
+
+def _system_message(session: AsyncSession, conversation: Conversation,
+                    table: dict[str, str], **values: Any) -> Message:
+    text = table.get(conversation.locale, table["en"]).format(**values)
+    message = Message(conversation_id=conversation.id, role="bot", text=text, status="done",
+                      data={"system": True})
+    session.add(message)
+    return message
+
+
+async def _announce(hub: StreamHub, conversation: Conversation,
+                    messages: list[Message], extra: dict[str, Any] | None = None) -> None:
+    for message in messages:
+        publish(hub, conversation.id, conversation.state,
+                {"type": "message", "message": conversations.to_public(message).model_dump(
+                    mode="json", exclude_none=True)})
+    publish(hub, conversation.id, conversation.state,
+            {"type": "state", "state": conversation.state, "agent_id": conversation.agent_id,
+             **(extra or {})})
+
+
+async def claim(maker: async_sessionmaker[AsyncSession], hub: StreamHub, *, agent: Agent,
+                conversation_id: str | None) -> Conversation | None:
+    async with maker() as session:
+        if conversation_id is None:
+            conversation = await service.claim_next(session, agent_id=agent.id)
+            if conversation is None:
+                await session.rollback()
+                return None
+        else:
+            conversation = await service.claim(session, conversation_id=conversation_id,
+                                               agent_id=agent.id)
+        joined = _system_message(session, conversation, JOINED_NOTICE, name=agent.name)
+        await session.commit()
+    await _announce(hub, conversation, [joined])
+    return conversation
+
+
+async def send_agent_message(maker: async_sessionmaker[AsyncSession], hub: StreamHub, *,
+                             agent: Agent, conversation_id: str, text: str) -> Message:
+    async with maker() as session:
+        conversation = await conversations.get_conversation(session,
+                                                            conversation_id=conversation_id)
+        message = service.add_agent_message(session, conversation=conversation, agent=agent,
+                                            text=text)
+        await session.commit()
+    publish(hub, conversation_id, conversation.state,
+            {"type": "message", "message": conversations.to_public(message).model_dump(
+                mode="json", exclude_none=True)})
+    return message
+
+
+async def hand_back(maker: async_sessionmaker[AsyncSession], hub: StreamHub,
+                    dialogue: DialogueEngine, *, agent: Agent, conversation_id: str,
+                    slots: dict[str, Any]) -> Conversation:
+    """Return the conversation to the bot with what the agent learnt set as slots."""
+    async with conversation_lock(conversation_id):
+        async with maker() as session:
+            conversation = await conversations.get_conversation(session,
+                                                                conversation_id=conversation_id)
+            service.require_holder(conversation, agent)
+        # Slots first: if Rasa is unreachable the agent keeps the conversation.
+        await dialogue.set_slots(conversation_id, {**slots, "handoff_requested": False})
+        async with maker() as session:
+            conversation = await conversations.get_conversation(session,
+                                                                conversation_id=conversation_id)
+            service.hand_back(session, conversation=conversation, agent=agent)
+            notice = _system_message(session, conversation, HANDBACK_NOTICE)
+            await session.commit()
+    await _announce(hub, conversation, [notice])
+    return conversation
+
+
+async def resolve(maker: async_sessionmaker[AsyncSession], hub: StreamHub, *, agent: Agent,
+                  conversation_id: str) -> Conversation:
+    async with maker() as session:
+        conversation = await conversations.get_conversation(session,
+                                                            conversation_id=conversation_id)
+        service.resolve(session, conversation=conversation, actor=f"agent:{agent.id}",
+                        agent=agent)
+        prompt = _system_message(session, conversation, CSAT_PROMPT)
+        await session.commit()
+    await _announce(hub, conversation, [prompt], {"csat": True})
+    return conversation
+
+
+async def transfer(maker: async_sessionmaker[AsyncSession], hub: StreamHub, *, agent: Agent,
+                   conversation_id: str, to_agent_id: int | None,
+                   to_skill: str | None) -> Conversation:
+    async with maker() as session:
+        conversation = await conversations.get_conversation(session,
+                                                            conversation_id=conversation_id)
+        await service.transfer(session, conversation=conversation, agent=agent,
+                               to_agent_id=to_agent_id, to_skill=to_skill)
+        await session.commit()
+    await _announce(hub, conversation, [], {"transferred_by": agent.id})
+    return conversation
+
+
+def typing(hub: StreamHub, *, conversation_id: str, role: str) -> None:
+    event = {"type": "typing", "role": role}
+    if role == "agent":
+        hub.publish(conversation_id, event)
+    else:
+        hub.publish(AGENTS_TOPIC, {**event, "conversation_id": conversation_id})

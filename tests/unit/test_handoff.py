@@ -1,0 +1,382 @@
+"""Hand-off to people: staff login and roles, triggers, routing, the console API, CSAT, SLA."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from web.auth.schemas import AgentCreate
+
+pytestmark = pytest.mark.unit
+PASSWORD = "correct horse battery"
+
+
+def make_agent(settings, email: str, *, role: str = "agent", **kw: Any) -> None:  # type: ignore[no-untyped-def]
+    from web.auth.bootstrap import create_agent
+
+    create_agent(settings, AgentCreate(email=email, name=email.split("@")[0], password=PASSWORD,
+                                       role=role, **kw))  # type: ignore[arg-type]
+
+
+def login(client, email: str, *, online: bool = True) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    response = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    headers = {"Authorization": f"Bearer {response.json()['token']}"}
+    if online:
+        assert client.put("/api/v1/agent/presence", headers=headers,
+                          json={"presence": "online"}).status_code == 200
+    return headers
+
+
+def say(client, conversation, text: str, cid: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    response = client.post(f"/api/v1/conversations/{conversation['id']}/messages",
+                           headers=conversation["headers"],
+                           json={"text": text, "client_message_id": cid})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+def staff(settings):  # type: ignore[no-untyped-def]
+    make_agent(settings, "ana@example.com", languages=["en", "zh"])
+    make_agent(settings, "bo@example.com", languages=["en"], skills=["billing"])
+    make_agent(settings, "root@example.com", role="admin")
+
+
+@pytest.fixture
+def queued(client, conversation, dialogue):  # type: ignore[no-untyped-def]
+    dialogue.handoff_on = "a human please"
+    assert say(client, conversation, "a human please", "h")["state"] == "queued"
+    return conversation
+
+
+# ---------------------------------------------------------------- auth and roles
+
+def test_login_refuses_a_wrong_password_without_saying_which_part(client, staff):
+    for email, password in (("ana@example.com", "wrong"), ("nobody@example.com", PASSWORD)):
+        response = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_staff_routes_need_a_session(client, staff, conversation):
+    for method, url in (("get", "/api/v1/agent/queue"), ("post", "/api/v1/agent/queue/next"),
+                        ("get", "/api/v1/admin/agents"), ("get", "/api/v1/auth/me")):
+        for headers in ({}, conversation["headers"]):  # a widget token is not a staff session
+            response = getattr(client, method)(url, headers=headers)
+            assert response.status_code == 401, (url, headers)
+
+
+def test_only_admins_manage_accounts(client, staff):
+    agent = login(client, "ana@example.com", online=False)
+    admin = login(client, "root@example.com", online=False)
+    body = {"email": "new@example.com", "name": "New", "password": "long enough pw"}
+    denied = client.post("/api/v1/admin/agents", headers=agent, json=body)
+    assert (denied.status_code, denied.json()["error"]["code"]) == (403, "admin_only")
+    assert client.post("/api/v1/admin/agents", headers=admin, json=body).status_code == 201
+    again = client.post("/api/v1/admin/agents", headers=admin, json=body)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "agent_exists")
+
+
+def test_sessions_expire_and_logout_ends_them(client, staff, settings):
+    headers = login(client, "ana@example.com", online=False)
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    response = client.get("/api/v1/auth/me", headers=headers)
+    assert response.json()["error"]["code"] == "invalid_session"
+
+    settings.agent_session_ttl_s = -1
+    expired = login(client, "ana@example.com", online=False)
+    assert client.get("/api/v1/auth/me", headers=expired).json()["error"]["code"] == \
+        "session_expired"
+
+
+def test_passwords_are_stored_hashed(settings, staff):
+    import sqlite3
+
+    path = settings.database_url.split("///", 1)[1]
+    (stored,) = sqlite3.connect(path).execute(
+        "SELECT password_hash FROM agents WHERE email='ana@example.com'").fetchone()
+    assert PASSWORD not in stored and stored.startswith("scrypt$")
+
+
+# ---------------------------------------------------------------- triggers
+
+def test_two_misunderstood_messages_in_a_row_bring_a_person(client, conversation):
+    assert say(client, conversation, "?? blorp", "a")["state"] == "bot"
+    turn = say(client, conversation, "?? zzz", "b")
+    assert turn["state"] == "queued"
+    assert "support team" in turn["messages"][-1]["text"]
+
+
+def test_one_misunderstood_message_between_good_ones_does_not(client, conversation):
+    say(client, conversation, "?? blorp", "a")
+    say(client, conversation, "fine", "b")
+    assert say(client, conversation, "?? zzz", "c")["state"] == "bot"
+
+
+@pytest.mark.parametrize("text", ["This is the WORST service ever, absolutely ridiculous!!!",
+                                  "你们就是骗子，气死我了，我要投诉"])
+def test_a_clearly_angry_customer_is_handed_over_with_priority(client, conversation, staff,
+                                                               text):
+    assert say(client, conversation, text, "x")["state"] == "queued"
+    agent = login(client, "ana@example.com", online=False)
+    (item,) = client.get("/api/v1/agent/queue", headers=agent).json()
+    assert item["handoff_reason"] == "negative_sentiment" and item["priority"] == 2
+
+
+@pytest.mark.parametrize("text", ["not bad at all, thanks", "the kettle is great", "这个不错"])
+def test_ordinary_messages_are_not_negative(text):
+    from handoff.sentiment import clearly_negative
+
+    assert not clearly_negative(text)
+
+
+# ---------------------------------------------------------------- the hand-off itself
+
+def test_full_handoff_live_exchange_and_hand_back(client, queued, staff, dialogue):
+    agent = login(client, "ana@example.com")
+    queue = client.get("/api/v1/agent/queue", headers=agent).json()
+    assert [c["id"] for c in queue] == [queued["id"]]
+    assert queue[0]["handoff_reason"] == "customer_request" and queue[0]["waiting_s"] >= 0
+
+    status = client.get(f"/api/v1/conversations/{queued['id']}/queue",
+                        headers=queued["headers"]).json()
+    assert status["position"] == 1 and status["estimated_wait_s"] is not None
+
+    claimed = client.post("/api/v1/agent/queue/next", headers=agent).json()
+    assert claimed["id"] == queued["id"] and claimed["state"] == "with_agent"
+
+    # While a person holds the conversation the bot never answers.
+    turn = say(client, queued, "my order PL-204817 is late", "c1")
+    assert [m["role"] for m in turn["messages"]] == ["customer"]
+    assert len(dialogue.calls) == 1
+
+    sent = client.post(f"/api/v1/agent/conversations/{queued['id']}/messages", headers=agent,
+                       json={"text": "Let me check that for you."})
+    assert sent.status_code == 201
+    note = client.post(f"/api/v1/agent/conversations/{queued['id']}/notes", headers=agent,
+                       json={"text": "VIP customer, internal only"})
+    assert note.status_code == 201
+
+    transcript = client.get(f"/api/v1/conversations/{queued['id']}/messages",
+                            headers=queued["headers"]).json()
+    texts = [m["text"] for m in transcript["messages"]]
+    assert "Let me check that for you." in texts
+    assert not any("VIP" in t for t in texts)  # notes never reach the customer
+    assert transcript["state"] == "with_agent"
+
+    detail = client.get(f"/api/v1/agent/conversations/{queued['id']}", headers=agent).json()
+    assert detail["summary"]["handoff_reason"] == "customer_request"
+    assert detail["notes"][0]["text"] == "VIP customer, internal only"
+    assert [m["role"] for m in detail["messages"]].count("agent") == 1
+
+    back = client.post(f"/api/v1/agent/conversations/{queued['id']}/handback", headers=agent,
+                       json={"slots": {"order_id": "PL-204817"}})
+    assert back.json()["state"] == "bot"
+    assert dialogue.slots[queued["id"]] == {"order_id": "PL-204817", "handoff_requested": False}
+    turn = say(client, queued, "thanks, and the refund?", "c2")
+    assert [m["role"] for m in turn["messages"]] == ["customer", "bot"]
+
+
+def test_hand_back_keeps_the_conversation_when_rasa_is_down(client, queued, staff, dialogue):
+    agent = login(client, "ana@example.com")
+    client.post(f"/api/v1/agent/conversations/{queued['id']}/claim", headers=agent)
+    dialogue.fail = True
+    response = client.post(f"/api/v1/agent/conversations/{queued['id']}/handback",
+                           headers=agent, json={"slots": {}})
+    assert response.status_code == 503
+    state = client.get(f"/api/v1/conversations/{queued['id']}/messages",
+                       headers=queued["headers"]).json()["state"]
+    assert state == "with_agent"
+
+
+def test_two_agents_cannot_take_the_same_chat(client, queued, staff):
+    ana, admin = login(client, "ana@example.com"), login(client, "root@example.com")
+    url = f"/api/v1/agent/conversations/{queued['id']}/claim"
+    assert client.post(url, headers=ana).status_code == 200
+    second = client.post(url, headers=admin)
+    assert (second.status_code, second.json()["error"]["code"]) == (409, "already_assigned")
+
+
+def test_only_the_holder_may_write(client, queued, staff):
+    ana, bo = login(client, "ana@example.com"), login(client, "bo@example.com")
+    client.post(f"/api/v1/agent/conversations/{queued['id']}/claim", headers=ana)
+    response = client.post(f"/api/v1/agent/conversations/{queued['id']}/messages", headers=bo,
+                           json={"text": "hi"})
+    assert (response.status_code, response.json()["error"]["code"]) == (
+        403, "not_your_conversation")
+
+
+def test_presence_and_capacity_are_respected(client, staff, settings, dialogue):
+    make_agent(settings, "solo@example.com", max_concurrent=1)
+    solo = login(client, "solo@example.com", online=False)
+    dialogue.handoff_on = "human"
+    conversations = []
+    for i in range(2):
+        conv = client.post("/api/v1/conversations", json={}).json()
+        conv["headers"] = {"Authorization": f"Bearer {conv['token']}"}
+        say(client, conv, "human", f"h{i}")
+        conversations.append(conv)
+    away = client.post("/api/v1/agent/queue/next", headers=solo)
+    assert away.json()["error"]["code"] == "agent_not_online"
+    client.put("/api/v1/agent/presence", headers=solo, json={"presence": "online"})
+    assert client.post("/api/v1/agent/queue/next", headers=solo).json()["state"] == "with_agent"
+    full = client.post("/api/v1/agent/queue/next", headers=solo)
+    assert (full.status_code, full.json()["error"]["code"]) == (409, "agent_at_capacity")
+
+
+def test_routing_respects_language_and_skill(client, staff, dialogue):
+    dialogue.handoff_on = "人工"
+    conv = client.post("/api/v1/conversations", json={"locale": "zh"}).json()
+    conv["headers"] = {"Authorization": f"Bearer {conv['token']}"}
+    say(client, conv, "人工", "z")
+    bo = login(client, "bo@example.com")  # English only
+    assert client.post("/api/v1/agent/queue/next", headers=bo).json() is None
+    ana = login(client, "ana@example.com")
+    assert client.post("/api/v1/agent/queue/next", headers=ana).json()["id"] == conv["id"]
+    # Transfer to the billing skill: only agents with that skill may take it.
+    moved = client.post(f"/api/v1/agent/conversations/{conv['id']}/transfer", headers=ana,
+                        json={"skill": "billing"}).json()
+    assert (moved["state"], moved["skill"]) == ("queued", "billing")
+
+
+def test_transfer_to_another_agent(client, queued, staff):
+    ana, bo = login(client, "ana@example.com"), login(client, "bo@example.com")
+    client.post(f"/api/v1/agent/conversations/{queued['id']}/claim", headers=ana)
+    bo_id = client.get("/api/v1/auth/me", headers=bo).json()["id"]
+    moved = client.post(f"/api/v1/agent/conversations/{queued['id']}/transfer", headers=ana,
+                        json={"agent_id": bo_id}).json()
+    assert (moved["state"], moved["agent_id"]) == ("with_agent", bo_id)
+    mine = client.get("/api/v1/agent/conversations", headers=bo).json()
+    assert [c["id"] for c in mine] == [queued["id"]]
+
+
+def test_resolve_then_csat_once(client, queued, staff):
+    ana = login(client, "ana@example.com")
+    url = f"/api/v1/conversations/{queued['id']}/csat"
+    early = client.post(url, headers=queued["headers"], json={"score": 5})
+    assert early.json()["error"]["code"] == "not_resolved"
+    client.post(f"/api/v1/agent/conversations/{queued['id']}/claim", headers=ana)
+    resolved = client.post(f"/api/v1/agent/conversations/{queued['id']}/resolve", headers=ana)
+    assert resolved.json()["state"] == "resolved"
+    transcript = client.get(f"/api/v1/conversations/{queued['id']}/messages",
+                            headers=queued["headers"]).json()
+    assert "rate us" in transcript["messages"][-1]["text"]
+    assert client.post(url, headers=queued["headers"], json={"score": 6}).status_code == 422
+    assert client.post(url, headers=queued["headers"],
+                       json={"score": 4, "comment": "quick"}).status_code == 204
+    again = client.post(url, headers=queued["headers"], json={"score": 1})
+    assert again.json()["error"]["code"] == "already_rated"
+    detail = client.get(f"/api/v1/agent/conversations/{queued['id']}", headers=ana).json()
+    assert (detail["csat_score"], detail["csat_comment"]) == (4, "quick")
+
+
+def test_console_stream_sees_the_queue_and_customer_typing(client, conversation, staff,
+                                                           dialogue):
+    dialogue.handoff_on = "human"
+    token = client.post("/api/v1/auth/login", json={"email": "ana@example.com",
+                                                    "password": PASSWORD}).json()["token"]
+    with client.websocket_connect(f"/api/v1/agent/stream?token={token}") as console:
+        assert console.receive_json()["type"] == "hello"
+        say(client, conversation, "human", "h")
+        events = [console.receive_json() for _ in range(2)]
+        assert events[-1] == {"type": "state", "state": "queued", "reason": "customer_request",
+                              "conversation_id": conversation["id"]}
+        url = f"/api/v1/conversations/{conversation['id']}/stream?token={conversation['token']}"
+        with client.websocket_connect(url) as widget:
+            widget.send_json({"type": "typing"})
+            assert console.receive_json() == {"type": "typing", "role": "customer",
+                                              "conversation_id": conversation["id"]}
+
+
+def test_console_stream_needs_a_session(client):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as closed, \
+            client.websocket_connect("/api/v1/agent/stream?token=nope") as ws:
+        ws.receive_json()
+    assert closed.value.code == 4401
+
+
+# ---------------------------------------------------------------- SLA
+
+def test_sla_flags():
+    from handoff.service import sla
+    from web.conversations.models import Conversation
+    from web.core.db import utcnow
+
+    now = utcnow()
+    waiting = Conversation(id="a", state="queued", queued_at=now - timedelta(seconds=300))
+    flags = sla(waiting, first_response_s=120, resolution_s=1800, now=now)
+    assert flags.first_response_breached and not flags.resolution_breached
+    answered = Conversation(id="b", state="with_agent", queued_at=now - timedelta(seconds=300),
+                            first_agent_reply_at=now - timedelta(seconds=250))
+    assert not sla(answered, first_response_s=120, resolution_s=1800, now=now
+                   ).first_response_breached
+    assert sla(Conversation(id="c", state="bot"), first_response_s=1, resolution_s=1
+               ).first_response_due is None
+
+
+# ---------------------------------------------------------------- the race
+
+async def _race(database_url: str, agents: int = 20, chats: int = 50) -> dict[str, list[int]]:
+    from sqlalchemy import select
+
+    from handoff import service
+    from web.auth.models import Agent
+    from web.auth.passwords import hash_password
+    from web.conversations.models import Conversation
+    from web.core import db
+
+    db.upgrade_database(database_url)
+    engine = db.create_engine(database_url)
+    maker = db.sessionmaker(engine)
+    try:
+        async with maker() as session:
+            digest = hash_password("x" * 12)
+            ids = []
+            for i in range(agents):
+                agent = Agent(email=f"race{i}@example.com", name=f"r{i}", password_hash=digest,
+                              presence="online", max_concurrent=chats, languages=["en"])
+                session.add(agent)
+                await session.flush()
+                ids.append(agent.id)
+            for _ in range(chats):
+                conversation = Conversation(locale="en", state="bot")
+                session.add(conversation)
+                await session.flush()
+                service.request_handoff(session, conversation=conversation, reason="race",
+                                        actor="test")
+            await session.commit()
+
+        async def worker(agent_id: int) -> list[str]:
+            taken = []
+            while True:
+                async with maker() as session:
+                    conversation = await service.claim_next(session, agent_id=agent_id)
+                    if conversation is None:
+                        return taken
+                    await session.commit()
+                    taken.append(conversation.id)
+
+        results = await asyncio.gather(*(worker(i) for i in ids))
+        async with maker() as session:
+            rows = (await session.execute(select(Conversation.id, Conversation.agent_id,
+                                                 Conversation.state))).all()
+        claims: dict[str, list[int]] = {}
+        for agent_id, taken in zip(ids, results, strict=True):
+            for conversation_id in taken:
+                claims.setdefault(conversation_id, []).append(agent_id)
+        assert all(state == "with_agent" for _, _, state in rows)
+        assert {cid: [aid] for cid, aid, _ in rows} == claims
+        return claims
+    finally:
+        await engine.dispose()
+
+
+def test_twenty_agents_race_for_fifty_chats_sqlite(tmp_path):
+    claims = asyncio.run(_race(f"sqlite:///{tmp_path / 'race.db'}"))
+    assert len(claims) == 50 and all(len(v) == 1 for v in claims.values())

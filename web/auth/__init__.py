@@ -1,0 +1,1 @@
+"""Staff accounts (agents and admins), password login and expiring session tokens."""

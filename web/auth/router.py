@@ -1,0 +1,78 @@
+"""Login, logout, the current account, and account management for admins."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, status
+from sqlalchemy import select
+
+from web.auth import service
+from web.auth.models import Agent
+from web.auth.schemas import AgentCreate, AgentPublic, LoginRequest, PresenceUpdate, SessionPublic
+from web.core.security import bearer
+from web.deps import AdminAgent, CurrentAgent, HubDep, MakerDep, SettingsDep
+
+router = APIRouter(prefix="/api/v1", tags=["staff"])
+
+
+@router.post("/auth/login", response_model=SessionPublic,
+             responses={401: {"description": "`invalid_credentials`"}})
+async def login(body: LoginRequest, maker: MakerDep, settings: SettingsDep) -> SessionPublic:
+    async with maker() as session:
+        token, record, agent = await service.login(session, email=body.email,
+                                                   password=body.password,
+                                                   ttl_s=settings.agent_session_ttl_s)
+        await session.commit()
+    return SessionPublic(token=token, expires_at=record.expires_at,
+                         agent=AgentPublic.model_validate(agent))
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(agent: CurrentAgent, maker: MakerDep,
+                 authorization: Annotated[str | None, Header()] = None) -> None:
+    async with maker() as session:
+        await service.logout(session, token=bearer(authorization) or "")
+        await session.commit()
+
+
+@router.get("/auth/me", response_model=AgentPublic)
+async def me(agent: CurrentAgent) -> Agent:
+    return agent
+
+
+@router.put("/agent/presence", response_model=AgentPublic)
+async def set_presence(body: PresenceUpdate, agent: CurrentAgent, maker: MakerDep,
+                       hub: HubDep) -> Agent:
+    async with maker() as session:
+        record = await session.get(Agent, agent.id)
+        assert record is not None
+        record.presence = body.presence
+        await session.commit()
+    from web.conversations.flows import AGENTS_TOPIC
+
+    hub.publish(AGENTS_TOPIC, {"type": "presence", "agent_id": agent.id,
+                               "presence": body.presence})
+    return record
+
+
+@router.get("/admin/agents", response_model=list[AgentPublic])
+async def list_agents(_: AdminAgent, maker: MakerDep) -> list[Agent]:
+    async with maker() as session:
+        return list((await session.execute(select(Agent).order_by(Agent.id))).scalars())
+
+
+@router.get("/agents", response_model=list[AgentPublic])
+async def colleagues(_: CurrentAgent, maker: MakerDep) -> list[Agent]:
+    """Everyone an agent may transfer a conversation to."""
+    async with maker() as session:
+        return list((await session.execute(select(Agent).order_by(Agent.name))).scalars())
+
+
+@router.post("/admin/agents", response_model=AgentPublic, status_code=status.HTTP_201_CREATED,
+             responses={409: {"description": "`agent_exists`"}})
+async def create_agent(body: AgentCreate, _: AdminAgent, maker: MakerDep) -> Agent:
+    async with maker() as session:
+        agent = await service.create_agent(session, data=body)
+        await session.commit()
+        return agent
