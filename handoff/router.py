@@ -151,6 +151,8 @@ async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep) -> None:
             agent = await auth_service.agent_for_token(
                 session, token=websocket.query_params.get("token"))
     except ParleyError as exc:
+        # Accept first: a close before the handshake reaches browsers as a bare 1006.
+        await websocket.accept()
         await websocket.close(code=4000 + exc.status_code, reason=exc.code)
         return
     await websocket.accept()

@@ -32,17 +32,21 @@ STATIC = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-async def _recover_when_ready(app: FastAPI) -> None:
-    """Finish turns a crash left pending, once Rasa answers (retrying for a while)."""
-    for attempt in range(120):
+async def _recover_pending(app: FastAPI, *, interval_s: float = 10.0) -> None:
+    """Finish turns left pending by a crash or an outage: at start-up as soon as Rasa answers,
+    then every ``interval_s`` (a customer who closed the tab still gets the answer)."""
+    while True:
         if await app.state.dialogue.ready():
-            finished = await flows.recover_pending(maker=app.state.maker,
-                                                   dialogue=app.state.dialogue,
-                                                   hub=app.state.hub)
-            if finished:
-                logger.info("recovered %d pending turn(s)", finished)
-            return
-        await asyncio.sleep(min(1 + attempt, 5))
+            try:
+                finished = await flows.recover_pending(maker=app.state.maker,
+                                                       dialogue=app.state.dialogue,
+                                                       hub=app.state.hub)
+            except Exception:  # noqa: BLE001 - keep the loop alive; the next pass retries
+                logger.exception("recovery pass failed")
+            else:
+                if finished:
+                    logger.info("recovered %d pending turn(s)", finished)
+        await asyncio.sleep(interval_s)
 
 
 def create_app(settings: Settings | None = None, *,
@@ -59,7 +63,7 @@ def create_app(settings: Settings | None = None, *,
         app.state.dialogue = dialogue or RasaDialogue(
             settings.rasa_url, token=settings.rasa_token.get_secret_value(),
             timeout_s=settings.rasa_timeout_s)
-        recovery = asyncio.create_task(_recover_when_ready(app))
+        recovery = asyncio.create_task(_recover_pending(app))
         try:
             yield
         finally:

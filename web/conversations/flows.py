@@ -17,7 +17,7 @@ import time
 import weakref
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -112,9 +112,15 @@ async def process_pending(
     metrics.TURN_LATENCY.observe(time.perf_counter() - started)
 
     async with maker() as session:
+        # Claim the right to store this turn's replies: exactly one writer wins, even across
+        # API processes (a concurrent recovery pass got the same, replayed, replies).
+        claimed = await session.execute(
+            update(Message).where(Message.id == message_id, Message.status == service.PENDING)
+            .values(status=service.DONE).execution_options(synchronize_session=False))
+        if claimed.rowcount != 1:
+            await session.rollback()
+            return
         message = await _by_public_id(session, message_id)
-        if message.status != service.PENDING:
-            return  # finished concurrently by a recovery pass
         conversation = await service.get_conversation(session, conversation_id=conversation_id)
         history = await _recent_signals(session, conversation_id=conversation_id,
                                         before_seq=message.seq)
@@ -140,16 +146,21 @@ async def process_pending(
 
 
 def _store_turn(session: AsyncSession, *, message: Message, turn: Turn) -> list[Message]:
-    stored = []
+    stored: list[Message] = []
     for reply in turn.replies:
+        citations = (reply.custom or {}).get("citations")
         if not reply.text and not reply.buttons:
-            continue  # control payloads (e.g. hand-off) carry no visible text
+            # Rasa delivers a response's custom payload as a message of its own: citations
+            # belong to the text before them; control payloads (hand-off) carry nothing visible.
+            if citations and stored:
+                stored[-1].data = {**stored[-1].data, "citations": citations}
+            continue
         data: dict[str, Any] = {}
         if reply.buttons:
             data["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")}
                                for b in reply.buttons]
-        if reply.custom and reply.custom.get("citations"):
-            data["citations"] = reply.custom["citations"]
+        if citations:
+            data["citations"] = citations
         stored.append(service.add_reply(session, conversation_id=message.conversation_id,
                                         reply_to=message.id, role="bot", text=reply.text or "",
                                         data=data))

@@ -117,6 +117,8 @@ async def stream(websocket: WebSocket, conversation_id: str, settings: SettingsD
         async with maker() as session:
             await service.get_conversation(session, conversation_id=conversation_id)
     except ParleyError as exc:
+        # Accept first: a close before the handshake reaches browsers as a bare 1006.
+        await websocket.accept()
         await websocket.close(code=4000 + exc.status_code, reason=exc.code)
         return
     await websocket.accept()

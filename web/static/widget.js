@@ -439,7 +439,6 @@
   var sending = false;
   var isOpen = false;
   var unread = 0;
-  var restored = false;
   var socket = null;
   var socketAttempt = 0;
   var socketTimer = null;
@@ -649,7 +648,9 @@
     if (!key) { stateNotice.hidden = true; return; }
     if (state === "queued") stateNotice.appendChild(el("span", { className: "pulse", "aria-hidden": "true" }));
     stateNotice.appendChild(el("span", { text: T[key] }));
+    var stick = nearBottom();
     stateNotice.hidden = false;
+    if (stick) scrollToEnd(true); // the notice takes room from the log: keep the end in view
     if (state !== "bot") typing.hidden = true;
   }
 
@@ -660,7 +661,9 @@
     if (!kind) { statusNotice.hidden = true; return; }
     statusNotice.appendChild(el("span", { className: "pulse", "aria-hidden": "true" }));
     statusNotice.appendChild(el("span", { text: T[kind] || kind }));
+    var stick = nearBottom();
     statusNotice.hidden = false;
+    if (stick) scrollToEnd(true);
   }
 
   function updateSendButton() {
@@ -708,20 +711,17 @@
     var pending = store.get(OUTBOX_KEY);
     if (!saved) {
       if (pending) store.remove(OUTBOX_KEY);
-      restored = true;
       return Promise.resolve();
     }
     conversation = saved;
     var gen = generation;
     return fetchTranscript(0).then(function () {
       if (gen !== generation) return;
-      restored = true;
       if (pending && pending.conversation === saved.id && Array.isArray(pending.items)) {
         pending.items.forEach(function (item) {
           if (!item || !item.cid || !item.text) return;
-          if (byClientId[item.cid] && !byClientId[item.cid].classList.contains("pending")) {
-            // Stored already; its reply may still be missing — resending is idempotent.
-          }
+          // Resend even if the transcript has it: its reply may be missing, and a resend
+          // with the same client_message_id never produces a second reply.
           if (!byClientId[item.cid]) addLocal(item);
           outbox.push(item);
         });
@@ -729,7 +729,6 @@
       }
       openSocket();
     }, function () {
-      restored = true;
       openSocket(); // the stream re-reads the transcript once it connects
     });
   }
@@ -881,12 +880,13 @@
     var ws;
     try { ws = new WebSocket(url); } catch (e) { scheduleReconnect(); return; }
     socket = ws;
-    var reconnecting = socketAttempt > 0;
+    var opened = false;
     ws.onopen = function () {
+      opened = true;
       socketAttempt = 0;
       if (statusKind === "offline") showStatus(null);
       // Catch up on anything sent while we were not subscribed.
-      if (reconnecting || restored) fetchTranscript(0).catch(function () {});
+      fetchTranscript(0).catch(function () {});
     };
     ws.onmessage = function (event) {
       if (gen !== generation) return;
@@ -909,6 +909,9 @@
         resetConversation();
         return;
       }
+      // A refused handshake (e.g. an expired token) reaches browsers only as code 1006, so
+      // ask over HTTP: fetchTranscript drops a conversation the server no longer accepts.
+      if (!opened) fetchTranscript(3).catch(function () {});
       scheduleReconnect();
     };
   }

@@ -1,0 +1,262 @@
+"""Import files into the knowledge base: Markdown (front matter: id, title, tags, lang), HTML,
+PDF and CSV FAQs (``question,answer``).
+
+Chunks are content-addressed (``<doc id>#<hash of the chunk>``), so re-importing a changed
+file embeds and writes only the chunks that changed and deletes the ones that disappeared. A
+file that cannot be parsed is reported by name and skipped; the rest are imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from knowledge.documents.protocol import Chunk, DocumentIndex
+from knowledge.embeddings import Embedder
+from nlu.patterns import detect_language
+
+SUPPORTED = {".md", ".markdown", ".html", ".htm", ".pdf", ".csv"}
+MAX_CHARS = {"en": 900, "zh": 350}
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
+
+
+class ParseError(ValueError):
+    """A file that cannot be imported (the message says why)."""
+
+
+@dataclass
+class Document:
+    id: str
+    title: str
+    lang: str
+    source: str
+    tags: tuple[str, ...] = ()
+    sections: list[tuple[str, str]] = field(default_factory=list)  # (heading, text)
+
+
+@dataclass
+class ImportReport:
+    files: int = 0
+    documents: int = 0
+    added: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "doc"
+
+
+def _markdown_text(line: str) -> str:
+    line = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", line)  # images
+    line = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", line)  # links keep their text
+    line = re.sub(r"[*_`]{1,3}", "", line)
+    return re.sub(r"^\s*(?:[-*+]|\d+\.)\s+", "", line).strip()
+
+
+def parse_markdown(path: Path) -> list[Document]:
+    raw = path.read_text(encoding="utf-8")
+    meta: dict = {}
+    if match := _FRONT_MATTER.match(raw):
+        try:
+            meta = yaml.safe_load(match.group(1)) or {}
+        except yaml.YAMLError as exc:
+            raise ParseError(f"invalid front matter: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise ParseError("front matter must be a mapping")
+        raw = raw[match.end():]
+    sections: list[tuple[str, str]] = []
+    heading, lines, title = "", [], str(meta.get("title") or "")
+    for line in raw.splitlines():
+        if m := _HEADING.match(line):
+            if lines:
+                sections.append((heading, "\n".join(lines)))
+            lines = []
+            heading = m.group(2).strip()
+            if not title and len(m.group(1)) == 1:
+                title = heading
+        elif cleaned := _markdown_text(line):
+            lines.append(cleaned)
+    if lines:
+        sections.append((heading, "\n".join(lines)))
+    body = " ".join(t for _, t in sections)
+    if not body.strip():
+        raise ParseError("no text")
+    title = title or path.stem.replace("-", " ")
+    return [Document(id=str(meta.get("id") or _slug(path.stem)), title=title,
+                     lang=str(meta.get("lang") or detect_language(body)), source=str(path),
+                     tags=tuple(str(t) for t in meta.get("tags") or ()), sections=sections)]
+
+
+def parse_html(path: Path) -> list[Document]:
+    from bs4 import BeautifulSoup, Comment
+
+    soup = BeautifulSoup(path.read_text(encoding="utf-8", errors="replace"), "html.parser")
+    for node in soup(["script", "style", "noscript", "template", "iframe", "head"]):
+        if node.name != "head":
+            node.decompose()
+    for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
+        comment.extract()
+    # Hidden text is not what readers see, and a classic place to hide instructions.
+    for node in soup.find_all(True):
+        style = (node.get("style") or "").replace(" ", "").lower()
+        if (node.has_attr("hidden") or node.get("aria-hidden") == "true"
+                or "display:none" in style or "visibility:hidden" in style):
+            node.decompose()
+    title_tag = soup.find("title")
+    title = title_tag.get_text(strip=True) if title_tag else ""
+    html_tag = soup.find("html")
+    body = soup.body or soup
+    sections: list[tuple[str, str]] = []
+    heading, lines = "", []
+    for node in body.find_all(["h1", "h2", "h3", "h4", "p", "li", "td", "pre", "blockquote"]):
+        text = node.get_text(" ", strip=True)
+        if not text:
+            continue
+        if node.name in {"h1", "h2", "h3", "h4"}:
+            if lines:
+                sections.append((heading, "\n".join(lines)))
+            heading, lines = text, []
+            title = title or text
+        else:
+            lines.append(text)
+    if lines:
+        sections.append((heading, "\n".join(lines)))
+    body_text = " ".join(t for _, t in sections)
+    if not body_text.strip():
+        raise ParseError("no visible text")
+    lang = (html_tag.get("lang") if html_tag else None) or detect_language(body_text)
+    return [Document(id=_slug(path.stem), title=title or path.stem, lang=str(lang)[:2],
+                     source=str(path), sections=sections)]
+
+
+def parse_pdf(path: Path) -> list[Document]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        pages = [(f"page {i + 1}", (page.extract_text() or "").strip())
+                 for i, page in enumerate(reader.pages)]
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        raise ParseError(f"unreadable PDF ({type(exc).__name__})") from exc
+    pages = [(h, t) for h, t in pages if t]
+    if not pages:
+        raise ParseError("no extractable text (scanned PDF?)")
+    meta_title = (reader.metadata.title if reader.metadata else None) or path.stem
+    body = " ".join(t for _, t in pages)
+    return [Document(id=_slug(path.stem), title=str(meta_title), lang=detect_language(body),
+                     source=str(path), sections=pages)]
+
+
+def parse_faq_csv(path: Path) -> list[Document]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip().lower() for h in next(reader, [])]
+        if "question" not in header or "answer" not in header:
+            raise ParseError("a FAQ CSV needs 'question' and 'answer' columns")
+        q, a = header.index("question"), header.index("answer")
+        documents = []
+        for row_number, row in enumerate(reader, 1):
+            if len(row) <= max(q, a) or not row[q].strip() or not row[a].strip():
+                raise ParseError(f"line {row_number + 1}: empty question or answer")
+            question, answer = row[q].strip(), row[a].strip()
+            documents.append(Document(id=f"faq:{row_number}", title=question,
+                                      lang=detect_language(question + answer), source=str(path),
+                                      tags=("faq",), sections=[("", answer)]))
+    if not documents:
+        raise ParseError("no rows")
+    return documents
+
+
+PARSERS: dict[str, Callable[[Path], list[Document]]] = {
+    ".md": parse_markdown, ".markdown": parse_markdown, ".html": parse_html,
+    ".htm": parse_html, ".pdf": parse_pdf, ".csv": parse_faq_csv,
+}
+
+
+def _pieces(text: str, limit: int) -> list[str]:
+    """Split text into pieces under ``limit`` characters at paragraph, then sentence ends."""
+    pieces: list[str] = []
+    current = ""
+    for paragraph in text.split("\n"):
+        units = [paragraph] if len(paragraph) <= limit else [
+            s for s in _SENTENCE_END.split(paragraph) if s]
+        for unit in units:
+            if current and len(current) + len(unit) + 1 > limit:
+                pieces.append(current)
+                current = ""
+            current = f"{current} {unit}".strip() if current else unit
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def chunk_document(document: Document) -> list[Chunk]:
+    limit = MAX_CHARS.get(document.lang, 900)
+    chunks: list[Chunk] = []
+    seen: dict[str, int] = {}
+    for heading, text in document.sections:
+        for piece in _pieces(text, limit):
+            body = f"{heading}: {piece}" if heading and heading != document.title else piece
+            digest = hashlib.sha256(f"{document.title}\n{body}".encode()).hexdigest()[:16]
+            seen[digest] = seen.get(digest, 0) + 1
+            suffix = f"-{seen[digest]}" if seen[digest] > 1 else ""
+            chunks.append(Chunk(id=f"{document.id}#{digest}{suffix}", doc_id=document.id,
+                                title=document.title, text=body, lang=document.lang,
+                                source=document.source, tags=document.tags,
+                                content_hash=digest))
+    return chunks
+
+
+def collect_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED)
+
+
+async def import_documents(documents: Sequence[Document], *, index: DocumentIndex,
+                           embedder: Embedder, report: ImportReport) -> None:
+    for document in documents:
+        chunks = chunk_document(document)
+        existing = await index.hashes(document.id)
+        fresh = [c for c in chunks if c.id not in existing]
+        stale = [cid for cid in existing if cid not in {c.id for c in chunks}]
+        if fresh:
+            vectors = embedder.embed([f"{c.title}\n{c.text}" for c in fresh])
+            await index.upsert([Chunk(**{**c.__dict__, "vector": tuple(map(float, v))})
+                                for c, v in zip(fresh, vectors, strict=True)])
+        if stale:
+            await index.delete(stale)
+        report.documents += 1
+        report.added += len(fresh)
+        report.removed += len(stale)
+        report.unchanged += len(chunks) - len(fresh)
+
+
+async def import_path(path: Path, *, index: DocumentIndex, embedder: Embedder,
+                      progress: Callable[[Path], None] = lambda _: None) -> ImportReport:
+    """Import a file or a folder; never stops at a bad file."""
+    report = ImportReport()
+    for file in collect_files(Path(path)):
+        report.files += 1
+        try:
+            documents = PARSERS[file.suffix.lower()](file)
+        except (ParseError, UnicodeDecodeError, OSError, csv.Error) as exc:
+            report.failed.append((str(file), str(exc) or type(exc).__name__))
+            progress(file)
+            continue
+        await import_documents(documents, index=index, embedder=embedder, report=report)
+        progress(file)
+    return report
