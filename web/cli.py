@@ -21,6 +21,8 @@ app = typer.Typer(help="Parley: self-hosted AI customer service.", no_args_is_he
 serve_app = typer.Typer(help="Run one Parley process in the foreground.")
 nlu_app = typer.Typer(help="Train and try NLU models.")
 agents_app = typer.Typer(help="Staff accounts (agents and admins).")
+kb_app = typer.Typer(help="The knowledge base: documents, FAQs and the company graph.")
+app.add_typer(kb_app, name="kb")
 app.add_typer(serve_app, name="serve")
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(agents_app, name="agents")
@@ -45,10 +47,49 @@ def _build(force: bool = False) -> Path:
 
         version = runner.train_nlu(settings, progress=step)
         progress.update(task, description=f"NLU model {version}", completed=4)
+        kb_task = progress.add_task("Knowledge base", total=None)
+        report = _sync_kb(lambda file: progress.update(kb_task, description=f"Knowledge: {file.name}"))
+        progress.update(kb_task, total=1, completed=1, description=(
+            f"Knowledge: {report.added} new, {report.unchanged} unchanged chunks"))
         rasa_task = progress.add_task("Rasa dialogue model", total=1)
         model = runner.train_rasa(settings, force=force)
         progress.update(rasa_task, description=f"Rasa model {model.name}", completed=1)
     return model
+
+
+def _sync_kb(progress):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from knowledge.sync import sync_all
+
+    report, _ = asyncio.run(sync_all(get_settings(), progress=progress))
+    for name, error in report.failed:
+        console.print(f"[yellow]skipped {name}: {error}[/]")
+    return report
+
+
+@kb_app.command("import")
+def kb_import(path: Path) -> None:
+    """Import a file or folder (Markdown, HTML, PDF, CSV FAQ) into the knowledge base."""
+    import asyncio
+
+    from knowledge.sync import import_into
+
+    if not path.exists():
+        console.print(f"[red]error:[/] {path} does not exist")
+        raise typer.Exit(2)
+    with _progress() as progress:
+        from knowledge.ingest import collect_files
+
+        task = progress.add_task("importing", total=len(collect_files(path)))
+        report = asyncio.run(import_into(get_settings(), path, progress=lambda f: progress.update(
+            task, advance=1, description=f"imported {f.name}")))
+    for name, error in report.failed:
+        console.print(f"[yellow]skipped {name}: {error}[/]")
+    console.print(f"{report.files} files, {report.documents} documents: {report.added} chunks "
+                  f"added, {report.removed} removed, {report.unchanged} unchanged")
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @app.command()

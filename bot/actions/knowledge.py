@@ -1,4 +1,4 @@
-"""Policy and product answers from the company store (grounded generation replaces these)."""
+"""Grounded answers from the knowledge base (documents and graph facts)."""
 
 from __future__ import annotations
 
@@ -7,49 +7,41 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions.deps import company_store, language_of
-from knowledge.intents import POLICY_FOR_INTENT
+from bot.actions.deps import answerer, company_store, language_of, stream_partial
 
 
-def _citation(policy_id: str, title: str, text: str) -> dict[str, str]:
-    return {"source_id": f"policy:{policy_id}", "title": title, "snippet": text[:200]}
+class ActionAnswerFromKnowledge(Action):
+    """Answer from documents and graph facts, every sentence checked against its sources;
+    when the sources do not support an answer, say so and offer a person."""
 
-
-class ActionAnswerPolicy(Action):
     def name(self) -> str:
-        return "action_answer_policy"
+        return "action_answer_from_knowledge"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[dict[str, Any]]:
         language = language_of(tracker)
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        policy = company_store().get_policy(POLICY_FOR_INTENT.get(intent or "", ""))
-        if policy is None:
-            dispatcher.utter_message(response="utter_default")
+        question = tracker.latest_message.get("text") or ""
+        nodes: list[tuple[str, str]] = []
+        if order_id := tracker.get_slot("order_id"):
+            nodes.append(("Order", order_id))
+        for entity in tracker.latest_message.get("entities", []):
+            if entity.get("entity") == "product":
+                product = company_store().find_product(str(entity.get("value")))
+                if product:
+                    nodes.append(("Product", product.sku))
+
+        async def partial(sentence: str) -> None:
+            await stream_partial(tracker.sender_id, sentence)
+
+        answer = await answerer().answer(question, lang=language, graph_nodes=nodes,
+                                         on_sentence=partial)
+        if answer.abstained:
+            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            response = "utter_out_of_scope" if intent == "out_of_scope" else "utter_no_answer"
+            dispatcher.utter_message(response=response)
+            dispatcher.utter_message(json_message={"abstained": True, "reason": answer.reason})
             return []
-        title = policy.title.get(language) or policy.title["en"]
-        body = (policy.text.get(language) or policy.text["en"]).strip()
-        dispatcher.utter_message(response="utter_policy", title=title, body=body,
-                                 json_message={"citations": [_citation(policy.id, title, body)]})
-        return []
-
-
-class ActionAnswerProduct(Action):
-    def name(self) -> str:
-        return "action_answer_product"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[dict[str, Any]]:
-        language = language_of(tracker)
-        names = [e.get("value") for e in tracker.latest_message.get("entities", [])
-                 if e.get("entity") == "product"] or [tracker.get_slot("product")]
-        product = next((p for n in names if n and (p := company_store().find_product(n))), None)
-        if product is None:
-            dispatcher.utter_message(response="utter_product_unknown")
-            return []
-        dispatcher.utter_message(
-            response="utter_product_info",
-            name=product.name.get(language) or product.name["en"],
-            description=(product.description.get(language) or product.description.get("en", "")),
-            price=f"{product.price:.2f}", warranty_months=product.warranty_months)
+        dispatcher.utter_message(text=answer.text)
+        dispatcher.utter_message(json_message={"citations": answer.citations,
+                                               "generator": answer.generator})
         return []

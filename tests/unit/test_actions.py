@@ -9,7 +9,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.handoff import ActionHandoff
-from bot.actions.knowledge import ActionAnswerPolicy, ActionAnswerProduct
+from bot.actions.knowledge import ActionAnswerFromKnowledge
 from bot.actions.language import ActionDetectLanguage
 from bot.actions.orders import ActionOrderStatus, ValidateOrderStatusForm
 
@@ -66,18 +66,56 @@ async def test_unknown_order_is_reported():
     assert messages[0]["response"] == "utter_order_not_found"
 
 
-async def test_policy_answer_carries_its_citation():
-    messages, _ = await run(ActionAnswerPolicy(), tracker(intent="return_policy"))
-    (message,) = messages
-    assert "30 days" in message["body"]
-    assert message["custom"]["citations"][0]["source_id"] == "policy:returns"
+@pytest.fixture
+async def knowledge(tmp_path):  # type: ignore[no-untyped-def]
+    """The action's answerer over a small real knowledge base."""
+    from bot.actions import deps
+    from knowledge.answer import KnowledgeAnswerer
+    from knowledge.documents.embedded import SQLiteDocumentIndex
+    from knowledge.embeddings import E5Embedder
+    from knowledge.graph.company import load_company
+    from knowledge.graph.embedded import SQLiteGraphStore
+    from knowledge.ingest import import_path
+    from tests.unit.test_knowledge_answers import RETURNS, RETURNS_ZH
+    from web.core.config import ROOT
+
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "r.md").write_text(RETURNS)
+    (tmp_path / "kb" / "r-zh.md").write_text(RETURNS_ZH)
+    index, graph = SQLiteDocumentIndex(tmp_path / "d.db"), SQLiteGraphStore(tmp_path / "g.db")
+    await import_path(tmp_path / "kb", index=index, embedder=E5Embedder())
+    await load_company(graph, ROOT / "data" / "company")
+    previous, deps._answerer = deps._answerer, KnowledgeAnswerer(
+        index=index, embedder=E5Embedder(), graph=graph)
+    yield
+    deps._answerer = previous
+    await index.close()
+    await graph.close()
 
 
-async def test_product_answer_finds_chinese_aliases():
-    messages, _ = await run(ActionAnswerProduct(), tracker(
-        intent="product_info", slots={"language": "zh"},
-        entities=[{"entity": "product", "value": "破壁机"}]))
-    assert "破壁" in messages[0]["name"]
+async def test_knowledge_answer_is_cited(knowledge):
+    messages, _ = await run(ActionAnswerFromKnowledge(), tracker(
+        text="can I return an opened blender?", intent="return_policy",
+        entities=[{"entity": "product", "value": "blender"}]))
+    text, payload = messages
+    assert "14 days" in (text["text"] or ""), messages
+    assert payload["custom"]["citations"][0]["source_id"] == "returns-opened"
+
+
+async def test_knowledge_answer_in_chinese(knowledge):
+    messages, _ = await run(ActionAnswerFromKnowledge(), tracker(
+        text="破壁机拆开了还能退吗？", intent="return_policy", slots={"language": "zh"}))
+    assert "14 天" in messages[0]["text"]
+
+
+async def test_unanswerable_questions_abstain_and_offer_a_person(knowledge):
+    messages, _ = await run(ActionAnswerFromKnowledge(), tracker(
+        text="who won the football world cup?", intent="nlu_fallback"))
+    assert messages[0]["response"] == "utter_no_answer"
+    assert messages[1]["custom"]["abstained"] is True
+    oos, _ = await run(ActionAnswerFromKnowledge(), tracker(
+        text="what's the weather in Paris?", intent="out_of_scope"))
+    assert oos[0]["response"] == "utter_out_of_scope"
 
 
 async def test_handoff_action_emits_the_control_payload():

@@ -51,6 +51,9 @@ class MessagePublic(BaseModel):
     buttons: list[Button] | None = None
     citations: list[Citation] | None = None
     client_message_id: str | None = None
+    author: str | None = Field(default=None, description="The agent's name, for agent messages.")
+    system: bool | None = Field(default=None, description="A notice from Parley itself (an "
+                                                          "agent joined, hand-back, rating).")
 
 
 class TurnPublic(BaseModel):

@@ -63,6 +63,23 @@ class Settings(BaseSettings):
     sla_resolution_s: int = 1800  # queued -> resolved
     demo_staff: bool = True  # create a demo admin and agent on `parley run` (development only)
 
+    # Knowledge: embedded stores under var/ by default; Elasticsearch / Neo4j by URL.
+    kb_dir: Path = ROOT / "data" / "kb"
+    elasticsearch_url: str = ""
+    elasticsearch_index: str = "parley-chunks"
+    elasticsearch_chinese_analyzer: str = "smartcn"
+    neo4j_url: str = ""
+    neo4j_user: str = "neo4j"
+    neo4j_password: SecretStr = SecretStr("")
+    neo4j_database: str = "neo4j"
+    # Generator: vLLM (or any OpenAI-compatible server) by URL; else a small CPU model when
+    # installed; the extractive generator always answers last.
+    generator_url: str = ""
+    generator_model: str = "Qwen/Qwen2.5-7B-Instruct"
+    generator_api_key: SecretStr = SecretStr("")
+    generator_timeout_s: float = 20.0
+    cpu_llm: bool = True
+
     log_message_text: bool = False
 
     @model_validator(mode="after")

@@ -27,6 +27,7 @@
     resolved: "Resolved"
   };
   var LANGUAGES = { en: "English", zh: "Chinese" };
+  var HIDDEN_SLOTS = { handoff_requested: true }; // bookkeeping, not something the customer said
   var ROLE_LABEL = { customer: "Customer", bot: "Bot", agent: "Agent" };
 
   var S = {
@@ -81,6 +82,13 @@
     if (child === null || child === undefined || child === false) return;
     if (Array.isArray(child)) { child.forEach(function (c) { append(node, c); }); return; }
     node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
+  }
+
+  /** Replace a node's children (nulls skipped, strings as text). */
+  function fill(node) {
+    node.replaceChildren();
+    for (var i = 1; i < arguments.length; i++) append(node, arguments[i]);
+    return node;
   }
 
   function parseTime(value) {
@@ -369,7 +377,8 @@
         el("button", { type: "button", className: "item-open", "aria-label": "Open conversation " + shortId(item.id),
           onclick: function () { openConversation(item.id); } },
           el("span", { className: "item-top" },
-            el("span", { className: "reason", text: reasonText(item.handoff_reason) || "Conversation " + shortId(item.id) }),
+            el("span", { className: "reason", text: reasonText(item.handoff_reason) || "Conversation" }),
+            el("span", { className: "short-id", text: "#" + shortId(item.id) }),
             unread ? el("span", { className: "dot", title: "New message", "aria-label": "New message" }) : null),
           el("span", { className: "item-badges" }, badges(item)),
           item.last_message ? el("span", { className: "last", text: item.last_message }) : null)));
@@ -408,8 +417,11 @@
         el("button", { type: "button", className: "item-open", "aria-label": "Reopen conversation " + shortId(item.id),
           onclick: function () { openConversation(item.id); } },
           el("span", { className: "item-top" },
-            el("span", { className: "reason", text: STATES[item.state] || item.state }),
+            el("span", { className: "reason", text: reasonText(item.reason) || "Conversation " + shortId(item.id) }),
             el("span", { className: "wait", text: clock(item.closed_at) })),
+          el("span", { className: "item-badges" },
+            el("span", { className: "badge state state-" + item.state, text: STATES[item.state] || item.state }),
+            item.locale ? el("span", { className: "badge lang", text: String(item.locale).toUpperCase() }) : null),
           item.csat ? el("span", { className: "stars small", text: "★".repeat(item.csat) + "☆".repeat(5 - item.csat),
             "aria-label": "Rated " + item.csat + " of 5" }) : null,
           item.last_message ? el("span", { className: "last", text: item.last_message }) : null)));
@@ -472,6 +484,7 @@
       $("note-input").value = "";
       $("customer-typing").hidden = true;
       $("transcript").replaceChildren();
+      document.querySelector(".col-context").scrollTop = 0;
     }
     delete S.unread[id];
     renderQueue(); renderMine(); renderRecent();
@@ -518,7 +531,7 @@
 
     $("conv-title").textContent = "Conversation " + shortId(c.id);
     var meta = $("conv-meta");
-    meta.replaceChildren(
+    fill(meta,
       el("span", { className: "badge state state-" + c.state, "data-testid": "conv-state", text: STATES[c.state] || c.state }),
       el("span", { className: "badge lang", text: languageName(c.locale) }),
       c.handoff_reason ? el("span", { className: "meta-text", text: reasonText(c.handoff_reason) }) : null,
@@ -545,7 +558,7 @@
 
   function messageNode(m) {
     var role = ROLE_LABEL[m.role] ? m.role : "bot";
-    var body = el("div", { className: "bubble" }, el("div", { className: "bubble-text", text: m.text }));
+    var body = el("div", { className: "bubble" }, el("div", { className: "bubble-text", "data-testid": "message-text", text: m.text }));
     if (m.buttons && m.buttons.length) {
       body.appendChild(el("div", { className: "chips", "aria-label": "Buttons offered" },
         m.buttons.map(function (b) { return el("span", { className: "chip", title: b.payload, text: b.title }); })));
@@ -567,7 +580,7 @@
   function renderTranscript() {
     var list = $("transcript");
     var nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-    list.replaceChildren.apply(list, S.messages.map(messageNode));
+    fill(list, S.messages.map(messageNode));
     if (nearBottom || list.dataset.for !== S.openId) list.scrollTop = list.scrollHeight;
     list.dataset.for = S.openId;
   }
@@ -597,7 +610,7 @@
     var score = Math.max(0, Math.min(5, d.csat_score));
     box.hidden = false;
     box.dataset.score = String(d.csat_score);
-    box.replaceChildren(
+    fill(box,
       el("div", { className: "csat-label", text: "Customer rating" }),
       el("div", { className: "csat-score" },
         el("span", { className: "stars", "aria-hidden": "true", text: "★".repeat(score) + "☆".repeat(5 - score) }),
@@ -631,7 +644,7 @@
           }))
       : el("p", { className: "muted", text: "No intents recognised." })));
 
-    var keys = Object.keys(s.slots || {});
+    var keys = Object.keys(s.slots || {}).filter(function (k) { return !HIDDEN_SLOTS[k]; });
     parts.push(section("Details collected", keys.length
       ? el("dl", { className: "kv", "data-testid": "summary-slots" },
           keys.map(function (key) {
@@ -660,13 +673,13 @@
               el("div", { className: "answer-source", text: a.source_id }));
           }))));
     }
-    box.replaceChildren.apply(box, parts);
+    fill(box, parts);
   }
 
   function renderSuggestions() {
     var list = $("suggestions");
     var items = (S.detail && S.detail.suggestions) || [];
-    list.replaceChildren.apply(list, items.map(function (s) {
+    fill(list, items.map(function (s) {
       return el("li", null, el("button", { type: "button", className: "suggestion", "data-testid": "suggestion",
         dataset: { sourceId: s.source_id }, title: "Use this reply",
         onclick: function () { useSuggestion(s.text); } },
@@ -689,7 +702,7 @@
     var list = $("notes");
     var notes = (S.detail && S.detail.notes) || [];
     S.noteIds = {};
-    list.replaceChildren.apply(list, notes.map(function (n) { S.noteIds[n.id] = true; return noteNode(n); }));
+    fill(list, notes.map(function (n) { S.noteIds[n.id] = true; return noteNode(n); }));
   }
 
   function noteNode(n) {
@@ -756,7 +769,7 @@
   }
 
   function afterLeaving(item, what) {
-    rememberClosed(Object.assign({}, S.detail.conversation, item), item.state);
+    rememberClosed(Object.assign({}, S.detail.conversation, { state: item.state, agent_id: item.agent_id }), item.state);
     loadLists();
     if (S.openId === item.id) refreshOpen();
     toast(what, "info");
@@ -776,7 +789,7 @@
   function openTransfer() {
     var select = $("transfer-agent");
     var others = S.agents.filter(function (a) { return a.id !== S.agent.id; });
-    select.replaceChildren.apply(select, [el("option", { value: "", text: others.length ? "Choose a colleague…" : "No colleagues" })]
+    fill(select, [el("option", { value: "", text: others.length ? "Choose a colleague…" : "No colleagues" })]
       .concat(others.map(function (a) {
         var label = a.name + " — " + a.presence + (a.languages && a.languages.length ? " · " + a.languages.join("/") : "")
           + (a.skills && a.skills.length ? " · " + a.skills.join(", ") : "");
@@ -785,7 +798,7 @@
     var skills = {};
     S.agents.forEach(function (a) { (a.skills || []).forEach(function (s) { skills[s] = true; }); });
     var datalist = $("transfer-skills");
-    datalist.replaceChildren.apply(datalist, Object.keys(skills).sort().map(function (s) { return el("option", { value: s }); }));
+    fill(datalist, Object.keys(skills).sort().map(function (s) { return el("option", { value: s }); }));
     $("transfer-skill").value = "";
     $("transfer-error").hidden = true;
     document.querySelector("input[name=transfer-kind][value=agent]").checked = true;
@@ -815,8 +828,6 @@
   }
 
   // Hand back --------------------------------------------------------
-
-  var HIDDEN_SLOTS = { handoff_requested: true };
 
   function kvRow(key, value, type) {
     var row = el("div", { className: "kv-edit", "data-testid": "handback-row", dataset: { type: type || "string" } });
@@ -950,6 +961,9 @@
         break;
       case "state":
         scheduleRefresh();
+        if (event.transferred_by && S.agent && event.agent_id === S.agent.id && event.transferred_by !== S.agent.id) {
+          toast(agentName(event.transferred_by) + " transferred a conversation to you.", "info");
+        }
         if (id === S.openId) {
           var wasMine = holding();
           refreshOpen().then(function () {

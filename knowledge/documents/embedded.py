@@ -1,0 +1,439 @@
+"""The embedded document index: one SQLite file, no server.
+
+``chunks`` holds every field (tags as JSON, the vector as a float32 blob); ``chunks_fts`` is an
+FTS5 table over the title and text as ``tokenize.analyze`` tokens, space-separated, ranked by
+``bm25()`` with the title weighted ×2. Query terms reach ``MATCH`` only as quoted strings.
+Vectors are searched exactly (cosine) in an in-memory numpy matrix, loaded on the first vector
+search and kept in step with every write. SQLite work runs in a worker thread, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from knowledge.documents.errors import (
+    ChunksNotWritten,
+    DocumentIndexError,
+    DocumentIndexUnavailable,
+)
+from knowledge.documents.fusion import fuse
+from knowledge.documents.protocol import MAX_QUERY_CHARS, Chunk, Hit
+from knowledge.documents.snippet import snippet
+from knowledge.documents.tokenize import ANALYZER_VERSION, analyze, query_terms
+
+T = TypeVar("T")
+BATCH = 500
+TITLE_WEIGHT = 2.0
+BM25_BUDGET = 4_000
+"""FTS5's bm25() scores every row that matches, so a query is kept to about this many rows:
+its most common terms are left out when rarer ones exist (they carry little BM25 weight
+anyway); when every term is that common, only the newest chunks holding all of them are
+ranked. Below this many chunks, every query is plain BM25 over all its terms."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    pk INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    source TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    vector BLOB
+);
+CREATE INDEX IF NOT EXISTS chunks_doc_id ON chunks (doc_id);
+-- The text is already analysed: the tokenizer only splits it at the spaces again.
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, text, tokenize="unicode61 remove_diacritics 0 tokenchars '-_./'");
+"""
+COLUMNS = "pk, id, doc_id, title, text, lang, source, tags, content_hash"
+
+
+class _Vectors:
+    """Unit-length rows of a float32 matrix, one per chunk that has a vector, with a language
+    code and one boolean column per tag alongside for filtering. Removal moves the last row
+    into the hole, so every write is O(1)."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.size = 0
+        self.matrix = np.zeros((1024, dim), dtype=np.float32)
+        self.lang = np.zeros(1024, dtype=np.int32)
+        self.lang_codes: dict[str, int] = {}
+        self.tag_rows: dict[str, np.ndarray] = {}
+        self.pks: list[int] = []
+        self.tags: list[tuple[str, ...]] = []
+        self.row: dict[int, int] = {}
+
+    def _grow(self) -> None:
+        self.matrix = np.concatenate([self.matrix, np.zeros_like(self.matrix)])
+        self.lang = np.concatenate([self.lang, np.zeros_like(self.lang)])
+        for tag, rows in self.tag_rows.items():
+            self.tag_rows[tag] = np.concatenate([rows, np.zeros_like(rows)])
+
+    def _set_tags(self, at: int, tags: tuple[str, ...]) -> None:
+        for tag in self.tags[at]:
+            self.tag_rows[tag][at] = False
+        for tag in tags:
+            if tag not in self.tag_rows:
+                self.tag_rows[tag] = np.zeros(len(self.matrix), dtype=bool)
+            self.tag_rows[tag][at] = True
+        self.tags[at] = tags
+
+    def put(self, pk: int, vector: np.ndarray, lang: str, tags: Iterable[str]) -> None:
+        at = self.row.get(pk)
+        if at is None:
+            if self.size == len(self.matrix):
+                self._grow()
+            at, self.size = self.size, self.size + 1
+            self.row[pk] = at
+            self.pks.append(pk)
+            self.tags.append(())
+        norm = float(np.linalg.norm(vector))
+        self.matrix[at] = vector / norm if norm else vector
+        self.lang[at] = self.lang_codes.setdefault(lang, len(self.lang_codes) + 1)
+        self._set_tags(at, tuple(dict.fromkeys(tags)))
+
+    def remove(self, pk: int) -> None:
+        at = self.row.pop(pk, None)
+        if at is None:
+            return
+        last = self.size - 1
+        if at != last:
+            self.matrix[at] = self.matrix[last]
+            self.lang[at] = self.lang[last]
+            self.pks[at] = self.pks[last]
+            self._set_tags(at, self.tags[last])
+            self.row[self.pks[at]] = at
+        self._set_tags(last, ())
+        self.pks.pop()
+        self.tags.pop()
+        self.size = last
+
+    def nearest(self, query: np.ndarray, n: int, lang: str | None,
+                tags: frozenset[str]) -> list[int]:
+        size = self.size
+        if size == 0:
+            return []
+        norm = float(np.linalg.norm(query))
+        scores = self.matrix[:size] @ (query / norm if norm else query)
+        if lang is not None or tags:
+            keep = np.ones(size, dtype=bool)
+            if lang is not None:
+                keep &= self.lang[:size] == self.lang_codes.get(lang, -1)
+            for tag in tags:
+                rows = self.tag_rows.get(tag)
+                keep &= rows[:size] if rows is not None else False
+            scores = np.where(keep, scores, -np.inf)
+        n = min(n, size)
+        best = np.argpartition(-scores, n - 1)[:n]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [self.pks[i] for i in best if np.isfinite(scores[i])]
+
+
+def _blob(vector: Sequence[float] | None) -> bytes | None:
+    return None if vector is None else np.asarray(vector, dtype="<f4").tobytes()
+
+
+def _chunk(row: sqlite3.Row | tuple, vector: bytes | None = None) -> Chunk:
+    _, cid, doc_id, title, text, lang, source, tags, content_hash = row[:9]
+    return Chunk(id=cid, doc_id=doc_id, title=title, text=text, lang=lang, source=source,
+                 tags=tuple(json.loads(tags)), content_hash=content_hash,
+                 vector=None if vector is None
+                 else tuple(float(x) for x in np.frombuffer(vector, dtype="<f4")))
+
+
+def _fts_query(terms: Sequence[str], operator: str = " OR ") -> str:
+    # Every term becomes an FTS5 string ("..." with " doubled): never an operator, column
+    # filter, prefix or NEAR group, whatever the customer typed.
+    return operator.join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+class SQLiteDocumentIndex:
+    """The default ``DocumentIndex``: persistent, in-process, bilingual."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._vectors: _Vectors | None = None
+        self._dim: int | None = None
+        self._frequency: dict[str, int] = {}  # document frequency per term, until a write
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False,
+                                         isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+            self._check_analyzer()
+        except sqlite3.Error as exc:
+            raise DocumentIndexUnavailable(f"cannot open the document index {self.path}: {exc}",
+                                           code="document_index_unavailable") from exc
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _run(self, work: Callable[..., T], *args: object) -> T:
+        try:
+            return await asyncio.to_thread(work, *args)
+        except sqlite3.OperationalError as exc:
+            raise DocumentIndexUnavailable(f"document index: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise DocumentIndexError(f"document index: {exc}") from exc
+
+    def _check_analyzer(self) -> None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()
+        if row and row[0] == str(ANALYZER_VERSION):
+            return
+        # Built by another tokenizer version (or new): index the stored chunks again.
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM chunks_fts")
+                rows = self._conn.execute("SELECT pk, title, text FROM chunks").fetchall()
+                self._conn.executemany(
+                    "INSERT INTO chunks_fts (rowid, title, text) VALUES (?, ?, ?)",
+                    [(pk, " ".join(analyze(title)), " ".join(analyze(text)))
+                     for pk, title, text in rows])
+                self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('analyzer', ?)",
+                                   (str(ANALYZER_VERSION),))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def _stored_dim(self) -> int | None:
+        if self._dim is None:
+            row = self._conn.execute(
+                "SELECT length(vector) FROM chunks WHERE vector IS NOT NULL LIMIT 1").fetchone()
+            self._dim = row[0] // 4 if row else None
+        return self._dim
+
+    def _load_vectors(self) -> _Vectors | None:
+        if self._vectors is None and self._stored_dim() is not None:
+            vectors = _Vectors(self._dim or 0)
+            rows = self._conn.execute(
+                "SELECT pk, lang, tags, vector FROM chunks WHERE vector IS NOT NULL")
+            for pk, lang, tags, blob in rows:
+                vectors.put(pk, np.frombuffer(blob, dtype="<f4"), lang, json.loads(tags))
+            self._vectors = vectors
+        return self._vectors
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def upsert(self, chunks: Sequence[Chunk]) -> None:
+        if chunks:
+            await self._run(self._upsert, list({c.id: c for c in chunks}.values()))
+
+    def _upsert(self, chunks: list[Chunk]) -> None:
+        dims = {len(c.vector) for c in chunks if c.vector is not None}
+        # Tokenising (jieba) is the slow part: done before taking the lock.
+        rows = [(c.id, c.doc_id, c.title, c.text, c.lang, c.source,
+                 json.dumps(list(c.tags), ensure_ascii=False), c.content_hash, _blob(c.vector),
+                 " ".join(analyze(c.title)), " ".join(analyze(c.text))) for c in chunks]
+        with self._lock:
+            expected = self._stored_dim()
+            if expected is None and dims:
+                expected = next(len(c.vector) for c in chunks if c.vector is not None)
+            failed = {c.id: f"vector has {len(c.vector)} dimensions, the index holds {expected}"
+                      for c in chunks if c.vector is not None and len(c.vector) != expected}
+            failed.update({c.id: "empty vector" for c in chunks if c.vector == ()})
+            if failed:
+                raise ChunksNotWritten(failed)
+            written: list[tuple[int, Chunk]] = []
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for start in range(0, len(rows), BATCH):
+                    written += self._write_batch(rows[start:start + BATCH],
+                                                 chunks[start:start + BATCH])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._dim = expected
+            self._frequency.clear()
+            if self._vectors is not None:
+                for pk, chunk in written:
+                    if chunk.vector is None:
+                        self._vectors.remove(pk)
+                    else:
+                        self._vectors.put(pk, np.asarray(chunk.vector, dtype=np.float32),
+                                          chunk.lang, chunk.tags)
+
+    def _write_batch(self, rows: list[tuple], chunks: list[Chunk]) -> list[tuple[int, Chunk]]:
+        ids = [row[0] for row in rows]
+        marks = ",".join("?" * len(ids))
+        old = self._conn.execute(f"SELECT pk FROM chunks WHERE id IN ({marks})", ids).fetchall()
+        self._conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", old)
+        self._conn.executemany(
+            """INSERT INTO chunks (id, doc_id, title, text, lang, source, tags, content_hash,
+                                   vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (id) DO UPDATE SET doc_id = excluded.doc_id,
+                   title = excluded.title, text = excluded.text, lang = excluded.lang,
+                   source = excluded.source, tags = excluded.tags,
+                   content_hash = excluded.content_hash, vector = excluded.vector""",
+            [row[:9] for row in rows])
+        pks = dict(self._conn.execute(f"SELECT id, pk FROM chunks WHERE id IN ({marks})", ids))
+        self._conn.executemany("INSERT INTO chunks_fts (rowid, title, text) VALUES (?, ?, ?)",
+                               [(pks[row[0]], row[9], row[10]) for row in rows])
+        return [(pks[chunk.id], chunk) for chunk in chunks]
+
+    async def delete(self, chunk_ids: Sequence[str]) -> int:
+        return await self._run(self._delete, "id", list(dict.fromkeys(chunk_ids)))
+
+    async def delete_document(self, doc_id: str) -> int:
+        return await self._run(self._delete, "doc_id", [doc_id])
+
+    def _delete(self, column: str, values: list[str]) -> int:
+        pks: list[int] = []
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for start in range(0, len(values), BATCH):
+                    part = values[start:start + BATCH]
+                    marks = ",".join("?" * len(part))
+                    rows = self._conn.execute(  # column is one of two literals above
+                        f"DELETE FROM chunks WHERE {column} IN ({marks}) RETURNING pk",
+                        part).fetchall()
+                    self._conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", rows)
+                    pks += [pk for (pk,) in rows]
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._frequency.clear()
+            if self._vectors is not None:
+                for pk in pks:
+                    self._vectors.remove(pk)
+        return len(pks)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(self, chunk_id: str) -> Chunk | None:
+        return await self._run(self._get, chunk_id)
+
+    def _get(self, chunk_id: str) -> Chunk | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT {COLUMNS}, vector FROM chunks WHERE id = ?",
+                                     (chunk_id,)).fetchone()
+        return _chunk(row, row[9]) if row else None
+
+    async def hashes(self, doc_id: str) -> dict[str, str]:
+        return await self._run(self._hashes, doc_id)
+
+    def _hashes(self, doc_id: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._conn.execute(
+                "SELECT id, content_hash FROM chunks WHERE doc_id = ?", (doc_id,)))
+
+    async def count(self) -> int:
+        return await self._run(self._count)
+
+    def _count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    async def search(self, query: str, *, vector: Sequence[float] | None = None, k: int = 5,
+                     lang: str | None = None, tags: Sequence[str] = ()) -> list[Hit]:
+        if k <= 0:
+            return []
+        return await self._run(self._search, query, vector, k, lang, frozenset(tags))
+
+    def _search(self, query: str, vector: Sequence[float] | None, k: int, lang: str | None,
+                tags: frozenset[str]) -> list[Hit]:
+        terms = query_terms(query[:MAX_QUERY_CHARS])
+        window = max(4 * k, 20)
+        with self._lock:
+            lexical = self._bm25(terms, window, lang, tags) if terms else []
+            semantic = self._knn(vector, window, lang, tags) if vector is not None else []
+            fused = fuse([lexical, semantic], k)
+            if not fused:
+                return []
+            marks = ",".join("?" * len(fused))
+            rows = {row[0]: row for row in self._conn.execute(
+                f"SELECT {COLUMNS} FROM chunks WHERE pk IN ({marks})", [pk for pk, _ in fused])}
+        hits = []
+        for pk, score in fused:
+            chunk = _chunk(rows[pk])
+            hits.append(Hit(chunk=chunk, score=score, highlight=snippet(chunk.text, terms)
+                            or chunk.title))
+        return hits
+
+    def _bm25(self, terms: Sequence[str], window: int, lang: str | None,
+              tags: frozenset[str]) -> list[int]:
+        frequency = {term: self._document_frequency(term) for term in terms}
+        present = sorted((t for t in terms if frequency[t]), key=frequency.__getitem__)
+        if not present:
+            return []
+        if frequency[present[0]] > BM25_BUDGET:
+            # Every term is common: the newest chunks holding all of them, else the rarest.
+            return (self._ranked(present, " AND ", window, lang, tags, newest=True)
+                    or self._ranked(present[:1], " OR ", window, lang, tags, newest=True))
+        chosen, total = [], 0
+        for term in present:  # rarest first, as many as the budget allows
+            if total + frequency[term] > BM25_BUDGET:
+                break
+            chosen.append(term)
+            total += frequency[term]
+        return self._ranked(chosen, " OR ", window, lang, tags)
+
+    def _document_frequency(self, term: str) -> int:
+        """How many chunks hold ``term``, counted up to ``BM25_BUDGET + 1``."""
+        if term not in self._frequency:
+            if len(self._frequency) > 100_000:
+                self._frequency.clear()
+            self._frequency[term] = self._conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
+                (_fts_query([term]), BM25_BUDGET + 1)).fetchone()[0]
+        return self._frequency[term]
+
+    def _ranked(self, terms: Sequence[str], operator: str, window: int, lang: str | None,
+                tags: frozenset[str], *, newest: bool = False) -> list[int]:
+        expression = _fts_query(terms, operator)
+        where, params = ["chunks_fts MATCH ?"], [expression]
+        if newest:  # bm25() costs about one unit per matching row and term
+            floor = self._conn.execute(
+                "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rowid DESC "
+                "LIMIT 1 OFFSET ?", (expression, BM25_BUDGET // len(terms))).fetchone()
+            if floor:
+                where.append("chunks_fts.rowid >= ?")
+                params.append(floor[0])
+        if lang is not None:
+            where.append("c.lang = ?")
+            params.append(lang)
+        for tag in sorted(tags):
+            where.append("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE json_each.value = ?)")
+            params.append(tag)
+        join = " JOIN chunks AS c ON c.pk = chunks_fts.rowid" if lang is not None or tags else ""
+        sql = (f"SELECT chunks_fts.rowid FROM chunks_fts{join} WHERE {' AND '.join(where)} "
+               f"ORDER BY bm25(chunks_fts, {TITLE_WEIGHT}, 1.0), chunks_fts.rowid LIMIT ?")
+        return [pk for (pk,) in self._conn.execute(sql, [*params, window])]
+
+    def _knn(self, vector: Sequence[float], window: int, lang: str | None,
+             tags: frozenset[str]) -> list[int]:
+        vectors = self._load_vectors()
+        if vectors is None:
+            return []
+        query = np.asarray(vector, dtype=np.float32)
+        if query.shape != (vectors.dim,):
+            raise DocumentIndexError(
+                f"query vector has {query.size} dimensions, the index holds {vectors.dim}")
+        return vectors.nearest(query, window, lang, tags)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            self._vectors = None

@@ -1,0 +1,68 @@
+"""The answer without a language model: the source sentences that best match the question.
+
+Always available and, by construction, every sentence is a sentence of a source.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+from knowledge.generator.protocol import ChatMessage
+from knowledge.text import content_terms, split_sentences
+
+SOURCE_LINE = re.compile(r"^\[(\d+)\]\s+(.*)$")
+
+
+def extract_answer(question: str, sources: list[tuple[int, str]], *, max_sentences: int = 2
+                   ) -> list[tuple[int, str]]:
+    """Pick up to ``max_sentences`` (source number, sentence) pairs, best first."""
+    wanted = content_terms(question)
+    scored: list[tuple[float, int, int, str]] = []
+    for rank, (number, text) in enumerate(sources):
+        for position, sentence in enumerate(split_sentences(text)):
+            terms = content_terms(sentence)
+            if len(terms) < 3 or sentence.endswith((":", "：")):
+                continue  # headings and fragments are not answers
+            overlap = len(wanted & terms)
+            if overlap == 0:
+                continue
+            # Prefer more matched terms, then higher-ranked sources, then earlier sentences.
+            score = overlap / (len(wanted) ** 0.5 + 1) - 0.05 * rank - 0.01 * position
+            scored.append((score, number, position, sentence))
+    scored.sort(key=lambda item: item[0], reverse=True)
+    picked: list[tuple[int, str]] = []
+    for _, number, _, sentence in scored:
+        if any(sentence in chosen or chosen in sentence for _, chosen in picked):
+            continue
+        picked.append((number, sentence))
+        if len(picked) == max_sentences:
+            break
+    return picked
+
+
+def parse_prompt(messages: list[ChatMessage]) -> tuple[str, list[tuple[int, str]]]:
+    """Recover the question and the numbered sources from the prompt the answer flow builds:
+    blocks of ``[n] title`` followed by the source's text lines."""
+    user = next(m.content for m in reversed(messages) if m.role == "user")
+    body, _, question = user.rpartition("\nQuestion:")
+    sources: list[tuple[int, list[str]]] = []
+    for line in body.splitlines():
+        if match := SOURCE_LINE.match(line.strip()):
+            sources.append((int(match.group(1)), []))  # the title line is not answer text
+        elif sources and line.strip():
+            sources[-1][1].append(line.strip())
+    return question.strip(), [(number, "\n".join(lines)) for number, lines in sources]
+
+
+class ExtractiveGenerator:
+    name = "extractive"
+
+    async def available(self) -> bool:
+        return True
+
+    async def stream(self, messages: list[ChatMessage], *, max_tokens: int = 256,
+                     temperature: float = 0.0) -> AsyncIterator[str]:
+        question, sources = parse_prompt(messages)
+        for number, sentence in extract_answer(question, sources):
+            yield f"{sentence} [{number}] "
