@@ -56,12 +56,19 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "doc"
 
 
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _table_row(header: list[str], cells: list[str]) -> str:
+    """A table row as a self-contained sentence: "Warranty: 3 years; Products: blender."."""
+    chinese = any("\u3400" <= ch <= "\u9fff" for ch in "".join(cells))
+    sep, pair, end = ("；", "：", "。") if chinese else ("; ", ": ", ".")
+    parts = [f"{h}{pair}{c}" if h else c for h, c in zip(header, cells, strict=False) if c]
+    return sep.join(parts) + end
+
+
 def _markdown_text(line: str) -> str:
-    if line.strip().startswith("|"):  # a table row: "a | b" reads as "a: b"
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
-            return ""
-        return ": ".join(c for c in cells if c) + "."
     line = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", line)  # images
     line = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", line)  # links keep their text
     line = re.sub(r"[*_`]{1,3}", "", line)
@@ -82,7 +89,24 @@ def parse_markdown(path: Path) -> list[Document]:
     sections: list[tuple[str, str]] = []
     heading, lines, title = "", [], str(meta.get("title") or "")
     paragraph_open = False
+    header: list[str] | None = None
     for line in raw.splitlines():
+        if line.strip().startswith("|"):
+            cells = _cells(line)
+            if all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+                if lines and header is None and lines[-1].startswith("\x00"):
+                    header = lines.pop()[1:].split("\x00")  # the row above is the header
+                continue
+            if header is None:
+                lines.append("\x00" + "\x00".join(cells))  # maybe a header: decided next line
+            else:
+                lines.append(_table_row(header, cells))
+            paragraph_open = False
+            continue
+        if header is not None or (lines and lines[-1].startswith("\x00")):
+            if lines and lines[-1].startswith("\x00"):  # a table without a header row
+                lines[-1] = _table_row([], lines[-1][1:].split("\x00"))
+            header = None
         if m := _HEADING.match(line):
             if lines:
                 sections.append((heading, "\n".join(lines)))

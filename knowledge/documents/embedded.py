@@ -1,10 +1,12 @@
 """The embedded document index: one SQLite file, no server.
 
-``chunks`` holds every field (tags as JSON, the vector as a float32 blob); ``chunks_fts`` is an
+``chunks`` holds every field (tags as JSON, the vector as a float32 blob). ``chunks_fts`` is an
 FTS5 table over the title and text as ``tokenize.analyze`` tokens, space-separated, ranked by
-``bm25()`` with the title weighted ×2. Query terms reach ``MATCH`` only as quoted strings.
-Vectors are searched exactly (cosine) in an in-memory numpy matrix, loaded on the first vector
-search and kept in step with every write. SQLite work runs in a worker thread, one at a time.
+``bm25()`` with the title weighted ×2; a third, unweighted column holds the language and tags
+as opaque tokens, so filters are part of the full-text match instead of a join. Query terms
+reach ``MATCH`` only as quoted strings. Vectors are searched exactly (cosine) in an in-memory
+numpy matrix, loaded on the first vector search and kept in step with every write.
+SQLite work runs in a worker thread, one call at a time.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,7 +39,10 @@ BM25_BUDGET = 4_000
 """FTS5's bm25() scores every row that matches, so a query is kept to about this many rows:
 its most common terms are left out when rarer ones exist (they carry little BM25 weight
 anyway); when every term is that common, only the newest chunks holding all of them are
-ranked. Below this many chunks, every query is plain BM25 over all its terms."""
+ranked. A query whose terms are in fewer chunks than this is plain BM25 over all its terms."""
+
+INDEX_VERSION = f"2.{ANALYZER_VERSION}"
+"""The layout of ``chunks_fts`` and the analyzer that filled it: rebuilt when either changes."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,11 +59,45 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB
 );
 CREATE INDEX IF NOT EXISTS chunks_doc_id ON chunks (doc_id);
--- The text is already analysed: the tokenizer only splits it at the spaces again.
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    title, text, tokenize="unicode61 remove_diacritics 0 tokenchars '-_./'");
+"""
+# The text is already analysed: the tokenizer only splits it at the spaces again.
+FTS_SCHEMA = """
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    title, text, filters, tokenize="unicode61 remove_diacritics 0 tokenchars '-_./'");
 """
 COLUMNS = "pk, id, doc_id, title, text, lang, source, tags, content_hash"
+_FTS_INSERT = "INSERT INTO chunks_fts (rowid, title, text, filters) VALUES (?, ?, ?, ?)"
+
+
+def _lang_token(lang: str) -> str:
+    return "l" + lang.encode().hex()
+
+
+def _tag_token(tag: str) -> str:
+    return "t" + tag.encode().hex()
+
+
+def _fts_row(pk: int, title: str, text: str, lang: str, tags: Iterable[str]) -> tuple:
+    filters = " ".join([_lang_token(lang), *map(_tag_token, tags)])
+    return pk, " ".join(analyze(title)), " ".join(analyze(text)), filters
+
+
+def _quoted(terms: Iterable[str], operator: str = " OR ") -> str:
+    # Every term becomes an FTS5 string ("..." with " doubled): never an operator, column
+    # filter, prefix or NEAR group, whatever the customer typed.
+    return operator.join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+def _blob(vector: Sequence[float] | None) -> bytes | None:
+    return None if vector is None else np.asarray(vector, dtype="<f4").tobytes()
+
+
+def _chunk(row: Sequence, vector: bytes | None = None) -> Chunk:
+    _, cid, doc_id, title, text, lang, source, tags, content_hash = row[:9]
+    return Chunk(id=cid, doc_id=doc_id, title=title, text=text, lang=lang, source=source,
+                 tags=tuple(json.loads(tags)), content_hash=content_hash,
+                 vector=None if vector is None
+                 else tuple(float(x) for x in np.frombuffer(vector, dtype="<f4")))
 
 
 class _Vectors:
@@ -142,44 +182,26 @@ class _Vectors:
         return [self.pks[i] for i in best if np.isfinite(scores[i])]
 
 
-def _blob(vector: Sequence[float] | None) -> bytes | None:
-    return None if vector is None else np.asarray(vector, dtype="<f4").tobytes()
-
-
-def _chunk(row: sqlite3.Row | tuple, vector: bytes | None = None) -> Chunk:
-    _, cid, doc_id, title, text, lang, source, tags, content_hash = row[:9]
-    return Chunk(id=cid, doc_id=doc_id, title=title, text=text, lang=lang, source=source,
-                 tags=tuple(json.loads(tags)), content_hash=content_hash,
-                 vector=None if vector is None
-                 else tuple(float(x) for x in np.frombuffer(vector, dtype="<f4")))
-
-
-def _fts_query(terms: Sequence[str], operator: str = " OR ") -> str:
-    # Every term becomes an FTS5 string ("..." with " doubled): never an operator, column
-    # filter, prefix or NEAR group, whatever the customer typed.
-    return operator.join('"' + term.replace('"', '""') + '"' for term in terms)
-
-
 class SQLiteDocumentIndex:
     """The default ``DocumentIndex``: persistent, in-process, bilingual."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._vectors: _Vectors | None = None
         self._dim: int | None = None
         self._frequency: dict[str, int] = {}  # document frequency per term, until a write
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, check_same_thread=False,
                                          isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
-            self._check_analyzer()
-        except sqlite3.Error as exc:
-            raise DocumentIndexUnavailable(f"cannot open the document index {self.path}: {exc}",
-                                           code="document_index_unavailable") from exc
+            self._check_index_version()
+        except (OSError, sqlite3.Error) as exc:
+            raise DocumentIndexUnavailable(
+                f"cannot open the document index {self.path}: {exc}") from exc
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -191,26 +213,30 @@ class SQLiteDocumentIndex:
         except sqlite3.Error as exc:
             raise DocumentIndexError(f"document index: {exc}") from exc
 
-    def _check_analyzer(self) -> None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()
-        if row and row[0] == str(ANALYZER_VERSION):
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _check_index_version(self) -> None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'index'").fetchone()
+        if row and row[0] == INDEX_VERSION:
             return
-        # Built by another tokenizer version (or new): index the stored chunks again.
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute("DELETE FROM chunks_fts")
-                rows = self._conn.execute("SELECT pk, title, text FROM chunks").fetchall()
-                self._conn.executemany(
-                    "INSERT INTO chunks_fts (rowid, title, text) VALUES (?, ?, ?)",
-                    [(pk, " ".join(analyze(title)), " ".join(analyze(text)))
-                     for pk, title, text in rows])
-                self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('analyzer', ?)",
-                                   (str(ANALYZER_VERSION),))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        # New, or built by another layout or analyzer: index the stored chunks again.
+        with self._lock, self._transaction():
+            self._conn.execute("DROP TABLE IF EXISTS chunks_fts")
+            self._conn.execute(FTS_SCHEMA)
+            rows = self._conn.execute("SELECT pk, title, text, lang, tags FROM chunks")
+            self._conn.executemany(_FTS_INSERT, [
+                _fts_row(pk, title, text, lang, json.loads(tags))
+                for pk, title, text, lang, tags in rows.fetchall()])
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('index', ?)",
+                               (INDEX_VERSION,))
 
     def _stored_dim(self) -> int | None:
         if self._dim is None:
@@ -232,49 +258,41 @@ class SQLiteDocumentIndex:
     # -- writes -----------------------------------------------------------------------------
 
     async def upsert(self, chunks: Sequence[Chunk]) -> None:
-        if chunks:
+        if chunks:  # the last of several chunks with one id wins
             await self._run(self._upsert, list({c.id: c for c in chunks}.values()))
 
     def _upsert(self, chunks: list[Chunk]) -> None:
-        dims = {len(c.vector) for c in chunks if c.vector is not None}
         # Tokenising (jieba) is the slow part: done before taking the lock.
-        rows = [(c.id, c.doc_id, c.title, c.text, c.lang, c.source,
-                 json.dumps(list(c.tags), ensure_ascii=False), c.content_hash, _blob(c.vector),
-                 " ".join(analyze(c.title)), " ".join(analyze(c.text))) for c in chunks]
+        fts = [_fts_row(0, c.title, c.text, c.lang, c.tags) for c in chunks]
         with self._lock:
             expected = self._stored_dim()
-            if expected is None and dims:
-                expected = next(len(c.vector) for c in chunks if c.vector is not None)
+            if expected is None:
+                expected = next((len(c.vector) for c in chunks if c.vector is not None), None)
             failed = {c.id: f"vector has {len(c.vector)} dimensions, the index holds {expected}"
                       for c in chunks if c.vector is not None and len(c.vector) != expected}
             failed.update({c.id: "empty vector" for c in chunks if c.vector == ()})
             if failed:
                 raise ChunksNotWritten(failed)
-            written: list[tuple[int, Chunk]] = []
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                for start in range(0, len(rows), BATCH):
-                    written += self._write_batch(rows[start:start + BATCH],
-                                                 chunks[start:start + BATCH])
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+            pks: list[int] = []
+            with self._transaction():
+                for start in range(0, len(chunks), BATCH):
+                    pks += self._write_batch(chunks[start:start + BATCH],
+                                             fts[start:start + BATCH])
             self._dim = expected
             self._frequency.clear()
             if self._vectors is not None:
-                for pk, chunk in written:
+                for pk, chunk in zip(pks, chunks, strict=True):
                     if chunk.vector is None:
                         self._vectors.remove(pk)
                     else:
                         self._vectors.put(pk, np.asarray(chunk.vector, dtype=np.float32),
                                           chunk.lang, chunk.tags)
 
-    def _write_batch(self, rows: list[tuple], chunks: list[Chunk]) -> list[tuple[int, Chunk]]:
-        ids = [row[0] for row in rows]
+    def _write_batch(self, chunks: list[Chunk], fts: list[tuple]) -> list[int]:
+        ids = [c.id for c in chunks]
         marks = ",".join("?" * len(ids))
-        old = self._conn.execute(f"SELECT pk FROM chunks WHERE id IN ({marks})", ids).fetchall()
-        self._conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", old)
+        replaced = self._conn.execute(f"SELECT pk FROM chunks WHERE id IN ({marks})", ids)
+        self._conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", replaced.fetchall())
         self._conn.executemany(
             """INSERT INTO chunks (id, doc_id, title, text, lang, source, tags, content_hash,
                                    vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -282,11 +300,14 @@ class SQLiteDocumentIndex:
                    title = excluded.title, text = excluded.text, lang = excluded.lang,
                    source = excluded.source, tags = excluded.tags,
                    content_hash = excluded.content_hash, vector = excluded.vector""",
-            [row[:9] for row in rows])
-        pks = dict(self._conn.execute(f"SELECT id, pk FROM chunks WHERE id IN ({marks})", ids))
-        self._conn.executemany("INSERT INTO chunks_fts (rowid, title, text) VALUES (?, ?, ?)",
-                               [(pks[row[0]], row[9], row[10]) for row in rows])
-        return [(pks[chunk.id], chunk) for chunk in chunks]
+            [(c.id, c.doc_id, c.title, c.text, c.lang, c.source,
+              json.dumps(list(c.tags), ensure_ascii=False), c.content_hash, _blob(c.vector))
+             for c in chunks])
+        pk_of = dict(self._conn.execute(f"SELECT id, pk FROM chunks WHERE id IN ({marks})", ids))
+        pks = [pk_of[chunk_id] for chunk_id in ids]
+        self._conn.executemany(_FTS_INSERT, [(pk, *row[1:]) for pk, row in zip(pks, fts,
+                                                                                strict=True)])
+        return pks
 
     async def delete(self, chunk_ids: Sequence[str]) -> int:
         return await self._run(self._delete, "id", list(dict.fromkeys(chunk_ids)))
@@ -297,8 +318,7 @@ class SQLiteDocumentIndex:
     def _delete(self, column: str, values: list[str]) -> int:
         pks: list[int] = []
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 for start in range(0, len(values), BATCH):
                     part = values[start:start + BATCH]
                     marks = ",".join("?" * len(part))
@@ -307,10 +327,6 @@ class SQLiteDocumentIndex:
                         part).fetchall()
                     self._conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", rows)
                     pks += [pk for (pk,) in rows]
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
             self._frequency.clear()
             if self._vectors is not None:
                 for pk in pks:
@@ -365,8 +381,8 @@ class SQLiteDocumentIndex:
         hits = []
         for pk, score in fused:
             chunk = _chunk(rows[pk])
-            hits.append(Hit(chunk=chunk, score=score, highlight=snippet(chunk.text, terms)
-                            or chunk.title))
+            hits.append(Hit(chunk=chunk, score=score,
+                            highlight=snippet(chunk.text, terms) or chunk.title))
         return hits
 
     def _bm25(self, terms: Sequence[str], window: int, lang: str | None,
@@ -388,36 +404,34 @@ class SQLiteDocumentIndex:
         return self._ranked(chosen, " OR ", window, lang, tags)
 
     def _document_frequency(self, term: str) -> int:
-        """How many chunks hold ``term``, counted up to ``BM25_BUDGET + 1``."""
+        """How many chunks hold ``term`` in their title or text, counted up to the budget."""
         if term not in self._frequency:
             if len(self._frequency) > 100_000:
                 self._frequency.clear()
             self._frequency[term] = self._conn.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
-                (_fts_query([term]), BM25_BUDGET + 1)).fetchone()[0]
+                ("{title text} : " + _quoted([term]), BM25_BUDGET + 1)).fetchone()[0]
         return self._frequency[term]
 
     def _ranked(self, terms: Sequence[str], operator: str, window: int, lang: str | None,
                 tags: frozenset[str], *, newest: bool = False) -> list[int]:
-        expression = _fts_query(terms, operator)
-        where, params = ["chunks_fts MATCH ?"], [expression]
+        expression = "{title text} : (" + _quoted(terms, operator) + ")"
+        filters = ([_lang_token(lang)] if lang is not None else []) + [
+            _tag_token(tag) for tag in sorted(tags)]
+        if filters:
+            expression += " AND filters : (" + _quoted(filters, " AND ") + ")"
+        where, params = "chunks_fts MATCH ?", [expression]
         if newest:  # bm25() costs about one unit per matching row and term
             floor = self._conn.execute(
                 "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rowid DESC "
                 "LIMIT 1 OFFSET ?", (expression, BM25_BUDGET // len(terms))).fetchone()
             if floor:
-                where.append("chunks_fts.rowid >= ?")
+                where += " AND rowid >= ?"
                 params.append(floor[0])
-        if lang is not None:
-            where.append("c.lang = ?")
-            params.append(lang)
-        for tag in sorted(tags):
-            where.append("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE json_each.value = ?)")
-            params.append(tag)
-        join = " JOIN chunks AS c ON c.pk = chunks_fts.rowid" if lang is not None or tags else ""
-        sql = (f"SELECT chunks_fts.rowid FROM chunks_fts{join} WHERE {' AND '.join(where)} "
-               f"ORDER BY bm25(chunks_fts, {TITLE_WEIGHT}, 1.0), chunks_fts.rowid LIMIT ?")
-        return [pk for (pk,) in self._conn.execute(sql, [*params, window])]
+        return [pk for (pk,) in self._conn.execute(
+            f"SELECT rowid FROM chunks_fts WHERE {where} "
+            f"ORDER BY bm25(chunks_fts, {TITLE_WEIGHT}, 1.0, 0.0), rowid LIMIT ?",
+            [*params, window])]
 
     def _knn(self, vector: Sequence[float], window: int, lang: str | None,
              tags: frozenset[str]) -> list[int]:

@@ -105,9 +105,8 @@ def cjk_tokens(run: str) -> tuple[str, ...]:
 def analyze(text: str) -> list[str]:
     """Every token of ``text`` in order, repeats kept (they count as term frequency)."""
     tokens: list[str] = []
-    for match in TOKEN_RUNS.finditer(normalize(text)):
-        cjk, word = match.groups()
-        tokens.extend(cjk_tokens(cjk) if cjk else word_tokens(word))
+    for cjk, word in TOKEN_RUNS.findall(normalize(text)):
+        tokens += cjk_tokens(cjk) if cjk else word_tokens(word)
     return tokens
 
 

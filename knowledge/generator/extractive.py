@@ -22,8 +22,8 @@ def extract_answer(question: str, sources: list[tuple[int, str]], *, max_sentenc
     for rank, (number, text) in enumerate(sources):
         for position, sentence in enumerate(split_sentences(text)):
             terms = content_terms(sentence)
-            if len(terms) < 3 or sentence.endswith((":", "：")):
-                continue  # headings and fragments are not answers
+            if len(terms) < 3 or sentence.endswith((":", "：", "?", "？")):
+                continue  # headings, lead-ins and questions are not answers
             overlap = len(wanted & terms)
             if overlap == 0:
                 continue

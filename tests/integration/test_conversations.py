@@ -59,7 +59,14 @@ def check(chat: Chat, text: str, *, intent: str, reply: list[str],
     for fragment in reply:
         assert fragment in said, (text, said)
     assert turn["state"] == state
+    if intent in KNOWLEDGE_INTENTS:  # grounded answers carry their sources
+        cited = [c for m in turn["messages"] for c in m.get("citations") or []]
+        assert cited and all(c["source_id"] and c["snippet"] for c in cited), turn
     return turn
+
+
+KNOWLEDGE_INTENTS = {"return_policy", "refund_status", "shipping_info", "warranty",
+                     "payment_methods", "account_help", "cancel_order", "product_info"}
 
 
 ENGLISH = [
@@ -67,8 +74,7 @@ ENGLISH = [
     ("where is my order?", "order_status", ["order number"], {"requested_slot": "order_id"}),
     ("12345", None, ["doesn't look like one of our order numbers"], {"order_id": None}),
     ("PL-204817", "inform", ["PL-204817", "DHL"], {"order_id": "PL-204817"}),
-    ("can I return an opened blender?", "return_policy", ["30 days", "14 days"],
-     {"product": "blender"}),
+    ("can I return an opened blender?", "return_policy", ["14 days"], {"product": "blender"}),
     ("what's the weather in Paris tomorrow", "out_of_scope", ["only help with"], {}),
     ("thanks!", "thank", ["You're welcome"], {}),
     ("bye", "goodbye", ["Goodbye"], {}),

@@ -87,6 +87,21 @@
       typing: "Assistant is typing",
       powered: "Powered by Parley",
       unread: "new messages",
+      withAgentName: "You're chatting with {name}",
+      backWithBot: "Back with our assistant",
+      queueNext: "You're next in line",
+      queuePosition: "You are number {n} in line",
+      queueWait: " — about {t}",
+      minutes: "{n} min",
+      noAgents: "No one from our team is online right now. We'll reply here as soon as someone is.",
+      agentTyping: "{name} is typing…",
+      notice: "Notice",
+      partial: "Assistant is writing an answer",
+      csatTitle: "How did we do?",
+      csatScore: "{n} out of 5",
+      csatComment: "Anything you'd like to add? (optional)",
+      csatSubmit: "Send rating",
+      csatThanks: "Thanks for your feedback!",
     },
     zh: {
       launcher: "在线客服",
@@ -114,9 +129,31 @@
       typing: "智能助手正在输入",
       powered: "由 Parley 提供支持",
       unread: "条新消息",
+      withAgentName: "您正在与 {name} 对话",
+      backWithBot: "已回到智能助手",
+      queueNext: "您是下一位",
+      queuePosition: "您前面还有 {ahead} 位",
+      queueWait: "，预计等待约 {t}",
+      minutes: "{n} 分钟",
+      noAgents: "目前暂无客服在线，客服上线后会第一时间在这里回复您。",
+      agentTyping: "{name} 正在输入…",
+      notice: "通知",
+      partial: "智能助手正在撰写回答",
+      csatTitle: "您对本次服务满意吗？",
+      csatScore: "{n} 分（满分 5 分）",
+      csatComment: "还有什么想告诉我们的吗？（选填）",
+      csatSubmit: "提交评价",
+      csatThanks: "感谢您的反馈！",
     },
   };
   var T = STRINGS[LOCALE];
+
+  /** T[key] with {name} placeholders filled in (values are plain text, never markup). */
+  function fmt(key, values) {
+    return String(T[key]).replace(/\{(\w+)\}/g, function (m, name) {
+      return values && values[name] !== undefined && values[name] !== null ? String(values[name]) : m;
+    });
+  }
 
   // ---------------------------------------------------------------------------------------
   // Small helpers
