@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from nlu.baseline import BaselineIntentModel
+from nlu.classifier import EmbeddingIntentModel
 from nlu.patterns import Gazetteer, detect_language, merge, pattern_spans
 from nlu.registry import Registry
 from nlu.train import GAZETTEER_FILE
@@ -20,7 +20,7 @@ class LoadedModel:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.metadata = json.loads((directory / "metadata.json").read_text())
-        self.intents = BaselineIntentModel.load(directory)
+        self.intents = EmbeddingIntentModel.load(directory)
         gazetteer_path = directory / GAZETTEER_FILE
         self.gazetteer = Gazetteer(
             json.loads(gazetteer_path.read_text()) if gazetteer_path.exists() else {})

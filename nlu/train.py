@@ -7,7 +7,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from nlu.baseline import BaselineIntentModel
+import numpy as np
+
+from nlu.classifier import EmbeddingIntentModel
 from nlu.data import Example, data_hash, load_examples
 from nlu.registry import Registry
 
@@ -25,7 +27,8 @@ def gazetteer_from(examples: list[Example]) -> dict[str, str]:
     return values
 
 
-def cross_validated_accuracy(examples: list[Example], folds: int = 5) -> float | None:
+def cross_validated_accuracy(examples: list[Example], features: np.ndarray,
+                             folds: int = 5) -> float | None:
     from sklearn.model_selection import StratifiedKFold
 
     labels = [e.intent for e in examples]
@@ -34,8 +37,9 @@ def cross_validated_accuracy(examples: list[Example], folds: int = 5) -> float |
     correct = 0
     for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=13).split(
             labels, labels):
-        model = BaselineIntentModel.train([examples[i] for i in train_idx])
-        probs = model.predict_proba([examples[i].text for i in test_idx])
+        model = EmbeddingIntentModel.train([examples[i] for i in train_idx],
+                                           features=features[train_idx])
+        probs = model.predict_proba_features(features[test_idx])
         predicted = [model.labels[j] for j in probs.argmax(axis=1)]
         correct += sum(p == labels[i] for p, i in zip(predicted, test_idx, strict=True))
     return correct / len(examples)
@@ -54,22 +58,25 @@ def train(
     progress("loading data")
     examples = load_examples(data)
     digest = data_hash(examples)
-    if reuse and (existing := registry.find_by_data_hash(digest, BaselineIntentModel.kind)):
+    if reuse and (existing := registry.find_by_data_hash(digest, EmbeddingIntentModel.kind)):
         if activate:
             registry.activate(existing)
         return existing
     staging = registry.staging_dir()
     try:
+        progress("embedding examples")
+        embedder = EmbeddingIntentModel().embedder
+        features = embedder.embed([e.text for e in examples], query=True)
         progress("cross-validating")
-        cv = cross_validated_accuracy(examples)
+        cv = cross_validated_accuracy(examples, features)
         progress("training intent model")
-        model = BaselineIntentModel.train(examples)
+        model = EmbeddingIntentModel.train(examples, features=features, embedder=embedder)
         model.save(staging)
         (staging / GAZETTEER_FILE).write_text(
             json.dumps(gazetteer_from(examples), ensure_ascii=False, indent=0))
         intents = sorted(set(model.labels))
         version = registry.publish(staging, {
-            "kind": BaselineIntentModel.kind,
+            "kind": EmbeddingIntentModel.kind,
             "data_hash": digest,
             "data_path": str(data),
             "examples": len(examples),
