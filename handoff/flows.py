@@ -91,22 +91,28 @@ async def detail(session: AsyncSession, *, conversation_id: str, settings: Setti
 
 
 def _system_message(session: AsyncSession, conversation: Conversation,
-                    table: dict[str, str], **values: Any) -> Message:
+                    table: dict[str, str], agent: Agent | None = None,
+                    **values: Any) -> Message:
     text = table.get(conversation.locale, table["en"]).format(**values)
+    data: dict[str, Any] = {"system": True}
+    if agent is not None:
+        data["agent_name"] = agent.name
     message = Message(conversation_id=conversation.id, role="bot", text=text, status="done",
-                      data={"system": True})
+                      data=data)
     session.add(message)
     return message
 
 
 async def _announce(hub: StreamHub, conversation: Conversation,
-                    messages: list[Message], extra: dict[str, Any] | None = None) -> None:
+                    messages: list[Message], extra: dict[str, Any] | None = None,
+                    agent: Agent | None = None) -> None:
     for message in messages:
         publish(hub, conversation.id, conversation.state,
                 {"type": "message", "message": conversations.to_public(message).model_dump(
                     mode="json", exclude_none=True)})
     publish(hub, conversation.id, conversation.state,
             {"type": "state", "state": conversation.state, "agent_id": conversation.agent_id,
+             "agent_name": agent.name if agent and conversation.agent_id == agent.id else None,
              **(extra or {})})
 
 
@@ -121,9 +127,9 @@ async def claim(maker: async_sessionmaker[AsyncSession], hub: StreamHub, *, agen
         else:
             conversation = await service.claim(session, conversation_id=conversation_id,
                                                agent_id=agent.id)
-        joined = _system_message(session, conversation, JOINED_NOTICE, name=agent.name)
+        joined = _system_message(session, conversation, JOINED_NOTICE, agent, name=agent.name)
         await session.commit()
-    await _announce(hub, conversation, [joined])
+    await _announce(hub, conversation, [joined], agent=agent)
     return conversation
 
 
@@ -188,8 +194,11 @@ async def transfer(maker: async_sessionmaker[AsyncSession], hub: StreamHub, *, a
     return conversation
 
 
-def typing(hub: StreamHub, *, conversation_id: str, role: str) -> None:
-    event = {"type": "typing", "role": role}
+def typing(hub: StreamHub, *, conversation_id: str, role: str,
+           name: str | None = None) -> None:
+    event: dict[str, Any] = {"type": "typing", "role": role}
+    if name:
+        event["name"] = name
     if role == "agent":
         hub.publish(conversation_id, event)
     else:

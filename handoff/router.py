@@ -175,7 +175,8 @@ async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep) -> None:
             message = await websocket.receive_json()
             if message.get("type") == "typing" and isinstance(message.get("conversation_id"),
                                                                 str):
-                flows.typing(hub, conversation_id=message["conversation_id"], role="agent")
+                flows.typing(hub, conversation_id=message["conversation_id"], role="agent",
+                             name=agent.name)
 
     receiver = asyncio.create_task(receive())
     token = websocket.query_params.get("token")

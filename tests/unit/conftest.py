@@ -58,6 +58,15 @@ class ScriptedDialogue:
         return None
 
 
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests see no PARLEY_* variables (a running test stack sets some)."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("PARLEY_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(environment="test", var_dir=tmp_path / "var", models_dir=tmp_path / "models",

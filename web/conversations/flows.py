@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dialogue import DialogueEngine, Turn
-from handoff.service import PRIORITY_FOR, State, bot_is_active, request_handoff
+from handoff.service import PRIORITY_FOR, State, bot_is_active, request_handoff, transition
 from handoff.triggers import TurnSignals, handoff_reason
 from web.conversations import service
 from web.conversations.models import Message
@@ -104,6 +104,11 @@ async def process_pending(
             message.status = service.DONE
             await session.commit()
             return
+        if conversation.state == State.RESOLVED:  # the customer writes again: the bot answers
+            transition(session, conversation=conversation, to=State.BOT, actor="customer",
+                       reason="new message after resolution")
+            await session.commit()
+            publish(hub, conversation.id, State.BOT, {"type": "state", "state": State.BOT})
         text, conversation_id = message.text, message.conversation_id
 
     started = time.perf_counter()

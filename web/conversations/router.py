@@ -83,7 +83,7 @@ async def queue_status(conversation_id: ConversationAccess, maker: MakerDep) -> 
         online = await handoff.online_agents(session)
         average = await handoff.average_wait_s(session)
     estimate = None
-    if position is not None:
+    if position is not None and online:
         estimate = round(average * position / max(online, 1), 1)
     return QueueStatus(state=conversation.state, position=position, estimated_wait_s=estimate,
                        agents_online=online)

@@ -79,6 +79,6 @@ def to_public(message: Message) -> MessagePublic:
         id=message.id, role=message.role, text=message.text, created_at=message.created_at,
         buttons=data.get("buttons") or None, citations=data.get("citations") or None,
         client_message_id=message.client_message_id,
-        author=data.get("agent_name") if message.role == "agent" else None,
+        author=data.get("agent_name"),
         system=True if data.get("system") else None,
     )

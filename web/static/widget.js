@@ -276,7 +276,7 @@
     "  font-family:ui-sans-serif,system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,",
     "  'PingFang SC','Hiragino Sans GB','Microsoft YaHei','Noto Sans CJK SC',sans-serif;",
     "  font-size:14px;line-height:1.45;color:var(--ink);-webkit-font-smoothing:antialiased;}",
-    "button,input{font:inherit;color:inherit;}",
+    "button,input,textarea{font:inherit;color:inherit;}",
     ".sr-only{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;",
     "  clip:rect(0,0,0,0);white-space:nowrap;border:0;}",
     // Launcher
@@ -383,6 +383,49 @@
     ".send:disabled{background:#cbd5e1;cursor:default;}",
     ".send:focus-visible{outline:3px solid #93c5fd;outline-offset:2px;}",
     ".footer{flex:none;padding:0 0 8px;text-align:center;font-size:11px;color:#94a3b8;background:#fff;}",
+    // System notices (an agent joined, hand-back, rating prompt): a small centred line
+    ".row.system{align-self:center;align-items:center;max-width:92%;margin:8px 0 4px;}",
+    ".system .bubble{padding:2px 10px;border-radius:0;background:none;color:var(--muted);font-size:12px;",
+    "  text-align:center;line-height:1.4;}",
+    // Agent name above agent bubbles
+    ".agent .who{color:#047857;font-weight:600;}",
+    // Queue line inside the state notice
+    ".state-body{display:flex;flex-direction:column;gap:2px;min-width:0;}",
+    ".queue{font-size:12.5px;opacity:.9;}",
+    ".queue[hidden]{display:none;}",
+    ".state[data-state='bot']{background:#eff6ff;color:#1e40af;border-color:#bfdbfe;}",
+    // Provisional answer (partial sentences of a bot answer still being written)
+    ".partial{opacity:.85;}",
+    ".partial .bubble{background:var(--bot);color:#334155;border-bottom-left-radius:5px;}",
+    ".partial .bubble::after{content:'';display:inline-block;width:7px;height:7px;margin-left:6px;",
+    "  border-radius:50%;background:#94a3b8;vertical-align:middle;animation:parley-blink 1.2s infinite ease-in-out;}",
+    ".partial[hidden],.agent-typing[hidden]{display:none;}",
+    ".agent-typing{align-self:flex-start;margin:6px 4px 0;font-size:12px;color:#047857;font-style:italic;}",
+    // Rating form
+    ".csat{align-self:stretch;margin:10px 0 4px;padding:12px 14px;border:1px solid var(--line);",
+    "  border-radius:12px;background:#f8fafc;display:flex;flex-direction:column;gap:8px;}",
+    ".csat[hidden]{display:none;}",
+    ".csat-title{margin:0;font-size:14px;font-weight:650;}",
+    ".stars{display:flex;gap:4px;}",
+    ".star{width:36px;height:36px;border:1px solid #cbd5e1;border-radius:8px;background:#fff;cursor:pointer;",
+    "  font-size:20px;line-height:1;color:#cbd5e1;display:flex;align-items:center;justify-content:center;",
+    "  transition:color .12s ease,border-color .12s ease;}",
+    ".star:hover{border-color:#f59e0b;color:#fbbf24;}",
+    ".star.on{color:#f59e0b;border-color:#f59e0b;background:#fffbeb;}",
+    ".star:focus-visible{outline:2px solid var(--accent);outline-offset:2px;}",
+    ".csat-label{font-size:12.5px;color:var(--muted);}",
+    ".csat-comment{width:100%;min-height:56px;resize:vertical;padding:8px 10px;border:1px solid #cbd5e1;",
+    "  border-radius:8px;background:#fff;font:inherit;font-size:13.5px;color:var(--ink);}",
+    ".csat-comment:focus{outline:none;border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.15);}",
+    ".csat-submit{align-self:flex-start;border:0;border-radius:8px;padding:7px 14px;background:var(--accent);",
+    "  color:#fff;font-weight:600;cursor:pointer;}",
+    ".csat-submit:disabled{background:#cbd5e1;cursor:default;}",
+    ".csat-submit:focus-visible{outline:3px solid #93c5fd;outline-offset:2px;}",
+    ".csat-error{font-size:12px;color:#b91c1c;}",
+    ".csat-error[hidden]{display:none;}",
+    ".csat-thanks{align-self:stretch;margin:10px 0 4px;padding:10px 14px;border-radius:12px;",
+    "  background:#ecfdf5;color:#065f46;border:1px solid #a7f3d0;text-align:center;font-weight:600;}",
+    "@media (prefers-reduced-motion:reduce){.partial .bubble::after{animation:none;}}",
   ].join("\n");
 
   // ---------------------------------------------------------------------------------------
@@ -428,11 +471,22 @@
   var typing = el("div", { className: "typing", hidden: true, role: "status", "aria-label": T.typing },
                   [el("span", { className: "dot" }), el("span", { className: "dot" }),
                    el("span", { className: "dot" })]);
+  // A bot answer still being written: checked sentences arrive one by one over the stream.
+  var partialBubble = el("div", { className: "bubble", "data-testid": "parley-partial",
+                                  "aria-busy": "true" });
+  var partialRow = el("div", { className: "row bot partial", hidden: true }, [
+    el("span", { className: "sr-only", text: T.partial + ":" }), partialBubble,
+  ]);
+  var agentTyping = el("div", { className: "agent-typing", "data-testid": "parley-agent-typing",
+                                role: "status", hidden: true });
+  var csatBox = el("div", { style: "display:contents" });
   var log = el("div", {
     className: "log", "data-testid": "parley-log", "aria-live": "polite", "aria-relevant": "additions",
     "aria-atomic": "false", tabindex: "0", "aria-label": T.dialog,
-  }, [intro, suggestions, list, typing]);
+  }, [intro, suggestions, list, partialRow, typing, agentTyping, csatBox]);
 
+  var stateText = el("span");
+  var queueLine = el("span", { className: "queue", "data-testid": "parley-queue", hidden: true });
   var stateNotice = el("div", { className: "notice state", "data-testid": "parley-state",
                                 role: "status", hidden: true, "data-state": "bot" });
   var statusNotice = el("div", { className: "notice status", "data-testid": "parley-status",
@@ -480,6 +534,17 @@
   var socketAttempt = 0;
   var socketTimer = null;
   var generation = 0;            // bumps when the conversation changes; stale work stops
+  var currentState = null;       // the conversation's state, as last heard from the server
+  var agentName = null;          // the agent holding (or who last held) the conversation
+  var agentNameAt = 0;           // created_at (ms) of the message the name came from
+  var queueTimer = null;         // polls the queue position while queued
+  var queueSeq = 0;              // answers to older queue polls are dropped
+  var agentTypingTimer = null;
+  var lastTypingSent = 0;
+  var CSAT_KEY = "parley.csat.";  // + conversation id: rated already, don't ask again
+  var QUEUE_POLL_MS = 10000;
+  var TYPING_SEND_MS = 2000;
+  var AGENT_TYPING_MS = 3000;
 
   function saveConversation() {
     if (conversation) store.set(STORAGE_KEY, conversation); else store.remove(STORAGE_KEY);
@@ -524,22 +589,56 @@
   }
 
   function roleLabel(role) {
-    return role === "customer" ? T.you : role === "agent" ? T.agent : T.bot;
+    return role === "customer" ? T.you : role === "agent" ? T.agent :
+      role === "system" ? T.notice : T.bot;
+  }
+
+  /** How a message is shown: Parley's own notices are "system", whatever their role. */
+  function displayRole(message) {
+    return message.system ? "system" : message.role;
   }
 
   function makeRow(role) {
     var bubble = el("div", { className: "bubble", "data-testid": "parley-message", "data-role": role });
-    var row = el("div", { className: "row " + role, role: "listitem" }, [
-      el("span", { className: role === "agent" ? "who" : "sr-only", text: roleLabel(role) + ":" }),
-      bubble,
-    ]);
+    var who = el("span", { className: role === "agent" ? "who" : "sr-only",
+                           text: roleLabel(role) + (role === "agent" ? "" : ":") });
+    var row = el("div", { className: "row " + role, role: "listitem" }, [who, bubble]);
     row._bubble = bubble;
+    row._who = who;
     return row;
+  }
+
+  // The agent-joined notice is the only place a name appears before the agent writes.
+  var JOINED_RE = [/^(.+?) from our support team has joined the chat\.?$/, /^客服\s*(.+?)\s*已加入对话。?$/];
+
+  function learnAgentName(message) {
+    var name = null;
+    if (message.role === "agent" && message.author) name = message.author;
+    else if (message.system) {
+      for (var i = 0; i < JOINED_RE.length && !name; i++) {
+        var match = JOINED_RE[i].exec((message.text || "").trim());
+        if (match) name = match[1];
+      }
+    }
+    if (!name) return;
+    var at = message.created_at ? Date.parse(message.created_at) : NaN;
+    if (isNaN(at)) at = Date.now();
+    if (at < agentNameAt) return; // an older message, merged from the transcript
+    agentNameAt = at;
+    if (name !== agentName) {
+      agentName = name;
+      if (currentState === "with_agent") showState("with_agent");
+    }
   }
 
   function fillRow(row, message) {
     var role = message.role;
     var text = message.text || "";
+    if (role === "agent" && row._who) {
+      row._who.textContent = message.author || T.agent;
+      row.setAttribute("data-author", message.author || "");
+      row._bubble.setAttribute("data-author", message.author || "");
+    }
     if (role === "customer" && buttonTitles[text]) text = buttonTitles[text];
     if (role === "customer" && row._display) text = row._display;
     renderText(row._bubble, text);
@@ -591,7 +690,8 @@
     // A message directly under one of the same role needs no extra spacing.
     var rows = list.children;
     for (var i = 0; i < rows.length; i++) {
-      var same = i > 0 && rows[i - 1].className.split(" ")[1] === rows[i].className.split(" ")[1];
+      var same = i > 0 && rows[i - 1].className.split(" ")[1] === rows[i].className.split(" ")[1] &&
+        rows[i - 1].getAttribute("data-author") === rows[i].getAttribute("data-author");
       rows[i].classList.toggle("cont", same);
       var who = rows[i].querySelector(".who");
       if (who) who.style.display = same ? "none" : "";
@@ -619,7 +719,7 @@
     if (!row && message.client_message_id) row = byClientId[message.client_message_id];
     var isNew = !row;
     if (!row) {
-      row = makeRow(message.role);
+      row = makeRow(displayRole(message));
       if (afterRow === null) list.insertBefore(row, list.firstChild);
       else if (afterRow) list.insertBefore(row, afterRow.nextSibling);
       else list.appendChild(row);
@@ -628,6 +728,9 @@
     if (message.client_message_id) byClientId[message.client_message_id] = row;
     row.classList.remove("pending");
     fillRow(row, message);
+    learnAgentName(message);
+    if (isNew && message.role === "bot" && !message.system) clearPartial(); // the real answer
+    if (isNew && message.role === "agent") hideAgentTyping();
     if (isNew) {
       groupRows();
       hideIntroExtras();
@@ -675,20 +778,242 @@
     if (added) scrollToEnd(true);
   }
 
-  var STATE_TEXT = { queued: "queued", with_agent: "withAgent", resolved: "resolved" };
+  function stateLine(state, previous) {
+    if (state === "queued") return T.queued;
+    if (state === "with_agent") return agentName ? fmt("withAgentName", { name: agentName }) : T.withAgent;
+    if (state === "resolved") return T.resolved;
+    if (state === "bot" && (previous === "queued" || previous === "with_agent")) return T.backWithBot;
+    return null; // with the bot from the start (or again after a turn): nothing to say
+  }
 
   function showState(state) {
     if (!state) return;
+    var previous = currentState;
+    currentState = state;
+    var text = stateLine(state, previous);
     stateNotice.setAttribute("data-state", state);
-    var key = STATE_TEXT[state];
-    stateNotice.textContent = "";
-    if (!key) { stateNotice.hidden = true; return; }
-    if (state === "queued") stateNotice.appendChild(el("span", { className: "pulse", "aria-hidden": "true" }));
-    stateNotice.appendChild(el("span", { text: T[key] }));
+    if (state !== "queued") stopQueuePolling();
+    else if (previous !== "queued" || !queueTimer) {
+      queueLine.hidden = true;
+      queueLine.textContent = "";
+      pollQueue();
+    }
+    if (state !== "bot") typing.hidden = true;
+    if (state === "queued" || state === "resolved") hideAgentTyping();
+    renderCsat();
+    if (!text) { stateNotice.hidden = true; stateNotice.textContent = ""; return; }
+    if (stateText.textContent !== text) stateText.textContent = text;
+    var children = [];
+    if (state === "queued") children.push(el("span", { className: "pulse", "aria-hidden": "true" }));
+    children.push(el("span", { className: "state-body" }, [stateText, state === "queued" ? queueLine : null]));
+    stateNotice.replaceChildren.apply(stateNotice, children);
     var stick = nearBottom();
     stateNotice.hidden = false;
     if (stick) scrollToEnd(true); // the notice takes room from the log: keep the end in view
-    if (state !== "bot") typing.hidden = true;
+  }
+
+  // ---- Queue position while waiting for a person -----------------------------------------
+  function stopQueuePolling() {
+    if (queueTimer) { clearTimeout(queueTimer); queueTimer = null; }
+    queueSeq += 1; // answers still on their way are stale now
+    queueLine.hidden = true;
+  }
+
+  function pollQueue() {
+    if (queueTimer) clearTimeout(queueTimer);
+    queueTimer = setTimeout(pollQueue, QUEUE_POLL_MS);
+    if (document.visibilityState === "hidden") return; // caught up when the tab shows again
+    fetchQueue();
+  }
+
+  function fetchQueue() {
+    if (!conversation || currentState !== "queued") return;
+    var gen = generation;
+    var seq = ++queueSeq;
+    request("GET", "/" + encodeURIComponent(conversation.id) + "/queue", undefined,
+            conversation.token).then(function (data) {
+      if (gen !== generation || seq !== queueSeq || currentState !== "queued" || !data) return;
+      if (data.state && data.state !== "queued") {
+        // A state event went missing (the stream was reconnecting): read the transcript again.
+        fetchTranscript(0).catch(function () {});
+        return;
+      }
+      renderQueue(data);
+    }, function () { /* keep the last known position; the next poll tries again */ });
+  }
+
+  function waitText(seconds) {
+    return fmt("minutes", { n: Math.max(1, Math.round(seconds / 60)) });
+  }
+
+  function renderQueue(data) {
+    var position = typeof data.position === "number" && data.position > 0 ? data.position : null;
+    var place = position === null ? "" : position === 1 ? T.queueNext
+      : fmt("queuePosition", { n: position, ahead: position - 1 });
+    var text;
+    if (data.agents_online === 0) {
+      text = (place ? place + (LOCALE === "zh" ? "。" : ". ") : "") + T.noAgents;
+    } else if (place && typeof data.estimated_wait_s === "number") {
+      text = place + fmt("queueWait", { t: waitText(data.estimated_wait_s) });
+    } else {
+      text = place;
+    }
+    queueLine.setAttribute("data-position", position === null ? "" : String(position));
+    queueLine.setAttribute("data-agents-online", String(data.agents_online));
+    if (queueLine.textContent !== text) queueLine.textContent = text; // no repeated announcements
+    var stick = nearBottom();
+    queueLine.hidden = !text;
+    if (stick) scrollToEnd(true);
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && currentState === "queued") pollQueue();
+  });
+
+  // ---- A bot answer still being written ---------------------------------------------------
+  var partialText = "";
+  var CJK_END = /[\u2e80-\u9fff\u3000-\u303f\uff00-\uffef]$/;
+  var CJK_START = /^[\u2e80-\u9fff\u3000-\u303f\uff00-\uffef]/;
+
+  function showPartial(text) {
+    text = String(text || "").trim();
+    if (!text) return;
+    var joiner = !partialText || CJK_END.test(partialText) || CJK_START.test(text) ? "" : " ";
+    partialText += joiner + text;
+    var stick = nearBottom();
+    renderText(partialBubble, partialText);
+    partialRow.hidden = false;
+    typing.hidden = true; // the provisional bubble has its own "still writing" look
+    scrollToEnd(stick);
+  }
+
+  function clearPartial() {
+    partialText = "";
+    partialBubble.textContent = "";
+    partialRow.hidden = true;
+  }
+
+  // ---- Typing, both ways ------------------------------------------------------------------
+  function showAgentTyping() {
+    var text = fmt("agentTyping", { name: agentName || T.agent });
+    if (agentTyping.textContent !== text) agentTyping.textContent = text;
+    var stick = nearBottom();
+    agentTyping.hidden = false;
+    scrollToEnd(stick);
+    if (agentTypingTimer) clearTimeout(agentTypingTimer);
+    agentTypingTimer = setTimeout(hideAgentTyping, AGENT_TYPING_MS);
+  }
+
+  function hideAgentTyping() {
+    if (agentTypingTimer) { clearTimeout(agentTypingTimer); agentTypingTimer = null; }
+    agentTyping.hidden = true;
+  }
+
+  /** Tell the agent the customer is typing: at most every 2 s, only when a person is involved. */
+  function sendTyping() {
+    if (currentState !== "queued" && currentState !== "with_agent") return;
+    if (!socket || socket.readyState !== 1 || !input.value.trim()) return;
+    var now = Date.now();
+    if (now - lastTypingSent < TYPING_SEND_MS) return;
+    lastTypingSent = now;
+    try { socket.send(JSON.stringify({ type: "typing" })); } catch (e) { /* reconnecting */ }
+  }
+
+  // ---- Rating, once a person resolved the conversation ------------------------------------
+  var csatForm = null;
+  var csatThanks = null;
+
+  function csatDone() {
+    return !!(conversation && store.get(CSAT_KEY + conversation.id));
+  }
+
+  function renderCsat() {
+    var wanted = currentState === "resolved" && !!conversation && !csatDone();
+    if (wanted && !csatForm) {
+      csatForm = buildCsat();
+      csatBox.appendChild(csatForm);
+      scrollToEnd(true);
+    } else if (!wanted && csatForm) {
+      csatForm.remove();
+      csatForm = null;
+    }
+    if (currentState !== "resolved" && csatThanks) { csatThanks.remove(); csatThanks = null; }
+  }
+
+  function csatThank() {
+    if (conversation) store.set(CSAT_KEY + conversation.id, true);
+    if (csatForm) { csatForm.remove(); csatForm = null; }
+    if (!csatThanks) {
+      csatThanks = el("div", { className: "csat-thanks", "data-testid": "parley-csat-thanks",
+                               role: "status", text: T.csatThanks });
+      csatBox.appendChild(csatThanks);
+    }
+    scrollToEnd(true);
+  }
+
+  function buildCsat() {
+    var chosen = 0;
+    var stars = [];
+    var submit = el("button", { type: "submit", className: "csat-submit",
+                                "data-testid": "parley-csat-submit", text: T.csatSubmit,
+                                disabled: true });
+    var comment = el("textarea", { className: "csat-comment", id: "parley-csat-comment",
+                                   "data-testid": "parley-csat-comment", rows: "2",
+                                   maxlength: "2000" });
+    var error = el("div", { className: "csat-error", role: "alert", hidden: true });
+    var group = el("div", { className: "stars", role: "group",
+                            "aria-labelledby": "parley-csat-title" });
+    function choose(n) {
+      chosen = n;
+      stars.forEach(function (b, i) {
+        b.classList.toggle("on", i < n);
+        b.setAttribute("aria-pressed", i + 1 === n ? "true" : "false");
+      });
+      submit.disabled = false;
+    }
+    for (var n = 1; n <= 5; n++) {
+      (function (score) {
+        var star = el("button", {
+          type: "button", className: "star", "data-testid": "parley-csat-score",
+          "data-score": String(score), "aria-pressed": "false",
+          "aria-label": fmt("csatScore", { n: score }), title: fmt("csatScore", { n: score }),
+          text: "★", on: { click: function () { choose(score); } },
+        });
+        stars.push(star);
+        group.appendChild(star);
+      })(n);
+    }
+    var form = el("form", { className: "csat", "data-testid": "parley-csat", novalidate: true,
+                            "aria-labelledby": "parley-csat-title" }, [
+      el("h3", { className: "csat-title", id: "parley-csat-title", text: T.csatTitle }),
+      group,
+      el("label", { className: "csat-label", "for": "parley-csat-comment", text: T.csatComment }),
+      comment, error, submit,
+    ]);
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (!chosen || !conversation) return;
+      var gen = generation;
+      submit.disabled = true;
+      error.hidden = true;
+      var body = { score: chosen };
+      var note = comment.value.trim();
+      if (note) body.comment = note;
+      request("POST", "/" + encodeURIComponent(conversation.id) + "/csat", body,
+              conversation.token).then(function () {
+        if (gen === generation) csatThank();
+      }, function (err) {
+        if (gen !== generation) return;
+        if (err instanceof ApiError && err.code === "already_rated") { csatThank(); return; }
+        if (err instanceof ApiError && err.code === "not_resolved") {
+          fetchTranscript(0).catch(function () {}); // the state moved on: follow it
+        }
+        error.textContent = T.error;
+        error.hidden = false;
+        submit.disabled = false;
+      });
+    });
+    return form;
   }
 
   var statusKind = null;
@@ -715,6 +1040,12 @@
     conversation = null;
     saveConversation();
     closeSocket();
+    stopQueuePolling();
+    clearPartial();
+    hideAgentTyping();
+    currentState = null;
+    renderCsat();
+    if (csatThanks) { csatThanks.remove(); csatThanks = null; }
   }
 
   function ensureConversation() {
@@ -819,6 +1150,7 @@
     }, function (err) {
       sending = false;
       typing.hidden = true;
+      clearPartial();
       var row = byClientId[item.cid];
       if (err instanceof ApiError && (err.code === "text_empty")) {
         outbox.shift(); saveOutbox();
@@ -845,7 +1177,8 @@
     function attempt() {
       return ensureConversation().then(function (conv) {
         var gen = generation;
-        typing.hidden = false;
+        // The assistant answers unless a person has the conversation (or is about to).
+        if (currentState !== "queued" && currentState !== "with_agent") typing.hidden = false;
         scrollToEnd(true);
         return request("POST", "/" + encodeURIComponent(conv.id) + "/messages",
                        { text: item.text, client_message_id: item.cid }, conv.token)
@@ -861,6 +1194,7 @@
               }
               upsert(m);
             });
+            clearPartial(); // the turn is over: whatever was provisional is in the reply
             showState(data && data.state);
             scrollToEnd(true);
           });
@@ -934,7 +1268,13 @@
         var stick = nearBottom();
         if (upsert(data.message, undefined, true)) scrollToEnd(stick || data.message.role !== "customer");
       } else if (data.type === "state") {
-        showState(data.state);
+        var was = currentState;
+        showState(data.state); // entering the queue asks for the position right away …
+        if (data.state === "queued" && was === "queued") pollQueue(); // … and so does each event
+      } else if (data.type === "typing" && data.role === "agent") {
+        showAgentTyping();
+      } else if (data.type === "partial" && typeof data.text === "string") {
+        showPartial(data.text);
       }
     };
     ws.onclose = function (event) {
@@ -999,7 +1339,7 @@
   panel.addEventListener("keydown", function (e) {
     if (e.key === "Escape") { e.stopPropagation(); close(); }
   });
-  input.addEventListener("input", updateSendButton);
+  input.addEventListener("input", function () { updateSendButton(); sendTyping(); });
   composer.addEventListener("submit", function (e) {
     e.preventDefault();
     var text = input.value;
