@@ -105,16 +105,34 @@ class _Vectors:
     code and one boolean column per tag alongside for filtering. Removal moves the last row
     into the hole, so every write is O(1)."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, capacity: int = 1024) -> None:
         self.dim = dim
         self.size = 0
-        self.matrix = np.zeros((1024, dim), dtype=np.float32)
-        self.lang = np.zeros(1024, dtype=np.int32)
+        self.matrix = np.zeros((capacity, dim), dtype=np.float32)
+        self.lang = np.zeros(capacity, dtype=np.int32)
         self.lang_codes: dict[str, int] = {}
         self.tag_rows: dict[str, np.ndarray] = {}
         self.pks: list[int] = []
         self.tags: list[tuple[str, ...]] = []
         self.row: dict[int, int] = {}
+
+    @classmethod
+    def load(cls, dim: int, rows: list[tuple[int, str, str, bytes]]) -> _Vectors:
+        """From ``(pk, lang, tags as JSON, float32 blob)`` rows, in one pass."""
+        vectors = cls(dim, capacity=max(1024, len(rows)))
+        if rows:
+            matrix = np.frombuffer(b"".join(row[3] for row in rows), dtype="<f4")
+            matrix = matrix.reshape(len(rows), dim)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            vectors.matrix[:len(rows)] = matrix / np.where(norms == 0, 1, norms)
+        for at, (pk, lang, tags, _) in enumerate(rows):
+            vectors.row[pk] = at
+            vectors.pks.append(pk)
+            vectors.tags.append(())
+            vectors.lang[at] = vectors.lang_codes.setdefault(lang, len(vectors.lang_codes) + 1)
+            vectors._set_tags(at, tuple(dict.fromkeys(json.loads(tags))))
+        vectors.size = len(rows)
+        return vectors
 
     def _grow(self) -> None:
         self.matrix = np.concatenate([self.matrix, np.zeros_like(self.matrix)])
@@ -167,7 +185,9 @@ class _Vectors:
         if size == 0:
             return []
         norm = float(np.linalg.norm(query))
-        scores = self.matrix[:size] @ (query / norm if norm else query)
+        # einsum rather than BLAS: one thread, whose latency holds up on a busy machine where
+        # a multi-threaded matrix-vector product (memory-bound anyway) has long tails.
+        scores = np.einsum("ij,j->i", self.matrix[:size], query / norm if norm else query)
         if lang is not None or tags:
             keep = np.ones(size, dtype=bool)
             if lang is not None:
@@ -191,6 +211,7 @@ class SQLiteDocumentIndex:
         self._vectors: _Vectors | None = None
         self._dim: int | None = None
         self._frequency: dict[str, int] = {}  # document frequency per term, until a write
+        self._data_version = -1
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, check_same_thread=False,
@@ -214,8 +235,8 @@ class SQLiteDocumentIndex:
             raise DocumentIndexError(f"document index: {exc}") from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+        self._conn.execute(begin)
         try:
             yield
         except BaseException:
@@ -238,6 +259,15 @@ class SQLiteDocumentIndex:
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('index', ?)",
                                (INDEX_VERSION,))
 
+    def _catch_up(self) -> None:
+        """Forget what is cached if another connection (an import running in another process)
+        has committed since we last looked; our own writes keep the caches in step."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._data_version = version
+            self._vectors, self._dim = None, None
+            self._frequency.clear()
+
     def _stored_dim(self) -> int | None:
         if self._dim is None:
             row = self._conn.execute(
@@ -246,13 +276,10 @@ class SQLiteDocumentIndex:
         return self._dim
 
     def _load_vectors(self) -> _Vectors | None:
-        if self._vectors is None and self._stored_dim() is not None:
-            vectors = _Vectors(self._dim or 0)
-            rows = self._conn.execute(
-                "SELECT pk, lang, tags, vector FROM chunks WHERE vector IS NOT NULL")
-            for pk, lang, tags, blob in rows:
-                vectors.put(pk, np.frombuffer(blob, dtype="<f4"), lang, json.loads(tags))
-            self._vectors = vectors
+        dim = self._stored_dim() if self._vectors is None else None
+        if dim is not None:
+            self._vectors = _Vectors.load(dim, self._conn.execute(
+                "SELECT pk, lang, tags, vector FROM chunks WHERE vector IS NOT NULL").fetchall())
         return self._vectors
 
     # -- writes -----------------------------------------------------------------------------
@@ -265,6 +292,7 @@ class SQLiteDocumentIndex:
         # Tokenising (jieba) is the slow part: done before taking the lock.
         fts = [_fts_row(0, c.title, c.text, c.lang, c.tags) for c in chunks]
         with self._lock:
+            self._catch_up()
             expected = self._stored_dim()
             if expected is None:
                 expected = next((len(c.vector) for c in chunks if c.vector is not None), None)
@@ -318,6 +346,7 @@ class SQLiteDocumentIndex:
     def _delete(self, column: str, values: list[str]) -> int:
         pks: list[int] = []
         with self._lock:
+            self._catch_up()
             with self._transaction():
                 for start in range(0, len(values), BATCH):
                     part = values[start:start + BATCH]
@@ -369,7 +398,8 @@ class SQLiteDocumentIndex:
                 tags: frozenset[str]) -> list[Hit]:
         terms = query_terms(query[:MAX_QUERY_CHARS])
         window = max(4 * k, 20)
-        with self._lock:
+        with self._lock, self._transaction("BEGIN DEFERRED"):  # one snapshot for all reads
+            self._catch_up()
             lexical = self._bm25(terms, window, lang, tags) if terms else []
             semantic = self._knn(vector, window, lang, tags) if vector is not None else []
             fused = fuse([lexical, semantic], k)
@@ -380,9 +410,10 @@ class SQLiteDocumentIndex:
                 f"SELECT {COLUMNS} FROM chunks WHERE pk IN ({marks})", [pk for pk, _ in fused])}
         hits = []
         for pk, score in fused:
-            chunk = _chunk(rows[pk])
-            hits.append(Hit(chunk=chunk, score=score,
-                            highlight=snippet(chunk.text, terms) or chunk.title))
+            if pk in rows:  # else deleted by another process after our vectors were loaded
+                chunk = _chunk(rows[pk])
+                hits.append(Hit(chunk=chunk, score=score,
+                                highlight=snippet(chunk.text, terms) or chunk.title))
         return hits
 
     def _bm25(self, terms: Sequence[str], window: int, lang: str | None,

@@ -3,7 +3,8 @@
     KnowledgeError
     └── DocumentIndexError
         ├── DocumentIndexUnavailable   the index cannot be reached (also a KnowledgeUnavailable)
-        └── ChunksNotWritten           some chunks of an upsert were refused (``failed``: id → why)
+        └── ChunksNotWritten           an upsert refused chunks (``failed``: id → why); the
+                                       embedded index then wrote none, Elasticsearch the rest
 """
 
 from __future__ import annotations

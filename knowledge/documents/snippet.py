@@ -38,7 +38,7 @@ def _spans(text: str, terms: Collection[str]) -> list[tuple[int, int]]:
 
 def snippet(text: str, terms: Collection[str], width: int = WIDTH) -> str:
     """Up to ``width`` characters of ``text`` around the first match of ``terms``."""
-    spans = _spans(text, terms)
+    spans = _spans(text, frozenset(terms))
     start = 0
     if spans and spans[0][1] > width:
         start = max(0, spans[0][0] - width // 4)

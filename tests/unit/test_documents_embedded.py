@@ -117,3 +117,21 @@ def test_reciprocal_rank_fusion() -> None:
     fused = fuse([["a", "b", "c"], ["c", "a"]], 2)
     assert [item for item, _ in fused] == ["a", "c"]
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+
+
+async def test_sees_writes_of_another_connection(tmp_path: Path) -> None:
+    """An import in another process must show up in a running server's vector search."""
+    path = tmp_path / "documents.sqlite3"
+    server, importer = SQLiteDocumentIndex(path), SQLiteDocumentIndex(path)
+    try:
+        await server.upsert(CORPUS)
+        assert ids(await server.search("", vector=REFUND.vector, k=1)) == [REFUND.id]
+        await importer.delete([REFUND.id])
+        newer = Chunk(id="new#0", doc_id="new", title="Gift cards", text="Gift cards never expire.",
+                      lang="en", vector=REFUND.vector)
+        await importer.upsert([newer])
+        assert ids(await server.search("", vector=REFUND.vector, k=1)) == [newer.id]
+        assert ids(await server.search("gift cards")) == [newer.id]
+    finally:
+        await server.close()
+        await importer.close()
