@@ -73,7 +73,7 @@ class KnowledgeAnswerer:
         self.index = index
         self.embedder = embedder
         self.graph = graph
-        self.generators = [*generators, ExtractiveGenerator()]
+        self.generators = [*generators, ExtractiveGenerator(embedder)]
         self.company = company
         self.k = k
         self.min_relevance = min_relevance
@@ -81,9 +81,9 @@ class KnowledgeAnswerer:
     async def retrieve(self, question: str, *, lang: str,
                        graph_nodes: Sequence[tuple[str, str]] = ()) -> list[Source]:
         query = self.embedder.embed([question], query=True)[0]
-        hits = await self.index.search(question, vector=query.tolist(), k=self.k, lang=lang)
+        hits = await self.index.search(question, vector=query.tolist(), k=2 * self.k, lang=lang)
         if not hits:
-            hits = await self.index.search(question, vector=query.tolist(), k=self.k)
+            hits = await self.index.search(question, vector=query.tolist(), k=2 * self.k)
         sources: list[Source] = []
         for label, key in graph_nodes:
             if self.graph is None:
@@ -96,6 +96,12 @@ class KnowledgeAnswerer:
                 sources.append(Source(len(sources) + 1, facts[0].source_id, facts[0].subject,
                                       text))
         wanted = content_terms(question)
+        # Rank documents, not just chunks: an article with several matching chunks beats a
+        # stray sentence elsewhere that happens to share the question's words.
+        weight: dict[str, float] = {}
+        for hit in hits:
+            weight[hit.chunk.doc_id] = weight.get(hit.chunk.doc_id, 0.0) + hit.score
+        hits = sorted(hits, key=lambda h: -weight[h.chunk.doc_id])[:self.k]
         for hit in hits:
             if not await self._relevant(hit.chunk, wanted, query):
                 continue  # retrieved, but about something else

@@ -232,7 +232,8 @@ def _pieces(text: str, limit: int) -> list[str]:
             if current and len(current) + len(unit) + 1 > limit:
                 pieces.append(current)
                 current = ""
-            current = f"{current} {unit}".strip() if current else unit
+            joiner = " " if len(units) > 1 else "\n"  # keep paragraphs and table rows apart
+            current = f"{current}{joiner}{unit}".strip() if current else unit
     if current:
         pieces.append(current)
     return pieces

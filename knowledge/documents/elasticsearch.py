@@ -30,7 +30,7 @@ from knowledge.documents.errors import (
     DocumentIndexError,
     DocumentIndexUnavailable,
 )
-from knowledge.documents.fusion import fuse
+from knowledge.documents.fusion import VECTOR_WEIGHT, fuse
 from knowledge.documents.protocol import MAX_QUERY_CHARS, Chunk, Hit
 from knowledge.documents.snippet import WIDTH, snippet
 
@@ -268,7 +268,9 @@ class ElasticsearchDocumentIndex:
             rankings.append([hit["_id"] for hit in hits])
             for hit in hits:
                 found.setdefault(hit["_id"], hit)
-        return [self._hit(found[chunk_id], score) for chunk_id, score in fuse(rankings, k)]
+        weights = [1.0, VECTOR_WEIGHT][:len(rankings)]
+        return [self._hit(found[chunk_id], score)
+                for chunk_id, score in fuse(rankings, k, weights)]
 
     def _hit(self, hit: dict[str, Any], score: float) -> Hit:
         chunk = replace(_chunk(hit["_source"], hit["_id"]), vector=None)

@@ -27,7 +27,7 @@ from knowledge.documents.errors import (
     DocumentIndexError,
     DocumentIndexUnavailable,
 )
-from knowledge.documents.fusion import fuse
+from knowledge.documents.fusion import VECTOR_WEIGHT, fuse
 from knowledge.documents.protocol import MAX_QUERY_CHARS, Chunk, Hit
 from knowledge.documents.snippet import snippet
 from knowledge.documents.tokenize import ANALYZER_VERSION, analyze, query_terms
@@ -402,7 +402,7 @@ class SQLiteDocumentIndex:
             self._catch_up()
             lexical = self._bm25(terms, window, lang, tags) if terms else []
             semantic = self._knn(vector, window, lang, tags) if vector is not None else []
-            fused = fuse([lexical, semantic], k)
+            fused = fuse([lexical, semantic], k, [1.0, VECTOR_WEIGHT])
             if not fused:
                 return []
             marks = ",".join("?" * len(fused))

@@ -84,7 +84,7 @@ CHINESE = [
     ("你好", "greet", ["您好"], {"language": "zh"}),
     ("我的订单到哪了", "order_status", ["订单号"], {"requested_slot": "order_id"}),
     ("PL-310552", "inform", ["PL-310552", "送达"], {"order_id": "PL-310552", "language": "zh"}),
-    ("退货政策是什么", "return_policy", ["30 天"], {}),
+    ("买的东西不想要了，多少天内可以退货？", "return_policy", ["30 天"], {}),
     ("给我讲个笑话吧", "out_of_scope", ["抱歉"], {}),
     ("谢谢", "thank", ["不客气"], {}),
     ("再见", "goodbye", ["再见"], {}),

@@ -1,0 +1,319 @@
+"""Editor operations that span the database, the task queue and the knowledge stores.
+
+Publishing hands the article to the workers (task ``index_document``); deleting hands over
+``delete_document``; saving a graph entity ``upsert_entity`` / ``delete_entity``. The
+database row, the audit entry and the hand-over are one step: if the queue refuses the task,
+nothing is committed.
+
+Until the ``workers.queue`` package exists, :func:`task_queue` returns ``None`` and each of
+these flows does the work itself, here and now (see the ``queue is None`` branches).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import inspect
+import json
+import logging
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from knowledge import factory
+from knowledge.articles import entities, service
+from knowledge.articles.models import Article
+from knowledge.articles.schemas import (
+    ArticleCreate,
+    AskPublic,
+    EntityUpsert,
+    TaskPublic,
+)
+from knowledge.documents.protocol import DocumentIndex
+from knowledge.embeddings import E5Embedder, Embedder
+from knowledge.graph.protocol import GraphStore
+from knowledge.ingest import (
+    Document,
+    ImportReport,
+    ParseError,
+    collect_files,
+    import_documents,
+    parse_faq_csv,
+    parse_markdown,
+)
+from web.auth.models import Agent
+from web.conversations.schemas import Citation
+from web.core.config import Settings
+from web.core.errors import Conflict, Unprocessable
+
+logger = logging.getLogger(__name__)
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+
+
+class TaskQueue(Protocol):
+    """What the editor asks of ``workers.queue``."""
+
+    def enqueue(self, task: str, payload: dict[str, Any], *, key: str | None = None) -> str: ...
+
+
+def task_queue(settings: Settings) -> TaskQueue | None:
+    """The workers' queue, or ``None`` while the ``workers.queue`` package does not exist."""
+    try:
+        from workers.queue import get_queue
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("workers", "workers.queue"):
+            raise  # the package exists but is broken: say so, do not hide it
+        return None
+    return get_queue(settings)
+
+
+async def _enqueue(queue: TaskQueue, task: str, payload: dict[str, Any]) -> TaskPublic:
+    task_id = queue.enqueue(task, json.loads(json.dumps(payload)), key=None)
+    if inspect.isawaitable(task_id):
+        task_id = await task_id
+    logger.info("enqueued %s as %s", task, task_id)
+    return TaskPublic(task_id=str(task_id), state="queued")
+
+
+def _actor_id(actor: Agent | None) -> int | None:
+    return actor.id if actor is not None else None
+
+
+# ------------------------------------------------------------------ articles → documents
+
+def index_payload(article: Article) -> dict[str, Any]:
+    """The ``index_document`` task payload for the article's latest version."""
+    tags = list(article.tags)
+    if article.kind == "faq" and "faq" not in tags:
+        tags.append("faq")
+    return {"doc_id": article.id, "title": article.title, "lang": article.lang, "tags": tags,
+            "text": article.body, "source": "editor", "version": article.version}
+
+
+def document_from_payload(payload: dict[str, Any]) -> Document:
+    """An ``index_document`` payload parsed exactly as ``knowledge.ingest`` parses a file."""
+    front = yaml.safe_dump({"id": payload["doc_id"], "title": payload["title"],
+                            "lang": payload["lang"], "tags": list(payload["tags"])},
+                           allow_unicode=True, sort_keys=False)
+    with tempfile.TemporaryDirectory(prefix="parley-article-") as folder:
+        path = Path(folder) / "article.md"
+        path.write_text(f"---\n{front}---\n{payload['text']}\n", encoding="utf-8")
+        try:
+            (document,) = parse_markdown(path)
+        except ParseError as exc:
+            raise Unprocessable(f"Nothing to publish: {exc}.", code="nothing_to_index") from exc
+    return dataclasses.replace(document, source=str(payload.get("source") or "editor"))
+
+
+async def publish(session: AsyncSession, *, article_id: str, version: int,
+                  actor: Agent | None, settings: Settings, queue: TaskQueue | None,
+                  index: DocumentIndex | None = None,
+                  embedder: Embedder | None = None) -> tuple[Article, TaskPublic]:
+    """Publish the latest version (``version`` must be it): index it, mark it published."""
+    article = await service.get_article(session, article_id=article_id)
+    service.check_version(article, version)
+    payload = index_payload(article)
+    document = document_from_payload(payload)  # refuses an article with no text now
+    if queue is not None:
+        task = await _enqueue(queue, "index_document", payload)
+    else:
+        # Fallback while workers.queue does not exist: index here, as the worker will.
+        report = ImportReport()
+        own_index = index is None
+        index = index or factory.document_index(settings)
+        try:
+            await import_documents([document], index=index, embedder=embedder or E5Embedder(),
+                                   report=report)
+        finally:
+            if own_index:
+                await index.close()
+        task = TaskPublic(task_id=None, state="done", detail={
+            "added": report.added, "removed": report.removed, "unchanged": report.unchanged})
+    service.mark_published(session, article=article, actor_id=_actor_id(actor),
+                           task=task.model_dump())
+    await session.commit()
+    return article, task
+
+
+async def delete(session: AsyncSession, *, article_id: str, actor: Agent | None,
+                 settings: Settings, queue: TaskQueue | None,
+                 index: DocumentIndex | None = None) -> tuple[Article, TaskPublic]:
+    """Take the article out of the index and mark it deleted (its history stays)."""
+    article = await service.get_article(session, article_id=article_id)
+    if article.status == "deleted":
+        raise Conflict("This article is already deleted.", code="article_deleted")
+    if queue is not None:
+        task = await _enqueue(queue, "delete_document", {"doc_id": article.id})
+    else:
+        own_index = index is None
+        index = index or factory.document_index(settings)
+        try:
+            removed = await index.delete_document(article.id)
+        finally:
+            if own_index:
+                await index.close()
+        task = TaskPublic(task_id=None, state="done", detail={"removed": removed})
+    service.mark_deleted(session, article=article, actor_id=_actor_id(actor),
+                         task=task.model_dump())
+    await session.commit()
+    return article, task
+
+
+# ------------------------------------------------------------------ graph entities
+
+async def upsert_entity(session: AsyncSession, *, label: str, key: str, data: EntityUpsert,
+                        actor: Agent | None, graph: GraphStore,
+                        queue: TaskQueue | None) -> TaskPublic:
+    payload = await entities.upsert_payload(graph, label=label, key=key, data=data)
+    if queue is not None:
+        task = await _enqueue(queue, "upsert_entity", payload)
+    else:
+        await entities.apply_upsert(graph, payload)
+        task = TaskPublic(task_id=None, state="done")
+    service.audit(session, actor_id=_actor_id(actor), action="entity_upsert",
+                  target=f"{label}:{key}",
+                  detail={"props": sorted(payload["props"]),
+                          "relations": [f"{e['rel']} {e['dst_label']}:{e['dst_key']}"
+                                        for e in payload["edges"]], **task.model_dump()})
+    await session.commit()
+    return task
+
+
+async def delete_entity(session: AsyncSession, *, label: str, key: str, actor: Agent | None,
+                        graph: GraphStore, queue: TaskQueue | None) -> TaskPublic:
+    await entities.check_exists(graph, label=label, key=key)
+    if queue is not None:
+        task = await _enqueue(queue, "delete_entity", {"label": label, "key": key})
+    else:
+        await graph.delete_node(label, key)
+        task = TaskPublic(task_id=None, state="done")
+    service.audit(session, actor_id=_actor_id(actor), action="entity_delete",
+                  target=f"{label}:{key}", detail=task.model_dump())
+    await session.commit()
+    return task
+
+
+# ------------------------------------------------------------------ ask the bot
+
+async def ask(answerer: Any, *, question: str, lang: str) -> AskPublic:
+    """The answer a customer would get from the published knowledge (no conversation)."""
+    answer = await answerer.answer(question, lang=lang)
+    return AskPublic(text=answer.text, citations=[Citation(**c) for c in answer.citations],
+                     abstained=answer.abstained, reason=answer.reason,
+                     generator=answer.generator)
+
+
+# ------------------------------------------------------------------ import from files
+
+@dataclass
+class FilesImported:
+    files: int = 0
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # not Markdown or a FAQ CSV
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_markdown(path: Path) -> ArticleCreate:
+    raw = path.read_text(encoding="utf-8")
+    match = _FRONT_MATTER.match(raw)
+    (document,) = parse_markdown(path)  # ParseError for bad front matter or no text
+    meta = (yaml.safe_load(match.group(1)) or {}) if match else {}
+    kind = str(meta.get("kind") or "article")
+    return ArticleCreate(id=document.id, kind=kind, lang=document.lang,  # type: ignore[arg-type]
+                         title=document.title, tags=list(document.tags),
+                         body=raw[match.end():] if match else raw,
+                         note=f"Imported from {path.name}")
+
+
+def read_faq_csv(path: Path) -> list[ArticleCreate]:
+    return [ArticleCreate(id=d.id, kind="faq", lang=d.lang, title=d.title,  # type: ignore[arg-type]
+                          tags=list(d.tags), body="\n\n".join(t for _, t in d.sections),
+                          note=f"Imported from {path.name}")
+            for d in parse_faq_csv(path)]
+
+
+async def import_files(session: AsyncSession, path: Path, actor: Agent | None = None, *,
+                       settings: Settings,
+                       queue: TaskQueue | None | Literal["auto"] = "auto",
+                       embedder: Embedder | None = None) -> FilesImported:
+    """Create or update articles from Markdown files (front matter: id, title, tags, lang,
+    optionally ``kind: faq``) and FAQ CSVs (``question,answer``; ids ``faq:<row>`` as the
+    plain import gives them), then publish the ones that are new or changed.
+
+    A file that cannot be read is reported in ``failed`` and the rest are imported.
+    """
+    result = FilesImported()
+    queue = task_queue(settings) if queue == "auto" else queue
+    index = factory.document_index(settings) if queue is None else None
+    embedder = embedder or (E5Embedder() if queue is None else None)
+    try:
+        for file in collect_files(Path(path)):
+            result.files += 1
+            suffix = file.suffix.lower()
+            try:
+                if suffix in (".md", ".markdown"):
+                    items = [read_markdown(file)]
+                elif suffix == ".csv":
+                    items = read_faq_csv(file)
+                else:
+                    result.skipped.append(str(file))
+                    continue
+            except (ParseError, ValidationError, UnicodeDecodeError, OSError, csv.Error,
+                    yaml.YAMLError) as exc:
+                result.failed.append((str(file), _why(exc)))
+                continue
+            for data in items:
+                try:
+                    await _import_one(session, data, actor, result, settings=settings,
+                                      queue=queue, index=index, embedder=embedder)
+                except (Conflict, Unprocessable) as exc:
+                    await session.rollback()
+                    result.failed.append((f"{file}#{data.id}", exc.message))
+    finally:
+        if index is not None:
+            await index.close()
+    return result
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return str(exc) or type(exc).__name__
+
+
+async def _import_one(session: AsyncSession, data: ArticleCreate, actor: Agent | None,
+                      result: FilesImported, *, settings: Settings, queue: TaskQueue | None,
+                      index: DocumentIndex | None, embedder: Embedder | None) -> None:
+    actor_id = _actor_id(actor)
+    article = await session.get(Article, data.id)
+    if article is None:
+        article = await service.create_article(session, data=data, actor_id=actor_id)
+        result.created.append(article.id)
+    elif (service.same_content(article, title=data.title, tags=data.tags, body=data.body)
+          and (article.lang, article.kind) == (data.lang, data.kind)
+          and article.status != "deleted"):
+        if article.published_version == article.version:
+            result.unchanged.append(article.id)
+            return
+    else:
+        article.lang, article.kind = data.lang, data.kind
+        await service.edit_article(session, article_id=article.id, version=article.version,
+                                   title=data.title, tags=data.tags, body=data.body,
+                                   note=data.note, actor_id=actor_id)
+        result.updated.append(article.id)
+    _, task = await publish(session, article_id=article.id, version=article.version,
+                            actor=actor, settings=settings, queue=queue, index=index,
+                            embedder=embedder)
+    result.published.append(article.id)
+    if task.task_id:
+        result.tasks.append(task.task_id)
