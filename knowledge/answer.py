@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from knowledge.documents.protocol import Chunk, DocumentIndex
+from knowledge.documents.protocol import Chunk, DocumentIndex, Hit
 from knowledge.embeddings import Embedder
 from knowledge.generator.extractive import ExtractiveGenerator
 from knowledge.generator.protocol import ChatMessage, Generator, GeneratorUnavailable
@@ -79,11 +79,22 @@ class KnowledgeAnswerer:
         self.min_relevance = min_relevance
 
     async def retrieve(self, question: str, *, lang: str,
-                       graph_nodes: Sequence[tuple[str, str]] = ()) -> list[Source]:
+                       graph_nodes: Sequence[tuple[str, str]] = (),
+                       topic: str | None = None) -> list[Source]:
+        """``topic`` (a tag such as "returns", from the NLU intent) favours documents about
+        it: they are searched a second time and their scores count twice."""
         query = self.embedder.embed([question], query=True)[0]
         hits = await self.index.search(question, vector=query.tolist(), k=2 * self.k, lang=lang)
         if not hits:
             hits = await self.index.search(question, vector=query.tolist(), k=2 * self.k)
+        if topic:
+            on_topic = await self.index.search(question, vector=query.tolist(), k=2 * self.k,
+                                               lang=lang, tags=[topic])
+            seen = {h.chunk.id for h in hits}
+            hits = [*hits, *(h for h in on_topic if h.chunk.id not in seen)]
+            boost = {h.chunk.id: h.score for h in on_topic}
+            hits = [Hit(h.chunk, h.score + boost.get(h.chunk.id, 0.0), h.highlight)
+                    for h in hits]
         sources: list[Source] = []
         for label, key in graph_nodes:
             if self.graph is None:
@@ -135,10 +146,10 @@ class KnowledgeAnswerer:
                 ChatMessage("user", f"Sources:\n{listed}\n\nQuestion: {question}")]
 
     async def answer(self, question: str, *, lang: str = "en",
-                     graph_nodes: Sequence[tuple[str, str]] = (),
+                     graph_nodes: Sequence[tuple[str, str]] = (), topic: str | None = None,
                      on_sentence: SentenceCallback | None = None) -> Answer:
         started = time.perf_counter()
-        sources = await self.retrieve(question, lang=lang, graph_nodes=graph_nodes)
+        sources = await self.retrieve(question, lang=lang, graph_nodes=graph_nodes, topic=topic)
         retrieval_ms = (time.perf_counter() - started) * 1000
         if not sources:
             return Answer("", [], True, "no_sources", retrieval_ms=retrieval_ms)

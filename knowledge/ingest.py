@@ -300,6 +300,9 @@ async def import_path(path: Path, *, index: DocumentIndex, embedder: Embedder,
     return report
 
 
+POLICY_TOPICS = {"payments": "payment"}  # a policy's topic tag, where it differs from its id
+
+
 def policy_documents(company_dir: Path) -> list[Document]:
     """The company's policies (data/company/policies.yml) as one document per language."""
     doc = yaml.safe_load((company_dir / "policies.yml").read_text(encoding="utf-8")) or {}
@@ -309,6 +312,7 @@ def policy_documents(company_dir: Path) -> list[Document]:
             suffix = "" if lang == "en" else f"-{lang}"
             documents.append(Document(
                 id=f"policy-{policy['id']}{suffix}", title=policy["title"].get(lang, ""),
-                lang=lang, source=str(company_dir / "policies.yml"), tags=("policy",),
+                lang=lang, source=str(company_dir / "policies.yml"),
+                tags=("policy", POLICY_TOPICS.get(policy["id"], policy["id"])),
                 sections=[("", text.strip())]))
     return documents

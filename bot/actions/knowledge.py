@@ -10,6 +10,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.actions.deps import answerer, company_store, language_of, stream_partial
 
 
+# The knowledge-base tag for what the customer asked about (see the articles' front matter).
+TOPIC_FOR_INTENT = {
+    "return_policy": "returns", "refund_status": "refunds", "shipping_info": "shipping",
+    "warranty": "warranty", "payment_methods": "payment", "account_help": "account",
+    "cancel_order": "cancellation", "product_info": "care",
+}
+
+
 class ActionAnswerFromKnowledge(Action):
     """Answer from documents and graph facts, every sentence checked against its sources;
     when the sources do not support an answer, say so and offer a person."""
@@ -33,10 +41,11 @@ class ActionAnswerFromKnowledge(Action):
         async def partial(sentence: str) -> None:
             await stream_partial(tracker.sender_id, sentence)
 
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
         answer = await answerer().answer(question, lang=language, graph_nodes=nodes,
+                                         topic=TOPIC_FOR_INTENT.get(intent or ""),
                                          on_sentence=partial)
         if answer.abstained:
-            intent = (tracker.latest_message.get("intent") or {}).get("name")
             response = "utter_out_of_scope" if intent == "out_of_scope" else "utter_no_answer"
             dispatcher.utter_message(response=response)
             dispatcher.utter_message(json_message={"abstained": True, "reason": answer.reason})

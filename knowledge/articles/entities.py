@@ -58,16 +58,14 @@ async def get_entity(graph: GraphStore, *, label: str, key: str) -> EntityPublic
 
 async def upsert_payload(graph: GraphStore, *, label: str, key: str,
                          data: EntityUpsert) -> dict[str, Any]:
-    """The ``upsert_entity`` task payload, checked: storable props, existing endpoints."""
+    """The ``upsert_entity`` task payload, checked: storable props, existing endpoints.
+
+    ``replace_edges``: the listed edges are all of the node's outgoing ones (the editor sends
+    every row), so the others are removed; without ``edges`` the relations are left alone.
+    """
     props = clean_props(data.props)  # InvalidGraphName / InvalidGraphValue: 422
-    if data.edges is None:
-        current = await get_entity(graph, label=label, key=key) if await graph.get(
-            label, key) else None
-        edges = [{"rel": r.rel, "dst_label": r.label, "dst_key": r.key, "props": r.props}
-                 for r in (current.relations if current else []) if r.direction == "out"]
-    else:
-        edges = [{"rel": e.rel, "dst_label": e.dst_label, "dst_key": e.dst_key,
-                  "props": clean_props(e.props)} for e in data.edges]
+    edges = [{"rel": e.rel, "dst_label": e.dst_label, "dst_key": e.dst_key,
+              "props": clean_props(e.props)} for e in data.edges or []]
     for edge in edges:
         if (edge["dst_label"], edge["dst_key"]) == (label, key):
             raise Conflict("A relation cannot point at the entity itself.", code="self_relation")
@@ -75,16 +73,20 @@ async def upsert_payload(graph: GraphStore, *, label: str, key: str,
             raise Conflict(f"No {edge['dst_label']} {edge['dst_key']!r} to relate to.",
                            code="missing_endpoint",
                            details={"label": edge["dst_label"], "key": edge["dst_key"]})
-    return {"label": label, "key": key, "props": props, "edges": edges}
+    return {"label": label, "key": key, "props": props, "edges": edges,
+            "replace_edges": data.edges is not None}
 
 
 async def apply_upsert(graph: GraphStore, payload: dict[str, Any]) -> None:
-    """Write an ``upsert_entity`` payload: the node, then exactly its outgoing relations."""
+    """Write an ``upsert_entity`` payload: the node, its listed outgoing relations and, with
+    ``replace_edges``, no other outgoing ones."""
     label, key = payload["label"], payload["key"]
     await graph.upsert_nodes([Node(label, key, payload["props"])])
     wanted = [Edge((label, key), e["rel"], (e["dst_label"], e["dst_key"]), e.get("props") or {})
               for e in payload["edges"]]
     await graph.upsert_edges(wanted)
+    if not payload.get("replace_edges"):
+        return
     keep = {(e.rel, e.dst) for e in wanted}
     for edge, _ in await graph.neighbours(label, key, direction="out"):
         if (edge.rel, edge.dst) not in keep:

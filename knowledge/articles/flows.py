@@ -11,6 +11,7 @@ these flows does the work itself, here and now (see the ``queue is None`` branch
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import dataclasses
 import inspect
@@ -34,6 +35,7 @@ from knowledge.articles.schemas import (
     AskPublic,
     EntityUpsert,
     TaskPublic,
+    TaskStatus,
 )
 from knowledge.documents.protocol import DocumentIndex
 from knowledge.embeddings import E5Embedder, Embedder
@@ -50,7 +52,7 @@ from knowledge.ingest import (
 from web.auth.models import Agent
 from web.conversations.schemas import Citation
 from web.core.config import Settings
-from web.core.errors import Conflict, Unprocessable
+from web.core.errors import Conflict, NotFound, Unprocessable
 
 logger = logging.getLogger(__name__)
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
@@ -60,6 +62,8 @@ class TaskQueue(Protocol):
     """What the editor asks of ``workers.queue``."""
 
     def enqueue(self, task: str, payload: dict[str, Any], *, key: str | None = None) -> str: ...
+
+    def status(self, task_id: str) -> dict[str, Any] | None: ...
 
 
 def task_queue(settings: Settings) -> TaskQueue | None:
@@ -79,6 +83,15 @@ async def _enqueue(queue: TaskQueue, task: str, payload: dict[str, Any]) -> Task
         task_id = await task_id
     logger.info("enqueued %s as %s", task, task_id)
     return TaskPublic(task_id=str(task_id), state="queued")
+
+
+async def task_status(queue: TaskQueue | None, *, task_id: str) -> TaskStatus:
+    status = await asyncio.to_thread(queue.status, task_id) if queue is not None else None
+    if status is None:
+        raise NotFound(f"No task {task_id!r}.", code="task_not_found")
+    return TaskStatus(task_id=task_id, task=str(status.get("task", "")),
+                      state=str(status["state"]), attempts=int(status.get("attempts") or 0),
+                      error=str(status.get("error") or ""))
 
 
 def _actor_id(actor: Agent | None) -> int | None:
@@ -244,7 +257,7 @@ def read_faq_csv(path: Path) -> list[ArticleCreate]:
 
 async def import_files(session: AsyncSession, path: Path, actor: Agent | None = None, *,
                        settings: Settings,
-                       queue: TaskQueue | None | Literal["auto"] = "auto",
+                       queue: TaskQueue | Literal["auto"] | None = "auto",
                        embedder: Embedder | None = None) -> FilesImported:
     """Create or update articles from Markdown files (front matter: id, title, tags, lang,
     optionally ``kind: faq``) and FAQ CSVs (``question,answer``; ids ``faq:<row>`` as the

@@ -136,6 +136,15 @@ class TaskPublic(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class TaskStatus(BaseModel):
+    task_id: str
+    task: str
+    state: str = Field(description="queued, running, retry, done, skipped (a newer version "
+                                   "was applied already) or dead (given up; see its error)")
+    attempts: int
+    error: str
+
+
 class ArticleChange(BaseModel):
     article: ArticlePublic
     task: TaskPublic
