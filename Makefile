@@ -12,7 +12,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: help run test test-unit test-integration test-e2e train chat lint bench browser clean
+.PHONY: help run test test-unit test-integration test-e2e train chat worker lint bench browser clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ train: venvs ## Train the NLU and Rasa models that are missing or out of date
 
 chat: $(APP_STAMP) ## Chat with the running Parley in the terminal
 	$(VENV)/bin/parley chat
+
+worker: $(APP_STAMP) ## Run the background worker (Celery when PARLEY_BROKER_URL is set)
+	$(VENV)/bin/parley worker
 
 browser: ## Install Debian's Chromium for the browser tests (when missing and root)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "install chromium to run the e2e tests"; }

@@ -28,6 +28,9 @@ from web.core import db
 from web.core.config import Settings, get_settings
 from web.core.handlers import BodySizeLimit, install_error_handlers
 from web.core.metrics import REQUESTS
+from workers.embedded import EmbeddedQueue
+from workers.errors import WorkerAlreadyRunning
+from workers.queue import get_queue
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -64,6 +67,12 @@ def create_app(settings: Settings | None = None, *,
                                                      settings.var_dir / "knowledge.db")
         app.state.document_index = knowledge_factory.document_index(settings)
         app.state.embedder = E5Embedder()
+        app.state.task_queue = queue = get_queue(settings)
+        if isinstance(queue, EmbeddedQueue):
+            try:
+                queue.start()  # the embedded default works its queue in the API process
+            except WorkerAlreadyRunning:
+                pass  # `parley worker` or another API process works it
         app.state.dialogue = dialogue or RasaDialogue(
             settings.rasa_url, token=settings.rasa_token.get_secret_value(),
             timeout_s=settings.rasa_timeout_s)
@@ -76,6 +85,7 @@ def create_app(settings: Settings | None = None, *,
                 await recovery
             await app.state.dialogue.aclose()
             await app.state.document_index.close()
+            await asyncio.to_thread(queue.close)
             await engine.dispose()
 
     app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan,

@@ -23,6 +23,10 @@ nlu_app = typer.Typer(help="Train and try NLU models.")
 agents_app = typer.Typer(help="Staff accounts (agents and admins).")
 kb_app = typer.Typer(help="The knowledge base: documents, FAQs and the company graph.")
 app.add_typer(kb_app, name="kb")
+kafka_app = typer.Typer(help="Knowledge changes over Kafka.")
+tasks_app = typer.Typer(help="Background tasks: dead letters and retries.")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(tasks_app, name="tasks")
 app.add_typer(serve_app, name="serve")
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(agents_app, name="agents")
@@ -228,6 +232,50 @@ def agents_create(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"created {agent.role} {agent.email} (id {agent.id})")
+
+
+@app.command()
+def worker(concurrency: Annotated[int, typer.Option(help="Celery worker processes.")] = 1) -> None:
+    """Run the background worker: Celery when PARLEY_BROKER_URL is set, else the embedded queue."""
+    from workers.service import run_worker
+
+    configure_logging()
+    run_worker(get_settings(), concurrency=concurrency)
+
+
+@kafka_app.command("consume")
+def kafka_consume(assign: Annotated[bool, typer.Option(
+        help="Read every partition without joining the consumer group.")] = False) -> None:
+    """Read knowledge.changes into the task queue until Ctrl-C."""
+    from workers.service import consume_changes
+
+    configure_logging()
+    consume_changes(get_settings(), assign=assign)
+
+
+@tasks_app.command("dead")
+def tasks_dead() -> None:
+    """List dead-lettered tasks."""
+    from workers.queue import get_queue
+
+    queue = get_queue(get_settings())
+    try:
+        for d in queue.dead_letters():
+            console.print(f"{d['id']}  {d['task']}  attempts={d['attempts']}  {d['error']}")
+    finally:
+        queue.close()
+
+
+@tasks_app.command("retry")
+def tasks_retry(letter_id: str) -> None:
+    """Queue a dead-lettered task again."""
+    from workers.queue import get_queue
+
+    queue = get_queue(get_settings())
+    try:
+        queue.retry_dead_letter(letter_id)
+    finally:
+        queue.close()
 
 
 @app.command()

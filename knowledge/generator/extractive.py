@@ -18,7 +18,7 @@ SOURCE_LINE = re.compile(r"^\[(\d+)\]\s+(.*)$")
 
 
 def extract_answer(question: str, sources: list[tuple[int, str]], *, max_sentences: int = 2,
-                   embedder: Embedder | None = None, candidates: int = 16
+                   embedder: Embedder | None = None, candidates: int = 8
                    ) -> list[tuple[int, str]]:
     """Pick up to ``max_sentences`` (source number, sentence) pairs, best first.
 

@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     generator_timeout_s: float = 20.0
     cpu_llm: bool = True
 
+    # Background work: embedded SQLite queue (var/queue.db) by default; Celery by Redis URL.
+    broker_url: str = ""  # e.g. redis://127.0.0.1:6379/2
+    result_backend: str = ""  # "" = broker_url
+    task_max_attempts: int = 5
+    task_retry_backoff_s: float = 1.0
+    task_visibility_timeout_s: int = 3600  # Celery/Redis: keep above the longest task
+    # Knowledge changes over Kafka; "" = no Kafka.
+    kafka_bootstrap: str = ""
+    kafka_topic: str = "knowledge.changes"
+    kafka_group_id: str = "parley-knowledge"
+
     log_message_text: bool = False
 
     @model_validator(mode="after")

@@ -1,0 +1,177 @@
+"""The Celery queue: tasks run by ``celery -A workers.celery_app worker`` against Redis.
+
+Used when ``PARLEY_BROKER_URL`` is set (a ``redis://`` URL). One Celery task per task body
+(``parley.<name>``), each running the shared base (``workers.base.run_attempt``), so retries,
+backoff, dead letters, logs and metrics are the same as in the embedded queue. Messages are
+acknowledged after the task finished (``acks_late``) and put back when the worker running
+them dies (``task_reject_on_worker_lost``; when the whole worker dies, Redis hands them out
+again once ``PARLEY_TASK_VISIBILITY_TIMEOUT_S`` has passed since delivery, so keep that above
+the longest task). Task states, idempotency keys, dead letters and applied document versions
+live in the same Redis (``workers.redis_journal``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import redis
+from celery import Celery
+
+from workers.base import (
+    REGISTRY,
+    Payload,
+    RetryPolicy,
+    TaskContext,
+    dumps_payload,
+    get_task,
+    option,
+    run_attempt,
+    task_names,
+)
+from workers.errors import DeadLetterNotFound, NotRetryable, QueueUnavailable, UnknownTask
+from workers.redis_journal import RedisJournal
+
+QUEUE = "parley"
+HARD_LIMIT_MARGIN_S = 60
+
+
+def broker_url(settings: Any) -> str:
+    url = str(option(settings, "broker_url", ""))
+    if not url.startswith(("redis://", "rediss://")):
+        raise ValueError("PARLEY_BROKER_URL must be a redis:// URL (dead letters, keys and "
+                         f"task states are kept in Redis), not {url.split(':', 1)[0]!r}")
+    return url
+
+
+def create_app(settings: Any) -> Celery:
+    url = broker_url(settings)
+    visibility_s = int(option(settings, "task_visibility_timeout_s", 3600))
+    app = Celery("parley", broker=url, backend=option(settings, "result_backend", "") or url,
+                 set_as_current=False)
+    app.conf.update(
+        task_default_queue=QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": visibility_s,
+            # Look for messages of dead workers often enough for a short visibility timeout.
+            "unacked_restore_interval": max(1, min(10, visibility_s // 4)),
+            "unacked_restore_throttle": 1,
+        },
+    )
+    policy = RetryPolicy.from_settings(settings)
+    journals: dict[str, RedisJournal] = {}
+
+    def context() -> TaskContext:
+        if "journal" not in journals:  # made in the pool process, after the fork
+            journals["journal"] = RedisJournal(redis.Redis.from_url(url))
+        return TaskContext(settings, journal=journals["journal"])
+
+    for name in task_names():
+        _register(app, name, policy, context)
+    return app
+
+
+def _register(app: Celery, name: str, policy: RetryPolicy, context: Any) -> None:
+    def run(self: Any, payload: Any) -> str:
+        outcome = asyncio.run(run_attempt(name, payload, context(), task_id=self.request.id,
+                                          policy=policy))
+        if outcome.state == "retry":
+            raise self.retry(countdown=outcome.retry_in)
+        return outcome.state
+
+    run.__name__ = name
+    app.task(name=f"parley.{name}", bind=True, acks_late=True, reject_on_worker_lost=True,
+             max_retries=None, time_limit=REGISTRY[name].timeout_s + HARD_LIMIT_MARGIN_S)(run)
+
+
+class CeleryQueue:
+    """The ``TaskQueue`` for API and CLI processes: enqueue into Celery, read the journal."""
+
+    def __init__(self, settings: Any, *, app: Celery | None = None) -> None:
+        self.settings = settings
+        self.app = app or create_app(settings)
+        self.journal = RedisJournal(redis.Redis.from_url(broker_url(settings)))
+
+    def enqueue(self, task: str, payload: Payload, *, key: str | None = None) -> str:
+        get_task(task)
+        body = json.loads(dumps_payload(payload))
+        task_id = uuid.uuid4().hex
+        try:
+            if key is not None:
+                owner = self.journal.claim_key(key, task_id)
+                if owner != task_id:
+                    return owner
+            self.journal.queued(task_id, task)
+            self.app.send_task(f"parley.{task}", args=[body], task_id=task_id, queue=QUEUE)
+        except (redis.RedisError, OSError) as exc:
+            self._undo(task_id, key)
+            raise QueueUnavailable(f"the task broker is unreachable ({type(exc).__name__})") \
+                from exc
+        except Exception:
+            self._undo(task_id, key)
+            raise
+        return task_id
+
+    def _undo(self, task_id: str, key: str | None) -> None:
+        try:
+            self.journal.forget(task_id)
+            if key is not None:
+                self.journal.release_key(key, task_id)
+        except redis.RedisError:
+            pass
+
+    def task_for_key(self, key: str) -> str | None:
+        return self.journal.task_for_key(key)
+
+    def status(self, task_id: str) -> dict[str, Any] | None:
+        return self.journal.status(task_id)
+
+    def pending(self) -> int:
+        return self.journal.pending()
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self.journal.dead_letters()
+
+    def dead_letter(self, task: str, payload: Any, error: str, *, key: str | None = None) -> str:
+        return self.journal.add_dead_letter(task=task, payload=payload, error=error, attempts=0,
+                                            key=key)
+
+    def retry_dead_letter(self, id: str) -> None:
+        letter = next((d for d in self.journal.dead_letters() if d["id"] == id), None)
+        if letter is None:
+            raise DeadLetterNotFound(f"no dead letter {id!r}")
+        try:
+            get_task(letter["task"])
+        except UnknownTask:
+            raise NotRetryable(f"dead letter {id!r} names no task ({letter['task']})") from None
+        if not isinstance(letter["payload"], dict):
+            raise NotRetryable(f"dead letter {id!r} has no task payload")
+        if self.journal.take_dead_letter(id) is None:
+            raise DeadLetterNotFound(f"dead letter {id!r} was just taken")
+        task_id = letter["task_id"] or uuid.uuid4().hex
+        self.journal.queued(task_id, letter["task"])
+        self.app.send_task(f"parley.{letter['task']}", args=[letter["payload"]],
+                           task_id=task_id, queue=QUEUE)
+
+    def close(self) -> None:
+        self.journal.redis.close()
+
+
+def __getattr__(name: str) -> Celery:
+    """``celery -A workers.celery_app worker`` finds ``app``, built from the settings then."""
+    if name in ("app", "celery"):
+        from web.core.config import get_settings
+
+        globals()["app"] = built = create_app(get_settings())
+        return built
+    raise AttributeError(name)
