@@ -35,8 +35,8 @@ async def run(api: str, settings, agents: int, conversations: int) -> None:  # t
     async with httpx.AsyncClient(base_url=api, timeout=120) as client:
         for i in range(agents):
             email = f"bench{i}@example.com"
-            create_agent(settings, AgentCreate(email=email, name=f"Bench {i}",
-                                               password="bench-password"))
+            await asyncio.to_thread(create_agent, settings, AgentCreate(
+                email=email, name=f"Bench {i}", password="bench-password"))
             token = (await client.post("/api/v1/auth/login", json={
                 "email": email, "password": "bench-password"})).json()["token"]
             tokens.append(token)
