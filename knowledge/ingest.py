@@ -284,8 +284,10 @@ async def import_documents(documents: Sequence[Document], *, index: DocumentInde
 
 
 async def import_path(path: Path, *, index: DocumentIndex, embedder: Embedder,
-                      progress: Callable[[Path], None] = lambda _: None) -> ImportReport:
-    """Import a file or a folder; never stops at a bad file."""
+                      progress: Callable[[Path], None] = lambda _: None,
+                      skip_ids: frozenset[str] = frozenset()) -> ImportReport:
+    """Import a file or a folder; never stops at a bad file. Documents whose id is in
+    ``skip_ids`` (those the knowledge-base editor now owns) are left as they are."""
     report = ImportReport()
     for file in collect_files(Path(path)):
         report.files += 1
@@ -295,6 +297,7 @@ async def import_path(path: Path, *, index: DocumentIndex, embedder: Embedder,
             report.failed.append((str(file), str(exc) or type(exc).__name__))
             progress(file)
             continue
+        documents = [d for d in documents if d.id not in skip_ids]
         await import_documents(documents, index=index, embedder=embedder, report=report)
         progress(file)
     return report

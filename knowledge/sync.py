@@ -23,17 +23,38 @@ async def import_into(settings: Settings, path: Path, *, embedder: Embedder | No
         await index.close()
 
 
+async def editor_owned_ids(settings: Settings) -> frozenset[str]:
+    """Ids of documents edited in the knowledge-base editor: its published versions win over
+    the seed files, so a restart never undoes an edit."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from knowledge.articles.models import Article
+    from web.core import db
+
+    engine = db.create_engine(settings.database_url)
+    try:
+        async with db.sessionmaker(engine)() as session:
+            return frozenset((await session.execute(select(Article.id))).scalars())
+    except (OperationalError, ProgrammingError):
+        return frozenset()  # no database yet: nothing was edited
+    finally:
+        await engine.dispose()
+
+
 async def sync_all(settings: Settings, *, embedder: Embedder | None = None,
                    progress: Callable[[Path], None] = lambda _: None
                    ) -> tuple[ImportReport, dict[str, int]]:
     embedder = embedder or E5Embedder()
     index = factory.document_index(settings)
     graph = factory.graph_store(settings)
+    edited = await editor_owned_ids(settings)
     try:
         report = await import_path(settings.kb_dir, index=index, embedder=embedder,
-                                   progress=progress)
-        await import_documents(policy_documents(settings.company_data_dir), index=index,
-                               embedder=embedder, report=report)
+                                   progress=progress, skip_ids=edited)
+        await import_documents([d for d in policy_documents(settings.company_data_dir)
+                                if d.id not in edited], index=index, embedder=embedder,
+                               report=report)
         counts = await load_company(graph, settings.company_data_dir)
         return report, counts
     finally:

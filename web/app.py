@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from bot.dialogue import DialogueEngine, RasaDialogue
 from handoff.router import router as agent_router
 from knowledge import factory as knowledge_factory
+from knowledge.articles.router import router as kb_router
 from knowledge.embedded import SQLiteCompanyStore
 from knowledge.embeddings import E5Embedder
 from web import health, internal
@@ -94,8 +95,8 @@ def create_app(settings: Settings | None = None, *,
     app.state.hub = StreamHub()
     install_error_handlers(app)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                       allow_methods=["GET", "POST", "PUT"], allow_headers=["Authorization",
-                                                                     "Content-Type"])
+                       allow_methods=["GET", "POST", "PUT", "DELETE"],
+                       allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.middleware("http")
@@ -109,12 +110,13 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(conversations_router)
     app.include_router(auth_router)
     app.include_router(agent_router)
+    app.include_router(kb_router)
     app.include_router(internal.router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     pages = {name: (TEMPLATES / f"{name}.html").read_text(encoding="utf-8")
-             for name in ("index", "console") if (TEMPLATES / f"{name}.html").exists()}
+             for name in ("index", "console", "editor") if (TEMPLATES / f"{name}.html").exists()}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
@@ -123,5 +125,9 @@ def create_app(settings: Settings | None = None, *,
     @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
     async def console() -> str:
         return pages.get("console", "")
+
+    @app.get("/editor", response_class=HTMLResponse, include_in_schema=False)
+    async def editor() -> str:
+        return pages.get("editor", "")
 
     return app

@@ -5,8 +5,9 @@ Publishing hands the article to the workers (task ``index_document``); deleting 
 database row, the audit entry and the hand-over are one step: if the queue refuses the task,
 nothing is committed.
 
-Until the ``workers.queue`` package exists, :func:`task_queue` returns ``None`` and each of
-these flows does the work itself, here and now (see the ``queue is None`` branches).
+With no queue (``queue=None``: :func:`task_queue` gives that while the ``workers.queue``
+package is missing; the unit tests and ``parley kb import`` ask for it) each flow does the
+work itself, here and now, as the worker would (the ``queue is None`` branches).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import dataclasses
-import inspect
 import json
 import logging
 import re
@@ -78,9 +78,9 @@ def task_queue(settings: Settings) -> TaskQueue | None:
 
 
 async def _enqueue(queue: TaskQueue, task: str, payload: dict[str, Any]) -> TaskPublic:
-    task_id = queue.enqueue(task, json.loads(json.dumps(payload)), key=None)
-    if inspect.isawaitable(task_id):
-        task_id = await task_id
+    # No idempotency key: publishing the same version again after a delete must index again.
+    task_id = await asyncio.to_thread(queue.enqueue, task, json.loads(json.dumps(payload)),
+                                      key=None)
     logger.info("enqueued %s as %s", task, task_id)
     return TaskPublic(task_id=str(task_id), state="queued")
 
@@ -92,6 +92,11 @@ async def task_status(queue: TaskQueue | None, *, task_id: str) -> TaskStatus:
     return TaskStatus(task_id=task_id, task=str(status.get("task", "")),
                       state=str(status["state"]), attempts=int(status.get("attempts") or 0),
                       error=str(status.get("error") or ""))
+
+
+def _audited(task: TaskPublic) -> dict[str, Any]:
+    """The task as the audit log keeps it: its id and state, and what it did if known."""
+    return {name: value for name, value in task.model_dump().items() if value not in (None, {})}
 
 
 def _actor_id(actor: Agent | None) -> int | None:
@@ -149,7 +154,7 @@ async def publish(session: AsyncSession, *, article_id: str, version: int,
         task = TaskPublic(task_id=None, state="done", detail={
             "added": report.added, "removed": report.removed, "unchanged": report.unchanged})
     service.mark_published(session, article=article, actor_id=_actor_id(actor),
-                           task=task.model_dump())
+                           task=_audited(task))
     await session.commit()
     return article, task
 
@@ -173,7 +178,7 @@ async def delete(session: AsyncSession, *, article_id: str, actor: Agent | None,
                 await index.close()
         task = TaskPublic(task_id=None, state="done", detail={"removed": removed})
     service.mark_deleted(session, article=article, actor_id=_actor_id(actor),
-                         task=task.model_dump())
+                         task=_audited(task))
     await session.commit()
     return article, task
 
@@ -193,7 +198,7 @@ async def upsert_entity(session: AsyncSession, *, label: str, key: str, data: En
                   target=f"{label}:{key}",
                   detail={"props": sorted(payload["props"]),
                           "relations": [f"{e['rel']} {e['dst_label']}:{e['dst_key']}"
-                                        for e in payload["edges"]], **task.model_dump()})
+                                        for e in payload["edges"]], **_audited(task)})
     await session.commit()
     return task
 
@@ -207,7 +212,7 @@ async def delete_entity(session: AsyncSession, *, label: str, key: str, actor: A
         await graph.delete_node(label, key)
         task = TaskPublic(task_id=None, state="done")
     service.audit(session, actor_id=_actor_id(actor), action="entity_delete",
-                  target=f"{label}:{key}", detail=task.model_dump())
+                  target=f"{label}:{key}", detail=_audited(task))
     await session.commit()
     return task
 

@@ -68,9 +68,9 @@ async def list_articles(session: AsyncSession, *, query: str | None = None,
 async def _write_version(session: AsyncSession, *, article: Article, title: str,
                          tags: list[str], body: str, actor_id: int | None,
                          note: str) -> ArticleVersion:
-    version = ArticleVersion(article_id=article.id, version=article.version + 1 if
-                             article.version else 1, title=title, tags=list(tags), body=body,
-                             author_id=actor_id, note=note)
+    version = ArticleVersion(article_id=article.id, version=(article.version or 0) + 1,
+                             title=title, tags=list(tags), body=body, author_id=actor_id,
+                             note=note)
     article.version = version.version
     article.title, article.tags, article.body = title, list(tags), body
     article.updated_at, article.updated_by = utcnow(), actor_id

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import handoff.models  # noqa: F401 - register tables
+import knowledge.articles.models  # noqa: F401 - register tables
 import web.auth.models
 import web.conversations.models  # noqa: F401 - register tables
 from web.core.db import Base
