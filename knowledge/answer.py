@@ -112,10 +112,8 @@ class KnowledgeAnswerer:
         weight: dict[str, float] = {}
         for hit in hits:
             weight[hit.chunk.doc_id] = weight.get(hit.chunk.doc_id, 0.0) + hit.score
-        hits = sorted(hits, key=lambda h: -weight[h.chunk.doc_id])[:self.k]
-        for hit in hits:
-            if not await self._relevant(hit.chunk, wanted, query):
-                continue  # retrieved, but about something else
+        relevant = [h for h in hits if await self._relevant(h.chunk, wanted, query)]
+        for hit in sorted(relevant, key=lambda h: -weight[h.chunk.doc_id])[:self.k]:
             text, removed = without_instructions(hit.chunk.text)
             if removed:
                 logger.warning("dropped %d instruction-like sentence(s) from %s", removed,

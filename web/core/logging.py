@@ -25,6 +25,9 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # Access logs carry URLs only (no bodies), but keep them quiet by default.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Request lines can carry tokens in query strings (Rasa's HTTP API): keep them out.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def redact(text: str, *, enabled: bool) -> str:
