@@ -76,7 +76,14 @@ def _markdown_text(line: str) -> str:
 
 
 def parse_markdown(path: Path) -> list[Document]:
-    raw = path.read_text(encoding="utf-8")
+    return [parse_markdown_text(path.read_text(encoding="utf-8"), source=str(path),
+                                default_id=_slug(path.stem),
+                                default_title=path.stem.replace("-", " "))]
+
+
+def parse_markdown_text(raw: str, *, source: str, default_id: str = "doc",
+                        default_title: str = "") -> Document:
+    """Markdown (optionally with front matter: id, title, tags, lang) as a Document."""
     meta: dict = {}
     if match := _FRONT_MATTER.match(raw):
         try:
@@ -128,10 +135,9 @@ def parse_markdown(path: Path) -> list[Document]:
     body = " ".join(t for _, t in sections)
     if not body.strip():
         raise ParseError("no text")
-    title = title or path.stem.replace("-", " ")
-    return [Document(id=str(meta.get("id") or _slug(path.stem)), title=title,
-                     lang=str(meta.get("lang") or detect_language(body)), source=str(path),
-                     tags=tuple(str(t) for t in meta.get("tags") or ()), sections=sections)]
+    return Document(id=str(meta.get("id") or default_id), title=title or default_title,
+                    lang=str(meta.get("lang") or detect_language(body)), source=source,
+                    tags=tuple(str(t) for t in meta.get("tags") or ()), sections=sections)
 
 
 def parse_html(path: Path) -> list[Document]:

@@ -19,15 +19,19 @@ no-ops, training on unchanged data reuses the model version.
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from knowledge import factory
 from knowledge.documents.errors import ChunksNotWritten
 from knowledge.graph.errors import InvalidGraphName, InvalidGraphValue
 from knowledge.graph.protocol import Edge, Node
-from knowledge.ingest import Document, ImportReport, ParseError, import_documents, parse_markdown
+from knowledge.ingest import (
+    Document,
+    ImportReport,
+    ParseError,
+    import_documents,
+    parse_markdown_text,
+)
 from nlu.errors import TrainingDataError
 from workers.base import Payload, TaskContext, task
 from workers.errors import InvalidPayload
@@ -59,14 +63,11 @@ def document_from_payload(payload: Payload) -> Document:
     source = _string(payload, "source", required=False, default="editor")
     if source not in SOURCES:
         raise InvalidPayload(f"'source' must be one of {sorted(SOURCES)}")
-    with tempfile.TemporaryDirectory(prefix="parley-doc-") as folder:
-        path = Path(folder) / "document.md"
+    try:
         # The leading newline keeps a body starting with "---" from being read as front matter.
-        path.write_text("\n" + text, encoding="utf-8")
-        try:
-            (parsed,) = parse_markdown(path)
-        except ParseError as exc:
-            raise InvalidPayload(f"'text': {exc}") from None
+        parsed = parse_markdown_text("\n" + text, source=source)
+    except ParseError as exc:
+        raise InvalidPayload(f"'text': {exc}") from None
     return Document(id=doc_id, title=title, lang=lang or parsed.lang, source=source,
                     tags=tuple(tags), sections=parsed.sections)
 

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import dataclasses
 import json
 import logging
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -115,18 +113,14 @@ def index_payload(article: Article) -> dict[str, Any]:
 
 
 def document_from_payload(payload: dict[str, Any]) -> Document:
-    """An ``index_document`` payload parsed exactly as ``knowledge.ingest`` parses a file."""
-    front = yaml.safe_dump({"id": payload["doc_id"], "title": payload["title"],
-                            "lang": payload["lang"], "tags": list(payload["tags"])},
-                           allow_unicode=True, sort_keys=False)
-    with tempfile.TemporaryDirectory(prefix="parley-article-") as folder:
-        path = Path(folder) / "article.md"
-        path.write_text(f"---\n{front}---\n{payload['text']}\n", encoding="utf-8")
-        try:
-            (document,) = parse_markdown(path)
-        except ParseError as exc:
-            raise Unprocessable(f"Nothing to publish: {exc}.", code="nothing_to_index") from exc
-    return dataclasses.replace(document, source=str(payload.get("source") or "editor"))
+    """An ``index_document`` payload parsed exactly as the worker will parse it."""
+    from workers.errors import InvalidPayload
+    from workers.tasks import document_from_payload as parse
+
+    try:
+        return parse(payload)
+    except InvalidPayload as exc:
+        raise Unprocessable(f"Nothing to publish: {exc}.", code="nothing_to_index") from exc
 
 
 async def publish(session: AsyncSession, *, article_id: str, version: int,
