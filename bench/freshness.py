@@ -25,10 +25,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.turn_latency import percentile  # noqa: E402
-from tests.stack import running_stack  # noqa: E402
-from web.auth.bootstrap import create_agent  # noqa: E402
-from web.auth.schemas import AgentCreate  # noqa: E402
+from bench.turn_latency import percentile
+from tests.stack import running_stack
+from web.auth.bootstrap import create_agent
+from web.auth.schemas import AgentCreate
 
 ARTICLE = "freshness-engraving"
 QUESTION = "how much does lid engraving cost?"

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from knowledge.answer import SYSTEM_PROMPT  # noqa: E402
-from knowledge.generator.local import LocalGenerator  # noqa: E402
-from knowledge.generator.protocol import ChatMessage  # noqa: E402
+from knowledge.answer import SYSTEM_PROMPT
+from knowledge.generator.local import LocalGenerator
+from knowledge.generator.protocol import ChatMessage
 
 SOURCE = ("[1] Returning an opened small appliance\nOpened small appliances such as blenders can "
           "be returned within 14 days of delivery if they have not been used with food.")

@@ -24,10 +24,10 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.turn_latency import percentile  # noqa: E402
-from tests.stack import running_stack  # noqa: E402
-from web.auth.bootstrap import create_agent  # noqa: E402
-from web.auth.schemas import AgentCreate  # noqa: E402
+from bench.turn_latency import percentile
+from tests.stack import running_stack
+from web.auth.bootstrap import create_agent
+from web.auth.schemas import AgentCreate
 
 
 async def run(api: str, settings, agents: int, conversations: int) -> None:  # type: ignore[no-untyped-def]
@@ -83,12 +83,13 @@ async def run(api: str, settings, agents: int, conversations: int) -> None:  # t
         for start in range(0, len(opened), 20):
             await asyncio.gather(*(trigger(cid, h) for cid, h in opened[start:start + 20]))
         deadline = time.monotonic() + 30
-        while (sum(len(v) == agents for v in seen.values()) < len(opened)
+        while (sum(len(v) == agents for v in seen.values()) < len(opened)  # noqa: ASYNC110
                and time.monotonic() < deadline):
             await asyncio.sleep(0.1)
         for task in consoles:
             task.cancel()
-    latencies = [(max(seen[cid]) - sent[cid]) * 1000 for cid in sent if len(seen.get(cid, [])) == agents]
+    latencies = [(max(seen[cid]) - sent[cid]) * 1000 for cid in sent
+                 if len(seen.get(cid, [])) == agents]
     print(f"agents={agents} open conversations={len(opened)} hand-offs delivered to every "
           f"console: {len(latencies)}/{len(sent)}")
     print(f"trigger -> visible in all {agents} consoles: p50={percentile(latencies, .5):.0f} ms "

@@ -24,13 +24,13 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.turn_latency import percentile  # noqa: E402
-from knowledge.documents.embedded import SQLiteDocumentIndex  # noqa: E402
-from knowledge.documents.protocol import Chunk  # noqa: E402
-from knowledge.embeddings import E5Embedder  # noqa: E402
-from knowledge.ingest import chunk_document, collect_files, parse_markdown  # noqa: E402
-from knowledge.text import split_sentences  # noqa: E402
-from web.core.config import ROOT  # noqa: E402
+from bench.turn_latency import percentile
+from knowledge.documents.embedded import SQLiteDocumentIndex
+from knowledge.documents.protocol import Chunk
+from knowledge.embeddings import E5Embedder
+from knowledge.ingest import chunk_document, collect_files, parse_markdown
+from knowledge.text import split_sentences
+from web.core.config import ROOT
 
 
 async def main(total: int, queries: int) -> None:

@@ -24,14 +24,14 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from knowledge.answer import KnowledgeAnswerer  # noqa: E402
-from knowledge.documents.embedded import SQLiteDocumentIndex  # noqa: E402
-from knowledge.embeddings import E5Embedder  # noqa: E402
-from knowledge.graph.embedded import SQLiteGraphStore  # noqa: E402
-from knowledge.grounding import check_sentence  # noqa: E402
-from knowledge.text import split_sentences  # noqa: E402
-from knowledge.ingest import ImportReport, import_documents, import_path, policy_documents  # noqa: E402
-from web.core.config import ROOT  # noqa: E402
+from knowledge.answer import KnowledgeAnswerer
+from knowledge.documents.embedded import SQLiteDocumentIndex
+from knowledge.embeddings import E5Embedder
+from knowledge.graph.embedded import SQLiteGraphStore
+from knowledge.grounding import check_sentence
+from knowledge.ingest import ImportReport, import_documents, import_path, policy_documents
+from knowledge.text import split_sentences
+from web.core.config import ROOT
 
 
 async def main(generator: str, limit: int | None) -> None:

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.stack import running_stack
 
 SCRIPT = ["hello", "where is my order?", "PL-204817", "can I return an opened blender?",
-          "你好", "我的订单到哪了", "PL-310552", "thanks", "bye", "what payment methods do you take"]
+          "你好", "我的订单到哪了", "PL-310552", "thanks", "bye",
+          "what payment methods do you take"]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,1 +1,2 @@
-"""The company's knowledge: orders, products, customers and policies (later: graph and documents)."""
+"""The company's knowledge: documents, the graph, embeddings, generators and the answer
+gate."""

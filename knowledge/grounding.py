@@ -8,6 +8,7 @@ negation. Unsupported sentences are never sent; if nothing supported remains the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from knowledge.text import (
     citations_in,
@@ -33,7 +34,7 @@ class SentenceCheck:
 
 def _windows(text: str) -> list[str]:
     sentences = split_sentences(text) or [text]
-    pairs = [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)]
+    pairs = [f"{a} {b}" for a, b in pairwise(sentences)]
     return sentences + pairs
 
 

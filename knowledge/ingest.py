@@ -124,7 +124,8 @@ def parse_markdown_text(raw: str, *, source: str, default_id: str = "doc",
         elif not line.strip():
             paragraph_open = False
         elif cleaned := _markdown_text(line):
-            starts_block = line.lstrip().startswith(("-", "*", "+", "|")) or line.lstrip()[:1].isdigit()
+            stripped = line.lstrip()
+            starts_block = stripped.startswith(("-", "*", "+", "|")) or stripped[:1].isdigit()
             if paragraph_open and not starts_block:
                 lines[-1] = f"{lines[-1]} {cleaned}"  # a soft-wrapped line continues
             else:

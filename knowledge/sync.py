@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from knowledge import factory
-from knowledge.embeddings import Embedder, E5Embedder
+from knowledge.embeddings import E5Embedder, Embedder
 from knowledge.graph.company import load_company
 from knowledge.ingest import ImportReport, import_documents, import_path, policy_documents
 from web.core.config import Settings

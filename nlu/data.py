@@ -77,7 +77,8 @@ def _load_yaml(path: Path) -> list[Example]:
         intent = str(block["intent"]).strip()
         line_no = _line_of(lines, f"intent: {intent}")
         body = block.get("examples") or ""
-        items = [ln.strip()[2:].strip() for ln in str(body).splitlines() if ln.strip().startswith("- ")]
+        items = [ln.strip()[2:].strip() for ln in str(body).splitlines()
+                 if ln.strip().startswith("- ")]
         if not intent:
             raise TrainingDataError(f"{path}:{line_no}: an intent has no name")
         if not items:

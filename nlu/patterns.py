@@ -11,7 +11,8 @@ ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?:PL|pl|Pl|pL)[\s-]?(\d{6})(?!\d)")
 ORDER_CANDIDATE = re.compile(r"(?<![\w-])#?(\d{5,8})(?![\w-])")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PHONE = re.compile(r"(?<!\d)(?:\+\d{1,3}[\s-]?)?(?:\d[\s-]?){9,12}\d(?!\d)")
-AMOUNT = re.compile(r"(?:[€$¥£]\s?\d+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?\s?(?:EUR|USD|CNY|RMB|euros?|元|块))")
+AMOUNT = re.compile(r"(?:[€$¥£]\s?\d+(?:[.,]\d{1,2})?"
+                    r"|\d+(?:[.,]\d{1,2})?\s?(?:EUR|USD|CNY|RMB|euros?|元|块))")
 DATE = re.compile(
     r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?|today|yesterday|tomorrow|"
     r"last (?:week|monday|tuesday|wednesday|thursday|friday|saturday|sunday)|"

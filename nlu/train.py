@@ -53,7 +53,8 @@ def train(
     reuse: bool = True,
     progress: Callable[[str], None] = lambda step: None,
 ) -> str:
-    """Train a version from ``data``; return its name. Reuses a version trained on identical data."""
+    """Train a version from ``data``; return its name. Reuses a version trained on identical
+    data."""
     registry = Registry(registry_root)
     progress("loading data")
     examples = load_examples(data)

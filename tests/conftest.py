@@ -9,7 +9,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.contract")
 
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, running_stack  # noqa: E402 - after the assert rewrite hook
 
 
 @pytest.fixture(autouse=True)

@@ -52,7 +52,8 @@ def _build(force: bool = False) -> Path:
         version = runner.train_nlu(settings, progress=step)
         progress.update(task, description=f"NLU model {version}", completed=4)
         kb_task = progress.add_task("Knowledge base", total=None)
-        report = _sync_kb(lambda file: progress.update(kb_task, description=f"Knowledge: {file.name}"))
+        report = _sync_kb(lambda file: progress.update(
+            kb_task, description=f"Knowledge: {file.name}"))
         progress.update(kb_task, total=1, completed=1, description=(
             f"Knowledge: {report.added} new, {report.unchanged} unchanged chunks"))
         rasa_task = progress.add_task("Rasa dialogue model", total=1)

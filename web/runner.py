@@ -32,8 +32,8 @@ RASA_BIN = Path(os.environ.get("PARLEY_RASA_VENV", ROOT / ".venv-rasa")) / "bin"
 
 def rasa_fingerprint(nlu_data: Path) -> str:
     digest = hashlib.sha256()
-    files = [BOT_DIR / "config.yml", BOT_DIR / "domain.yml", *sorted((BOT_DIR / "data").rglob("*.yml")),
-             *sorted(nlu_data.rglob("*.yml"))]
+    files = [BOT_DIR / "config.yml", BOT_DIR / "domain.yml",
+             *sorted((BOT_DIR / "data").rglob("*.yml")), *sorted(nlu_data.rglob("*.yml"))]
     for path in files:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
@@ -198,7 +198,8 @@ class Supervisor:
             service.start()
             while not service.healthy():
                 if not service.alive():
-                    raise RuntimeError(f"{service.name} exited during start-up; see {service.log_path}")
+                    raise RuntimeError(
+                        f"{service.name} exited during start-up; see {service.log_path}")
                 if time.monotonic() - started > timeout_s:
                     raise RuntimeError(f"{service.name} not healthy after {timeout_s:.0f}s; "
                                        f"see {service.log_path}")

@@ -9,7 +9,6 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.deps import answerer, company_store, language_of, stream_partial
 
-
 # The knowledge-base tag for what the customer asked about (see the articles' front matter).
 TOPIC_FOR_INTENT = {
     "return_policy": "returns", "refund_status": "refunds", "shipping_info": "shipping",

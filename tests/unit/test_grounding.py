@@ -12,7 +12,8 @@ pytestmark = pytest.mark.unit
 RETURNS = ("You can return most items within 30 days of delivery. Opened small appliances "
            "such as blenders can be returned within 14 days if they have not been used with "
            "food. Bedding cannot be returned once the seal is opened.")
-WARRANTY_ZH = "我们的商品默认享受自签收之日起 2 年保修。床垫保修 3 年。保修不包括使用不当造成的损坏。"
+WARRANTY_ZH = ("我们的商品默认享受自签收之日起 2 年保修。床垫保修 3 年。"
+               "保修不包括使用不当造成的损坏。")
 SOURCES = {1: RETURNS, 2: WARRANTY_ZH}
 
 

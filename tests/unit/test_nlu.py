@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,8 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path):
 
 def test_an_intent_without_examples_is_refused(tmp_path: Path):
     data = tmp_path / "nlu.yml"
-    data.write_text('nlu:\n- intent: greet\n  examples: |\n    - hi\n- intent: bye\n  examples: ""\n')
+    data.write_text('nlu:\n- intent: greet\n  examples: |\n    - hi\n'
+                    '- intent: bye\n  examples: ""\n')
     with pytest.raises(TrainingDataError, match=r"nlu\.yml:5: intent 'bye' has no examples"):
         load_examples(data)
 
@@ -60,7 +62,7 @@ def test_order_ids_are_normalised_and_spans_never_overlap():
     spans = merge(pattern_spans("order pl 204817, mail me at a.b@example.com"))
     assert [(s.entity, s.value) for s in spans] == [("order_id", "PL-204817"),
                                                      ("email", "a.b@example.com")]
-    for left, right in zip(spans, spans[1:], strict=False):
+    for left, right in pairwise(spans):
         assert left.end <= right.start
 
 

@@ -103,7 +103,8 @@ class Settings(BaseSettings):
             value = getattr(self, name).get_secret_value()
             if value.lower() in PLACEHOLDER_SECRETS:
                 if self.environment == "production":
-                    raise ValueError(f"PARLEY_{name.upper()} must be set to a real secret in production")
+                    raise ValueError(
+                        f"PARLEY_{name.upper()} must be set to a real secret in production")
                 setattr(self, name, SecretStr(_dev_secret(self.var_dir, name)))
         return self
 

@@ -18,7 +18,8 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_ConversationFilter())
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [conv=%(conversation_id)s] %(message)s")
+        logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [conv=%(conversation_id)s] %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
