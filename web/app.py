@@ -32,6 +32,7 @@ from web.core.metrics import REQUESTS
 from workers.embedded import EmbeddedQueue
 from workers.errors import WorkerAlreadyRunning
 from workers.queue import get_queue
+from workers.router import router as tasks_router
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(auth_router)
     app.include_router(agent_router)
     app.include_router(kb_router)
+    app.include_router(tasks_router)
     app.include_router(internal.router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

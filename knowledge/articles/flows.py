@@ -75,15 +75,36 @@ def task_queue(settings: Settings) -> TaskQueue | None:
     return get_queue(settings)
 
 
-async def _enqueue(queue: TaskQueue, task: str, payload: dict[str, Any]) -> TaskPublic:
+EVENT_FOR_TASK = {"index_document": ("upsert", "article"), "delete_document": ("delete", "article"),
+                  "upsert_entity": ("upsert", "entity"), "delete_entity": ("delete", "entity")}
+
+
+async def _enqueue(queue: TaskQueue, task: str, payload: dict[str, Any],
+                   settings: Settings | None = None) -> TaskPublic:
+    """Hand the change to the workers: through Kafka's ``knowledge.changes`` when Kafka is
+    configured (every consumer sees it; the consumer enqueues the task), else straight to the
+    queue. The returned id is what :func:`task_status` follows."""
+    payload = json.loads(json.dumps(payload))
+    if settings is not None and settings.kafka_bootstrap:
+        from workers.kafka import publish_change
+
+        op, kind = EVENT_FOR_TASK[task]
+        event_id = await publish_change(settings, {"op": op, "kind": kind, "data": payload})
+        logger.info("published %s to Kafka as event %s", task, event_id)
+        return TaskPublic(task_id=f"event:{event_id}", state="queued")
     # No idempotency key: publishing the same version again after a delete must index again.
-    task_id = await asyncio.to_thread(queue.enqueue, task, json.loads(json.dumps(payload)),
-                                      key=None)
+    task_id = await asyncio.to_thread(queue.enqueue, task, payload, key=None)
     logger.info("enqueued %s as %s", task, task_id)
     return TaskPublic(task_id=str(task_id), state="queued")
 
 
 async def task_status(queue: TaskQueue | None, *, task_id: str) -> TaskStatus:
+    if queue is not None and task_id.startswith("event:"):  # published to Kafka: its task,
+        key = await asyncio.to_thread(queue.task_for_key, task_id)  # once the consumer ran
+        if key is None:
+            return TaskStatus(task_id=task_id, task="kafka event", state="queued", attempts=0,
+                              error="")
+        task_id = key
     status = await asyncio.to_thread(queue.status, task_id) if queue is not None else None
     if status is None:
         raise NotFound(f"No task {task_id!r}.", code="task_not_found")
@@ -133,7 +154,7 @@ async def publish(session: AsyncSession, *, article_id: str, version: int,
     payload = index_payload(article)
     document = document_from_payload(payload)  # refuses an article with no text now
     if queue is not None:
-        task = await _enqueue(queue, "index_document", payload)
+        task = await _enqueue(queue, "index_document", payload, settings)
     else:
         # Fallback while workers.queue does not exist: index here, as the worker will.
         report = ImportReport()
@@ -161,7 +182,7 @@ async def delete(session: AsyncSession, *, article_id: str, actor: Agent | None,
     if article.status == "deleted":
         raise Conflict("This article is already deleted.", code="article_deleted")
     if queue is not None:
-        task = await _enqueue(queue, "delete_document", {"doc_id": article.id})
+        task = await _enqueue(queue, "delete_document", {"doc_id": article.id}, settings)
     else:
         own_index = index is None
         index = index or factory.document_index(settings)
@@ -180,11 +201,11 @@ async def delete(session: AsyncSession, *, article_id: str, actor: Agent | None,
 # ------------------------------------------------------------------ graph entities
 
 async def upsert_entity(session: AsyncSession, *, label: str, key: str, data: EntityUpsert,
-                        actor: Agent | None, graph: GraphStore,
-                        queue: TaskQueue | None) -> TaskPublic:
+                        actor: Agent | None, graph: GraphStore, queue: TaskQueue | None,
+                        settings: Settings | None = None) -> TaskPublic:
     payload = await entities.upsert_payload(graph, label=label, key=key, data=data)
     if queue is not None:
-        task = await _enqueue(queue, "upsert_entity", payload)
+        task = await _enqueue(queue, "upsert_entity", payload, settings)
     else:
         await entities.apply_upsert(graph, payload)
         task = TaskPublic(task_id=None, state="done")
@@ -198,10 +219,11 @@ async def upsert_entity(session: AsyncSession, *, label: str, key: str, data: En
 
 
 async def delete_entity(session: AsyncSession, *, label: str, key: str, actor: Agent | None,
-                        graph: GraphStore, queue: TaskQueue | None) -> TaskPublic:
+                        graph: GraphStore, queue: TaskQueue | None,
+                        settings: Settings | None = None) -> TaskPublic:
     await entities.check_exists(graph, label=label, key=key)
     if queue is not None:
-        task = await _enqueue(queue, "delete_entity", {"label": label, "key": key})
+        task = await _enqueue(queue, "delete_entity", {"label": label, "key": key}, settings)
     else:
         await graph.delete_node(label, key)
         task = TaskPublic(task_id=None, state="done")

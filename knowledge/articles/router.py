@@ -206,20 +206,22 @@ async def get_entity(label: EntityLabel, key: str, _: AdminAgent,
             responses={409: {"description": "`missing_endpoint`, `self_relation`"},
                        422: {"description": "`invalid_graph_name`, `invalid_graph_value`"}})
 async def upsert_entity(label: EntityLabel, key: str, body: EntityUpsert, admin: AdminAgent,
-                        maker: MakerDep, graph: GraphDep, queue: QueueDep) -> EntityChange:
+                        maker: MakerDep, graph: GraphDep, queue: QueueDep,
+                        settings: SettingsDep) -> EntityChange:
     """Create or replace a product or policy (task ``upsert_entity``)."""
     async with maker() as session:
         task = await flows.upsert_entity(session, label=label, key=key, data=body,
-                                         actor=admin, graph=graph, queue=queue)
+                                         actor=admin, graph=graph, queue=queue,
+                                         settings=settings)
     return EntityChange(label=label, key=key, task=task)
 
 
 @router.delete("/entities/{label}/{key}", response_model=EntityChange,
                responses={404: {"description": "`entity_not_found`"}})
 async def delete_entity(label: EntityLabel, key: str, admin: AdminAgent, maker: MakerDep,
-                        graph: GraphDep, queue: QueueDep) -> EntityChange:
+                        graph: GraphDep, queue: QueueDep, settings: SettingsDep) -> EntityChange:
     """Delete a product or policy and its relations (task ``delete_entity``)."""
     async with maker() as session:
         task = await flows.delete_entity(session, label=label, key=key, actor=admin,
-                                         graph=graph, queue=queue)
+                                         graph=graph, queue=queue, settings=settings)
     return EntityChange(label=label, key=key, task=task)

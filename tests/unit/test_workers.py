@@ -544,3 +544,32 @@ def test_change_events_map_to_tasks() -> None:
 def test_malformed_change_events_are_refused(event: Any) -> None:
     with pytest.raises(InvalidPayload):
         task_for_event(event)
+
+
+def test_admins_see_and_retry_dead_letters_over_http(tmp_path):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from tests.unit.conftest import ScriptedDialogue
+    from tests.unit.test_handoff import PASSWORD, make_agent
+    from web.app import create_app
+    from web.core.config import Settings
+
+    settings = Settings(environment="test", var_dir=tmp_path / "var",
+                        models_dir=tmp_path / "models", secret_key="s" * 32, rasa_token="t" * 32)
+    make_agent(settings, "boss@example.com", role="admin")
+    make_agent(settings, "ana@example.com")
+    with TestClient(create_app(settings, dialogue=ScriptedDialogue())) as client:
+        def login(email: str) -> dict[str, str]:
+            token = client.post("/api/v1/auth/login", json={"email": email,
+                                                            "password": PASSWORD}).json()["token"]
+            return {"Authorization": f"Bearer {token}"}
+
+        admin, agent = login("boss@example.com"), login("ana@example.com")
+        queue = client.app.state.task_queue
+        letter = queue.dead_letter("delete_entity", {"label": "Product"}, "KeyError: 'key'")
+        assert client.get("/api/v1/admin/tasks/dead", headers=agent).status_code == 403
+        (listed,) = client.get("/api/v1/admin/tasks/dead", headers=admin).json()
+        assert (listed["id"], listed["task"], listed["error"]) == (letter, "delete_entity",
+                                                                   "KeyError: 'key'")
+        missing = client.post("/api/v1/admin/tasks/dead/nope/retry", headers=admin)
+        assert missing.json()["error"]["code"] == "dead_letter_not_found"

@@ -176,7 +176,10 @@ def _store_turn(session: AsyncSession, *, message: Message, turn: Turn) -> list[
                     "entities": [{"entity": e.get("entity"), "value": e.get("value")}
                                  for e in turn.entities],
                     "slots": turn.slots, "active_loop": turn.active_loop,
-                    "abstained": any((r.custom or {}).get("abstained") for r in turn.replies)}
+                    "abstained": any((r.custom or {}).get("abstained") for r in turn.replies),
+                    "abstain_reason": next((r.custom["reason"] for r in turn.replies
+                                            if (r.custom or {}).get("abstained")
+                                            and r.custom.get("reason")), None)}
     return stored
 
 
