@@ -218,3 +218,18 @@ async def test_events_read_again_after_a_crash_before_commit_change_nothing(
     for doc in docs:
         assert await chunk_ids(settings, doc["doc_id"]) == expected_chunks(doc)
     assert (await committed(bootstrap, topic))[0] == 4
+
+
+async def test_the_editor_publishes_through_kafka_when_it_is_configured(
+        settings: Settings, queue: EmbeddedQueue) -> None:
+    from knowledge.articles.flows import _enqueue, task_status
+
+    payload = article("gift-wrap", 3, "Gift wrapping costs EUR 4 per parcel.")
+    published = await _enqueue(queue, "index_document", payload, settings)
+    assert published.task_id.startswith("event:")  # went to the topic, not the queue
+    assert (await task_status(queue, task_id=published.task_id)).state == "queued"
+    report = await ChangeConsumer.from_settings(settings, queue, assign=True).run(idle_s=IDLE_S)
+    assert report.enqueued == 1
+    await asyncio.to_thread(queue.drain, 60)
+    assert await chunk_ids(settings, "gift-wrap") == expected_chunks(payload)
+    assert (await task_status(queue, task_id=published.task_id)).state == "done"
