@@ -117,7 +117,8 @@ def kb_import(
                         raise typer.BadParameter(f"no admin account {as_email}",
                                                  param_hint="--as")
                 articles = await import_files(session, path, actor, settings=settings,
-                                              queue="auto" if background else None)
+                                              queue="auto" if background else None,
+                                              progress=step)
         finally:
             await engine.dispose()
         others = ImportReport()
@@ -128,7 +129,14 @@ def kb_import(
             others.failed += report.failed
         return articles, others
 
-    with console.status("importing"):
+    from knowledge.ingest import collect_files
+
+    with _progress() as bar:
+        task = bar.add_task("importing", total=len(collect_files(path)))
+
+        def step(file: Path) -> None:
+            bar.update(task, advance=1, description=f"importing {file.name}")
+
         articles, others = asyncio.run(run())
     for name, error in [*articles.failed, *others.failed]:
         console.print(f"[yellow]skipped {escape(name)}: {escape(error)}[/]")

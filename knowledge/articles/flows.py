@@ -17,6 +17,7 @@ import csv
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -279,7 +280,8 @@ def read_faq_csv(path: Path) -> list[ArticleCreate]:
 async def import_files(session: AsyncSession, path: Path, actor: Agent | None = None, *,
                        settings: Settings,
                        queue: TaskQueue | Literal["auto"] | None = "auto",
-                       embedder: Embedder | None = None) -> FilesImported:
+                       embedder: Embedder | None = None,
+                       progress: Callable[[Path], None] = lambda _: None) -> FilesImported:
     """Create or update articles from Markdown files (front matter: id, title, tags, lang,
     optionally ``kind: faq``) and FAQ CSVs (``question,answer``; ids ``faq:<row>`` as the
     plain import gives them), then publish the ones that are new or changed.
@@ -292,6 +294,7 @@ async def import_files(session: AsyncSession, path: Path, actor: Agent | None = 
     embedder = embedder or (E5Embedder() if queue is None else None)
     try:
         for file in collect_files(Path(path)):
+            progress(file)
             result.files += 1
             suffix = file.suffix.lower()
             try:
