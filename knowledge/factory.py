@@ -38,7 +38,9 @@ def generators(settings: Settings) -> list:  # type: ignore[type-arg]
             settings.generator_url, settings.generator_model,
             api_key=settings.generator_api_key.get_secret_value(),
             timeout_s=settings.generator_timeout_s))
-    if settings.cpu_llm:
+    wanted = settings.cpu_llm == "always" or (settings.cpu_llm == "auto"
+                                              and bool(settings.generator_url))
+    if wanted:
         from knowledge.generator.local import LocalGenerator, smollm_dir
 
         if smollm_dir() is not None:

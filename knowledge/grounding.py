@@ -21,6 +21,9 @@ from knowledge.text import (
 )
 
 MIN_COVERAGE = 0.6
+MIN_TERMS = 2
+NEGATION_WORDS = frozenset({"not", "no", "never", "cannot", "can't", "won't", "don't",
+                            "doesn't", "isn't", "aren't", "without", "none", "nor"})
 
 
 @dataclass(frozen=True)
@@ -39,19 +42,24 @@ def _windows(text: str) -> list[str]:
 
 
 def _negation_flipped(sentence: str, terms: set[str], window: str) -> bool:
-    """The source negates what the sentence asserts, or the other way round."""
-    source_scope = negated_terms(window)
+    """The source negates what the sentence asserts, or the sentence negates something the
+    source does not: "you cannot return an opened blender" is not supported by "opened
+    blenders can be returned … cannot take back one used with food", whose negation is about
+    something else."""
+    source_scope = negated_terms(window) - NEGATION_WORDS
     if source_scope & terms and not negated(sentence):
         return True
-    sentence_scope = negated_terms(sentence)
-    return bool(sentence_scope & content_terms(window)) and not negated(window)
+    sentence_scope = negated_terms(sentence) - NEGATION_WORDS
+    if not sentence_scope:
+        return False
+    return len(sentence_scope & source_scope) / len(sentence_scope) < MIN_COVERAGE
 
 
 def check_sentence(sentence: str, sources: dict[int, str], *,
                    min_coverage: float = MIN_COVERAGE) -> SentenceCheck:
     clean = strip_citations(sentence)
     terms = content_terms(clean)
-    if not terms:
+    if len(terms - numbers(clean)) < MIN_TERMS:  # "1.", "Yes." say nothing checkable
         return SentenceCheck(clean, False, None, 0.0, "no_content")
     cited = [n for n in citations_in(sentence) if n in sources]
     order = cited + [n for n in sources if n not in cited]

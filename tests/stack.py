@@ -52,7 +52,7 @@ def stack_env(root: Path) -> dict[str, str]:
         "PARLEY_SECRET_KEY": secrets.token_urlsafe(32),
         "PARLEY_RASA_TOKEN": secrets.token_urlsafe(32),
         # Deterministic answers in tests: the extractive generator, no CPU language model.
-        "PARLEY_CPU_LLM": "false",
+        "PARLEY_CPU_LLM": "never",
     }
 
 

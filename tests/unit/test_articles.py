@@ -52,7 +52,7 @@ class RecordingQueue:
 
 @pytest.fixture
 def app(settings, dialogue):  # type: ignore[no-untyped-def]
-    settings.cpu_llm = False  # deterministic answers: the extractive generator
+    settings.cpu_llm = "never"  # deterministic answers: the extractive generator
     application = create_app(settings, dialogue=dialogue)
     if not any(getattr(r, "path", "").startswith(KB) for r in application.routes):
         application.include_router(kb_router)  # until web/app.py mounts it

@@ -63,3 +63,17 @@ def test_extractive_answer_quotes_the_best_matching_source_sentence():
 
 def test_extractive_answer_finds_nothing_for_unrelated_questions():
     assert extract_answer("who won the football match", [(1, RETURNS)]) == []
+
+
+def test_a_negation_the_source_does_not_make_is_blocked():
+    source = {1: "Opened small appliances such as blenders can be returned within 14 days, as "
+                 "long as they have not been used with food. We cannot take back an appliance "
+                 "that has been used with food."}
+    check = check_sentence("No, you cannot return an opened blender.", source)
+    assert not check.supported and check.reason == "negation_mismatch"
+    assert check_sentence("We cannot take back an appliance used with food.", source).supported
+
+
+@pytest.mark.parametrize("empty", ["1.", "5.", "Yes.", "[1]"])
+def test_sentences_with_nothing_to_check_are_not_sent(empty):
+    assert not check_sentence(empty, SOURCES).supported

@@ -72,13 +72,14 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr = SecretStr("")
     neo4j_database: str = "neo4j"
-    # Generator: vLLM (or any OpenAI-compatible server) by URL; else a small CPU model when
-    # installed; the extractive generator always answers last.
+    # Generator: vLLM (or any OpenAI-compatible server) by URL; the small CPU model stands in
+    # when vLLM is down ("auto"; "always" uses it without vLLM too, "never" not at all); the
+    # extractive generator (quoting the sources) always answers last.
     generator_url: str = ""
     generator_model: str = "Qwen/Qwen2.5-7B-Instruct"
     generator_api_key: SecretStr = SecretStr("")
     generator_timeout_s: float = 20.0
-    cpu_llm: bool = True
+    cpu_llm: Literal["auto", "always", "never"] = "auto"
 
     # Background work: embedded SQLite queue (var/queue.db) by default; Celery by Redis URL.
     broker_url: str = ""  # e.g. redis://127.0.0.1:6379/2
