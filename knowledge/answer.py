@@ -37,8 +37,9 @@ SYSTEM_PROMPT = (
 )
 HIDDEN_FACTS = {"aliases", "name", "sku", "email", "customer"}
 PREDICATE_NAMES = {"zh": {"description": "简介", "warranty_months": "保修期（月）",
-                          "price": "价格（欧元）", "returnable": "可退货", "covered by": "适用政策", "in category": "类别",
-                          "contains": "包含", "status": "状态", "category": "类别"}}
+                          "price": "价格（欧元）", "returnable": "可退货",
+                          "covered by": "适用政策", "in category": "类别", "contains": "包含",
+                          "status": "状态", "category": "类别"}}
 LANGUAGE_NAMES = {"en": "English", "zh": "Simplified Chinese"}
 
 
