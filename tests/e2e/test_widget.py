@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,32 +30,7 @@ from playwright.sync_api import (  # noqa: E402 - after the importorskip above
     expect,
 )
 
-CHROMIUM = os.environ.get("PARLEY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 TIMEOUT_MS = 20_000
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _chromium_installed() -> None:
-    """Checked before the stack starts: skip locally, fail under CI (which installs it)."""
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        message = (f"Chromium not found at {CHROMIUM}: install it with "
-                   "`apt-get install -y chromium` (or set PARLEY_CHROMIUM)")
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

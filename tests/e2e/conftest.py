@@ -1,0 +1,37 @@
+"""Browser fixtures shared by the end-to-end tests: Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("PARLEY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _chromium_available() -> None:
+    """Checked before the stack starts: skip locally, fail under CI (which installs it)."""
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        message = (f"Chromium not found at {CHROMIUM}: install it with "
+                   "`apt-get install -y chromium` (or set PARLEY_CHROMIUM)")
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[playwright_sync.Browser]:
+    with playwright_sync.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
