@@ -7,6 +7,9 @@
 (function () {
   "use strict";
 
+  var $ = ParleyDom.$, el = ParleyDom.el, append = ParleyDom.append, fill = ParleyDom.fill;
+  var parseTime = ParleyDom.parseTime;
+
   var API = "/api/v1";
   var TOKEN_KEY = "parley.editor.token";
   var PAGE_SIZE = 50;
@@ -34,49 +37,14 @@
 
   // ------------------------------------------------------------------ helpers
 
-  function $(id) { return document.getElementById(id); }
 
-  /** Build an element; string/number children become text nodes (never parsed as HTML). */
-  function el(tag, attrs) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (key) {
-        var value = attrs[key];
-        if (value === null || value === undefined || value === false) return;
-        if (key === "text") node.textContent = String(value);
-        else if (key === "className") node.className = value;
-        else if (key === "value") node.value = String(value);
-        else if (key === "dataset") Object.keys(value).forEach(function (k) { node.dataset[k] = value[k]; });
-        else if (key.slice(0, 2) === "on" && typeof value === "function") node.addEventListener(key.slice(2), value);
-        else node.setAttribute(key, value === true ? "" : String(value));
-      });
-    }
-    for (var i = 2; i < arguments.length; i++) append(node, arguments[i]);
-    return node;
-  }
 
-  function append(node, child) {
-    if (child === null || child === undefined || child === false) return;
-    if (Array.isArray(child)) { child.forEach(function (c) { append(node, c); }); return; }
-    node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
-  }
 
-  function fill(node) {
-    node.replaceChildren();
-    for (var i = 1; i < arguments.length; i++) append(node, arguments[i]);
-    return node;
-  }
 
   function option(value, text, selected) {
     return el("option", { value: value, text: text, selected: !!selected });
   }
 
-  function parseTime(value) {
-    if (!value) return NaN;
-    var text = String(value);
-    if (!/[zZ]|[+-]\d\d:?\d\d$/.test(text)) text += "Z"; // the API speaks UTC
-    return Date.parse(text);
-  }
 
   function when(value) {
     var t = parseTime(value);
