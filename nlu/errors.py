@@ -2,12 +2,14 @@
 
     NLUError
     ├── TrainingDataError   malformed YAML/CSV (names the file and line), empty intents
-    └── ModelNotFound       no trained model where one was expected
+    ├── ModelNotFound       no trained model where one was expected
+    ├── UnknownBaseModel    a base encoder that is neither bundled nor a transformers folder
+    └── EvaluationFloor     a candidate below the configured evaluation floor (not activated)
 """
 
 from __future__ import annotations
 
-from web.core.errors import NotFound, ParleyError, Unprocessable
+from web.core.errors import Conflict, NotFound, ParleyError, Unprocessable
 
 
 class NLUError(ParleyError):
@@ -20,3 +22,11 @@ class TrainingDataError(NLUError, Unprocessable):
 
 class ModelNotFound(NLUError, NotFound):
     code = "nlu_model_not_found"
+
+
+class UnknownBaseModel(NLUError, Unprocessable):
+    code = "nlu_unknown_base_model"
+
+
+class EvaluationFloor(NLUError, Conflict):
+    code = "nlu_below_floor"

@@ -1,0 +1,76 @@
+"""Fine-tune Parley's NLU on a public benchmark and evaluate it on the test split.
+
+    python bench/nlu_benchmark.py --dataset banking77 --preset full --out var/bench-nlu
+
+Trains with the same code as ``parley nlu train`` (nlu.finetune.fit), evaluates the served
+ONNX model with nlu.evaluate, prints the figures and writes ``<out>/<dataset>.json`` with a
+confusion matrix PNG beside it. Data is read from ../shared/datasets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nlu_datasets import LOADERS  # noqa: E402
+
+from nlu.evaluate import evaluate, write_report  # noqa: E402
+from nlu.finetune import PRESETS, fit, with_overrides  # noqa: E402
+from nlu.runtime import OnnxJointModel  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(LOADERS), required=True)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--layers", type=int)
+    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--unfreeze", action="store_true", help="train the word embeddings too")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--limit", type=int, help="smoke test: use only N examples per split")
+    parser.add_argument("--tag", default="", help="suffix for the report name")
+    parser.add_argument("--out", type=Path, default=Path("var/bench-nlu"))
+    parser.add_argument("--cache", type=Path, default=Path("models/base"))
+    args = parser.parse_args()
+
+    config = with_overrides(PRESETS[args.preset], epochs=args.epochs, learning_rate=args.lr,
+                            batch_size=args.batch_size, layers=args.layers,
+                            label_smoothing=args.label_smoothing, threads=args.threads or None)
+    if args.unfreeze:
+        config = with_overrides(config, freeze_word_embeddings=False)
+    train, val, test = LOADERS[args.dataset]()
+    if args.limit:
+        train, val, test = (split[::max(1, len(split) // args.limit)][:args.limit]
+                            for split in (train, val, test))
+    name = args.dataset + (f"-{args.tag}" if args.tag else "")
+    workdir = args.out / f"work-{name}"
+    started = time.perf_counter()
+    result = fit(train, val, config, cache=args.cache, workdir=workdir)
+    train_s = time.perf_counter() - started
+    model = OnnxJointModel(result.directory, threads=None)
+    report = evaluate(model, test)
+    report.update({
+        "dataset": args.dataset, "train_examples": len(train), "val_examples": len(val),
+        "config": {k: v for k, v in vars(config).items()},
+        "train_seconds": round(train_s, 1), "threshold": result.threshold,
+        "temperature": result.temperature, "serving": result.serving,
+        "model_mb": round((result.directory / "model.onnx").stat().st_size / 2**20, 1),
+    })
+    report_path = args.out / f"{name}.json"
+    write_report(report, report_path)
+    shown = {k: report[k] for k in ("accuracy", "in_scope_accuracy", "macro_f1", "oos_precision",
+                                    "oos_recall", "entity_f1", "train_seconds", "model_mb")}
+    print(json.dumps({"dataset": name, **shown, "serving": result.serving}))
+
+
+if __name__ == "__main__":
+    main()

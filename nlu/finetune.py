@@ -1,0 +1,411 @@
+"""Fine-tune a pretrained transformer encoder end to end for intents and BIO entities.
+
+One encoder, two heads: the intent head reads the mean-pooled sentence, the entity head reads
+every token. After training the model is exported to ONNX; confidence is calibrated by
+temperature scaling on validation data, the out-of-scope threshold is chosen there too, and the
+int8 export replaces the float one only where validation accuracy holds.
+
+Training is seeded and resumable: a checkpoint is written after every epoch into a work folder
+named by the data and the configuration, and a rerun continues from the last one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlu import tagging
+from nlu.data import Example
+from nlu.encoders import DEFAULT_BASE, resolve_base
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+OOS_NAMES = ("out_of_scope", "oos")
+MODEL_FILE = "model.onnx"
+HEADS_FILE = "heads.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    base: str = DEFAULT_BASE
+    layers: int = 0  # keep the first N encoder layers; 0 keeps them all
+    epochs: int = 8
+    batch_size: int = 16
+    learning_rate: float = 6e-5
+    head_learning_rate: float = 2e-3
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.1
+    entity_weight: float = 1.0
+    max_length: int = 64
+    seed: int = 13
+    val_fraction: float = 0.1
+    threads: int = 0  # 0: torch's default
+    quantize: bool = True
+    max_quantization_drop: float = 0.01  # int8 is kept when validation accuracy drops less
+    oos_intents: tuple[str, ...] = OOS_NAMES
+    freeze_word_embeddings: bool = True
+    device: str = "auto"
+
+    def key(self, data_digest: str) -> str:
+        blob = json.dumps({**asdict(self), "data": data_digest}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # The demo bot on two CPU cores: a few minutes.
+    "demo": TrainConfig(),
+    # CI and tests: the same code, a third of the encoder and fewer steps.
+    "fast": TrainConfig(layers=4, epochs=6, batch_size=16, learning_rate=1.5e-4,
+                        head_learning_rate=3e-3, max_length=48),
+    # Benchmarks (thousands of examples; meant for a GPU).
+    "full": TrainConfig(epochs=10, batch_size=32, learning_rate=8e-5,
+                        head_learning_rate=2e-3, max_length=64),
+}
+
+
+@dataclass
+class FitResult:
+    directory: Path  # holds model.onnx, tokenizer.json, heads.json
+    labels: list[str]
+    tags: list[str]
+    oos_label: str | None
+    temperature: float
+    threshold: float
+    validation: dict[str, Any] = field(default_factory=dict)
+    serving: dict[str, Any] = field(default_factory=dict)
+
+
+def split_validation(examples: list[Example], fraction: float,
+                     seed: int) -> tuple[list[Example], list[Example]]:
+    """Stratified hold-out: ``fraction`` of each intent with at least five examples."""
+    if fraction <= 0:
+        return examples, []
+    rng = random.Random(seed)
+    by_intent: dict[str, list[Example]] = {}
+    for example in examples:
+        by_intent.setdefault(example.intent, []).append(example)
+    train: list[Example] = []
+    val: list[Example] = []
+    for intent in sorted(by_intent):
+        items = list(by_intent[intent])
+        rng.shuffle(items)
+        n_val = int(round(len(items) * fraction)) if len(items) >= 5 else 0
+        val += items[:n_val]
+        train += items[n_val:]
+    return train, val
+
+
+class _Encoded:
+    def __init__(self, tokenizer: Any, texts: Sequence[str], max_length: int) -> None:
+        tokenizer.enable_truncation(max_length)
+        tokenizer.no_padding()
+        self.encodings = tokenizer.encode_batch(list(texts))
+
+    def __len__(self) -> int:
+        return len(self.encodings)
+
+
+def _pad_batch(encodings: Sequence[Any], pad_id: int,
+               tag_rows: Sequence[list[int]] | None = None) -> dict[str, np.ndarray]:
+    width = max(len(e.ids) for e in encodings)
+    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(encodings), width), dtype=np.int64)
+    for i, enc in enumerate(encodings):
+        ids[i, :len(enc.ids)] = enc.ids
+        mask[i, :len(enc.ids)] = 1
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if tag_rows is not None:
+        tags = np.full((len(encodings), width), tagging.IGNORE, dtype=np.int64)
+        for i, row in enumerate(tag_rows):
+            tags[i, :len(row)] = row
+        batch["tags"] = tags
+    return batch
+
+
+def _torch_model(base_dir: Path, config: TrainConfig, n_intents: int, n_tags: int):  # type: ignore[no-untyped-def]
+    import torch
+    from torch import nn
+    from transformers import AutoConfig, AutoModel
+
+    encoder_config = AutoConfig.from_pretrained(base_dir)
+    if config.layers:
+        encoder_config.num_hidden_layers = min(config.layers, encoder_config.num_hidden_layers)
+    encoder_config._attn_implementation = "eager"  # exports cleanly to ONNX
+    kwargs: dict[str, Any] = {"config": encoder_config}
+    if encoder_config.model_type == "bert":
+        kwargs["add_pooling_layer"] = False
+    encoder = AutoModel.from_pretrained(base_dir, **kwargs)
+
+    class JointModel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            hidden = encoder_config.hidden_size
+            self.encoder = encoder
+            self.dropout = nn.Dropout(0.1)
+            self.intent_head = nn.Linear(hidden, n_intents)
+            self.tag_head = nn.Linear(hidden, n_tags)
+
+        def forward(self, input_ids, attention_mask):  # type: ignore[no-untyped-def]
+            hidden = self.encoder(input_ids=input_ids,
+                                  attention_mask=attention_mask).last_hidden_state
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            return (self.intent_head(self.dropout(pooled)),
+                    self.tag_head(self.dropout(hidden)))
+
+    model = JointModel()
+    if config.freeze_word_embeddings:
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    torch.nn.init.normal_(model.intent_head.weight, std=0.02)
+    torch.nn.init.zeros_(model.intent_head.bias)
+    return model
+
+
+def _trainable_state(model: Any) -> dict[str, Any]:
+    return {k: v for k, v in model.state_dict().items() if "word_embeddings" not in k}
+
+
+def _device(config: TrainConfig) -> str:
+    import torch
+
+    if config.device != "auto":
+        return config.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache: Path,
+        workdir: Path, progress: Progress = lambda phase, done, total: None) -> FitResult:
+    """Fine-tune on ``train``, calibrate on ``val``, export to ``workdir``. ``cache`` holds the
+    unpacked base encoders."""
+    import torch
+    from tokenizers import Tokenizer
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    base_dir = resolve_base(config.base, cache)
+    tokenizer = Tokenizer.from_file(str(base_dir / "tokenizer.json"))
+    pad_id = _pad_id(base_dir)
+    labels = sorted({e.intent for e in train})
+    label_index = {label: i for i, label in enumerate(labels)}
+    oos_label = next((name for name in config.oos_intents if name in label_index), None)
+    tags = tagging.tag_names([ent.entity for e in train for ent in e.entities])
+    tag_index = {t: i for i, t in enumerate(tags)}
+
+    encoded = _Encoded(tokenizer, [e.text for e in train], config.max_length)
+    tag_rows = [tagging.token_tags(enc.offsets, [bool(s) for s in enc.special_tokens_mask],
+                                   ex.entities, tag_index)
+                for enc, ex in zip(encoded.encodings, train, strict=True)]
+    intents = np.array([label_index[e.intent] for e in train], dtype=np.int64)
+
+    device = _device(config)
+    model = _torch_model(base_dir, config, len(labels), len(tags)).to(device)
+    heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    body = [p for n, p in model.named_parameters()
+            if n.startswith("encoder.") and p.requires_grad]
+    optimizer = torch.optim.AdamW([
+        {"params": body, "lr": config.learning_rate},
+        {"params": heads, "lr": config.head_learning_rate},
+    ], weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    warmup = max(1, int(total * config.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup))))
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    checkpoint = workdir / "checkpoint.pt"
+    start_epoch = 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch = state["epoch"] + 1
+        logger.info("resuming NLU training at epoch %d of %d", start_epoch + 1, config.epochs)
+
+    intent_loss = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    tag_loss = torch.nn.CrossEntropyLoss(ignore_index=tagging.IGNORE)
+    has_entities = len(tags) > 1
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        order = np.random.default_rng(config.seed + epoch).permutation(len(train))
+        for step in range(steps_per_epoch):
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            batch = _pad_batch([encoded.encodings[i] for i in idx], pad_id,
+                               [tag_rows[i] for i in idx])
+            ids = torch.from_numpy(batch["input_ids"]).to(device)
+            mask = torch.from_numpy(batch["attention_mask"]).to(device)
+            intent_logits, tag_logits = model(ids, mask)
+            loss = intent_loss(intent_logits, torch.from_numpy(intents[idx]).to(device))
+            if has_entities:
+                loss = loss + config.entity_weight * tag_loss(
+                    tag_logits.reshape(-1, len(tags)),
+                    torch.from_numpy(batch["tags"]).to(device).reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            progress("training", epoch * steps_per_epoch + step + 1, total)
+        torch.save({"epoch": epoch, "model": _trainable_state(model),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                   workdir / "checkpoint.tmp")
+        os.replace(workdir / "checkpoint.tmp", checkpoint)
+
+    progress("exporting", 0, 1)
+    export = workdir / "export"
+    shutil.rmtree(export, ignore_errors=True)
+    export.mkdir()
+    _export_onnx(model.to("cpu").eval(), export / MODEL_FILE, pad_id)
+    shutil.copy(base_dir / "tokenizer.json", export / "tokenizer.json")
+    result = FitResult(export, labels, tags, oos_label, 1.0, 0.3)
+    _write_heads(result, config, pad_id)
+    progress("exporting", 1, 1)
+    progress("calibrating", 0, 1)
+    calibrate(result, val, config)
+    progress("calibrating", 1, 1)
+    return result
+
+
+def _pad_id(base_dir: Path) -> int:
+    meta = base_dir / "parley_base.json"
+    if meta.exists():
+        return int(json.loads(meta.read_text())["special"]["pad"])
+    config = json.loads((base_dir / "config.json").read_text())
+    return int(config.get("pad_token_id") or 0)
+
+
+def _export_onnx(model: Any, path: Path, pad_id: int) -> None:
+    import torch
+
+    ids = torch.full((2, 8), pad_id, dtype=torch.long)
+    ids[:, 0] = 0
+    ids[:, 1:6] = 100
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    with torch.no_grad():
+        torch.onnx.export(
+            model, (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
+            output_names=["intent_logits", "tag_logits"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                          "attention_mask": {0: "batch", 1: "sequence"},
+                          "intent_logits": {0: "batch"},
+                          "tag_logits": {0: "batch", 1: "sequence"}},
+            opset_version=17, dynamo=False)
+
+
+def _write_heads(result: FitResult, config: TrainConfig, pad_id: int) -> None:
+    (result.directory / HEADS_FILE).write_text(json.dumps({
+        "labels": result.labels, "tags": result.tags, "oos_label": result.oos_label,
+        "temperature": result.temperature, "threshold": result.threshold,
+        "max_length": config.max_length, "pad_id": pad_id, "model_file": MODEL_FILE,
+        "validation": result.validation, "serving": result.serving,
+    }, indent=2, ensure_ascii=False))
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature minimising validation negative log-likelihood."""
+    best_t, best_nll = 1.0, math.inf
+    for t in np.exp(np.linspace(math.log(0.2), math.log(10.0), 80)):
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        nll = -log_probs[np.arange(len(targets)), targets].mean()
+        if nll < best_nll:
+            best_t, best_nll = float(t), float(nll)
+    return best_t
+
+
+def choose_threshold(scores: np.ndarray, correct: np.ndarray, is_oos: np.ndarray,
+                     default: float = 0.3) -> float:
+    """Out-of-scope threshold on the top in-scope probability.
+
+    With out-of-scope validation examples: maximise the mean of in-scope accuracy (a rejected
+    in-scope example counts as wrong) and out-of-scope recall. Without them: the highest
+    threshold that rejects at most 2% of correctly classified validation examples."""
+    if len(scores) == 0:
+        return default
+    candidates = np.unique(np.concatenate([np.linspace(0.05, 0.95, 91), scores]))
+    candidates = candidates[(candidates >= 0.05) & (candidates <= 0.95)]
+    if is_oos.any() and (~is_oos).any():
+        best, best_value = default, -1.0
+        for tau in candidates:
+            accepted = scores >= tau
+            in_acc = (correct & accepted)[~is_oos].mean()
+            recall = (~accepted)[is_oos].mean()
+            value = (in_acc + recall) / 2
+            if value > best_value + 1e-9:
+                best, best_value = float(tau), float(value)
+        return best
+    good = np.sort(scores[correct & ~is_oos])
+    if len(good) == 0:
+        return default
+    return float(min(0.5, max(0.05, good[int(len(good) * 0.02)] - 1e-6)))
+
+
+def calibrate(result: FitResult, val: list[Example], config: TrainConfig) -> None:
+    """Temperature, threshold and the serving format from validation data."""
+    from nlu.runtime import OnnxJointModel, quantize
+
+    float_model = OnnxJointModel(result.directory, threads=config.threads or None)
+    if val:
+        label_index = {label: i for i, label in enumerate(result.labels)}
+        known = [e for e in val if e.intent in label_index]
+        logits = float_model.intent_logits([e.text for e in known])
+        targets = np.array([label_index[e.intent] for e in known])
+        result.temperature = fit_temperature(logits, targets)
+        float_model.temperature = result.temperature
+        scores, predicted = float_model.in_scope(logits)
+        is_oos = np.array([e.intent == result.oos_label for e in known])
+        correct = np.array([result.labels[p] == e.intent for p, e in zip(predicted, known,
+                                                                            strict=True)])
+        result.threshold = choose_threshold(scores, correct, is_oos)
+        float_model.threshold = result.threshold
+    result.serving = {"format": "onnx-fp32"}
+    _write_heads(result, config, float_model.pad_id)
+    if config.quantize:
+        quantized = result.directory / "model.int8.onnx"
+        quantize(result.directory / MODEL_FILE, quantized)
+        int8_model = OnnxJointModel(result.directory, threads=config.threads or None,
+                                    model_file=quantized.name)
+        texts = [e.text for e in val] or None
+        if texts:
+            fp32_acc = _accuracy(float_model, val)
+            int8_acc = _accuracy(int8_model, val)
+        else:
+            fp32_acc = int8_acc = None
+        keep = fp32_acc is None or int8_acc >= fp32_acc - config.max_quantization_drop
+        result.serving = {"format": "onnx-int8" if keep else "onnx-fp32",
+                          "val_accuracy_fp32": fp32_acc, "val_accuracy_int8": int8_acc}
+        if keep:
+            os.replace(quantized, result.directory / MODEL_FILE)
+        else:
+            quantized.unlink()
+    _write_heads(result, config, float_model.pad_id)
+
+
+def _accuracy(model: Any, examples: list[Example]) -> float:
+    predictions = model.predict([e.text for e in examples])
+    return float(np.mean([p.intent == e.intent for p, e in zip(predictions, examples,
+                                                                 strict=True)]))
+
+
+def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,116 @@
+"""Serving a fine-tuned model: ONNX Runtime on the CPU, batched, no torch needed.
+
+``OnnxJointModel.predict`` turns texts into calibrated intent probabilities (the out-of-scope
+decision included) and entity spans from the BIO head.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nlu import tagging
+from nlu.finetune import HEADS_FILE, MODEL_FILE
+
+EXTRACTOR = "ParleyTransformer"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    intent: str  # the out-of-scope label when rejected
+    confidence: float  # calibrated probability of the top in-scope intent
+    ranking: list[tuple[str, float]]  # calibrated, best first
+    rejected: bool  # below the out-of-scope threshold (or the out-of-scope class won)
+    spans: list[tagging.TaggedSpan]
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def quantize(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation of the matrix products and the embedding table."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gemm", "Gather"])
+
+
+class OnnxJointModel:
+    def __init__(self, directory: Path, *, threads: int | None = 1,
+                 model_file: str | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        heads = json.loads((directory / HEADS_FILE).read_text())
+        self.labels: list[str] = heads["labels"]
+        self.tags: list[str] = heads["tags"]
+        self.oos_label: str | None = heads["oos_label"]
+        self.temperature = float(heads["temperature"])
+        self.threshold = float(heads["threshold"])
+        self.pad_id = int(heads["pad_id"])
+        self.max_length = int(heads["max_length"])
+        self.serving = heads.get("serving", {})
+        self._oos_index = self.labels.index(self.oos_label) if self.oos_label else None
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_length)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(directory / (model_file or MODEL_FILE)),
+                                            options, providers=["CPUExecutionProvider"])
+
+    def _run(self, texts: list[str]) -> tuple[list, np.ndarray, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(texts), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for i, enc in enumerate(encodings):
+            ids[i, :len(enc.ids)] = enc.ids
+            mask[i, :len(enc.ids)] = 1
+        intent_logits, tag_logits = self.session.run(
+            None, {"input_ids": ids, "attention_mask": mask})
+        return encodings, intent_logits, tag_logits
+
+    def intent_logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        parts = [self._run(texts[i:i + batch_size])[1] for i in range(0, len(texts), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)))
+
+    def in_scope(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top in-scope probability and its index, per row (calibrated)."""
+        probs = softmax(logits / self.temperature)
+        if self._oos_index is not None:
+            probs = probs.copy()
+            probs[:, self._oos_index] = -1.0
+        return probs.max(axis=1), probs.argmax(axis=1)
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[Prediction]:
+        out: list[Prediction] = []
+        for i in range(0, len(texts), batch_size):
+            chunk = texts[i:i + batch_size]
+            encodings, intent_logits, tag_logits = self._run(chunk)
+            probs = softmax(intent_logits / self.temperature)
+            scores, best = self.in_scope(intent_logits)
+            tag_probs = softmax(tag_logits)
+            for row, (text, enc) in enumerate(zip(chunk, encodings, strict=True)):
+                order = np.argsort(-probs[row])
+                ranking = [(self.labels[j], float(probs[row, j])) for j in order]
+                rejected = bool(scores[row] < self.threshold)
+                intent = (self.oos_label or "nlu_fallback") if rejected \
+                    else self.labels[best[row]]
+                n = len(enc.ids)
+                tag_ids = tag_probs[row, :n].argmax(axis=1)
+                spans = tagging.decode(
+                    text, enc.offsets, [bool(s) for s in enc.special_tokens_mask],
+                    [self.tags[t] for t in tag_ids],
+                    [float(tag_probs[row, k, t]) for k, t in enumerate(tag_ids)])
+                out.append(Prediction(intent, float(scores[row]), ranking, rejected, spans))
+        return out
