@@ -18,11 +18,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlu_datasets import LOADERS  # noqa: E402
+from nlu_datasets import LOADERS
 
-from nlu.evaluate import evaluate, write_report  # noqa: E402
-from nlu.finetune import PRESETS, fit, with_overrides  # noqa: E402
-from nlu.runtime import OnnxJointModel  # noqa: E402
+from nlu.evaluate import evaluate, write_report
+from nlu.finetune import PRESETS, fit, with_overrides
+from nlu.runtime import OnnxJointModel
 
 
 def main() -> None:
@@ -54,7 +54,12 @@ def main() -> None:
     name = args.dataset + (f"-{args.tag}" if args.tag else "")
     workdir = args.out / f"work-{name}"
     started = time.perf_counter()
-    result = fit(train, val, config, cache=args.cache, workdir=workdir)
+    def progress(phase: str, done: int, total: int) -> None:
+        if done == total or done % 100 == 0:
+            elapsed = time.perf_counter() - started
+            print(f"{name}: {phase} {done}/{total} {elapsed:.0f}s", file=sys.stderr, flush=True)
+
+    result = fit(train, val, config, cache=args.cache, workdir=workdir, progress=progress)
     train_s = time.perf_counter() - started
     model = OnnxJointModel(result.directory, threads=None)
     report = evaluate(model, test)

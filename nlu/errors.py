@@ -4,7 +4,9 @@
     ├── TrainingDataError   malformed YAML/CSV (names the file and line), empty intents
     ├── ModelNotFound       no trained model where one was expected
     ├── UnknownBaseModel    a base encoder that is neither bundled nor a transformers folder
-    └── EvaluationFloor     a candidate below the configured evaluation floor (not activated)
+    ├── EvaluationFloor     a candidate below the configured evaluation floor (not activated)
+    ├── NLUConflict         no version to roll back to, a canary that is the active version
+    └── NLUInvalid          a bad canary share, an unknown preset
 """
 
 from __future__ import annotations
@@ -30,3 +32,11 @@ class UnknownBaseModel(NLUError, Unprocessable):
 
 class EvaluationFloor(NLUError, Conflict):
     code = "nlu_below_floor"
+
+
+class NLUConflict(NLUError, Conflict):
+    code = "nlu_conflict"
+
+
+class NLUInvalid(NLUError, Unprocessable):
+    code = "nlu_invalid"

@@ -40,7 +40,8 @@ def entity_f1(examples: list[Example], predicted: list[set[tuple[str, int, int]]
     return 0.0 if hits == 0 else 2 * precision * recall / (precision + recall)
 
 
-def predicted_entities(text: str, prediction: Prediction, known: set[str]) -> set[tuple[str, int, int]]:
+def predicted_entities(text: str, prediction: Prediction,
+                       known: set[str]) -> set[tuple[str, int, int]]:
     """Model spans merged with pattern spans (patterns win), limited to entity types the
     data knows (so a benchmark is not charged for Parley's own pattern types)."""
     from nlu.patterns import Span

@@ -42,6 +42,7 @@ class TrainConfig:
     base: str = DEFAULT_BASE
     layers: int = 0  # keep the first N encoder layers; 0 keeps them all
     epochs: int = 8
+    min_steps: int = 120  # small data: more epochs, so that a few examples still train
     batch_size: int = 16
     learning_rate: float = 6e-5
     head_learning_rate: float = 2e-3
@@ -68,10 +69,10 @@ PRESETS: dict[str, TrainConfig] = {
     # The demo bot on two CPU cores: a few minutes.
     "demo": TrainConfig(),
     # CI and tests: the same code, a third of the encoder and fewer steps.
-    "fast": TrainConfig(layers=4, epochs=6, batch_size=16, learning_rate=1.5e-4,
+    "fast": TrainConfig(layers=4, epochs=6, min_steps=80, batch_size=16, learning_rate=1.5e-4,
                         head_learning_rate=3e-3, max_length=48),
     # Benchmarks (thousands of examples; meant for a GPU).
-    "full": TrainConfig(epochs=10, batch_size=32, learning_rate=8e-5,
+    "full": TrainConfig(epochs=10, min_steps=0, batch_size=32, learning_rate=8e-5,
                         head_learning_rate=2e-3, max_length=64),
 }
 
@@ -102,7 +103,7 @@ def split_validation(examples: list[Example], fraction: float,
     for intent in sorted(by_intent):
         items = list(by_intent[intent])
         rng.shuffle(items)
-        n_val = int(round(len(items) * fraction)) if len(items) >= 5 else 0
+        n_val = round(len(items) * fraction) if len(items) >= 5 else 0
         val += items[:n_val]
         train += items[n_val:]
     return train, val
@@ -224,7 +225,8 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
         {"params": heads, "lr": config.head_learning_rate},
     ], weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    total = steps_per_epoch * config.epochs
+    epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    total = steps_per_epoch * epochs
     warmup = max(1, int(total * config.warmup))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup))))
@@ -238,14 +240,15 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = state["epoch"] + 1
-        logger.info("resuming NLU training at epoch %d of %d", start_epoch + 1, config.epochs)
+        logger.info("resuming NLU training at epoch %d of %d", start_epoch + 1, epochs)
 
     intent_loss = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     tag_loss = torch.nn.CrossEntropyLoss(ignore_index=tagging.IGNORE)
     has_entities = len(tags) > 1
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, epochs):
         model.train()
-        order = np.random.default_rng(config.seed + epoch).permutation(len(train))
+        order = _length_bucketed(np.random.default_rng(config.seed + epoch),
+                                 [len(e.ids) for e in encoded.encodings], config.batch_size)
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
             batch = _pad_batch([encoded.encodings[i] for i in idx], pad_id,
@@ -282,6 +285,19 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
     calibrate(result, val, config)
     progress("calibrating", 1, 1)
     return result
+
+
+def _length_bucketed(rng: np.random.Generator, lengths: list[int], batch_size: int) -> np.ndarray:
+    """A shuffled order in which each batch holds texts of similar length (less padding):
+    shuffle, sort within windows of 50 batches, then shuffle the batches."""
+    order = rng.permutation(len(lengths))
+    window = batch_size * 50
+    chunks = [sorted(order[i:i + window], key=lambda j: lengths[j])
+              for i in range(0, len(order), window)]
+    batches = [chunk[i:i + batch_size] for chunk in chunks
+               for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return np.array([j for batch in batches for j in batch], dtype=np.int64)
 
 
 def _pad_id(base_dir: Path) -> int:

@@ -103,7 +103,8 @@ class OnnxJointModel:
             for row, (text, enc) in enumerate(zip(chunk, encodings, strict=True)):
                 order = np.argsort(-probs[row])
                 ranking = [(self.labels[j], float(probs[row, j])) for j in order]
-                rejected = bool(scores[row] < self.threshold)
+                rejected = bool(scores[row] < self.threshold) or (
+                    self._oos_index is not None and int(order[0]) == self._oos_index)
                 intent = (self.oos_label or "nlu_fallback") if rejected \
                     else self.labels[best[row]]
                 n = len(enc.ids)

@@ -9,6 +9,7 @@ class ParseRequest(BaseModel):
     text: str = Field(max_length=10_000)
     message_id: str | None = None
     locale: str | None = None
+    conversation_id: str | None = Field(default=None, max_length=200)  # canary routing
 
 
 class IntentPublic(BaseModel):

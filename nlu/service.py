@@ -1,72 +1,270 @@
-"""Parse text into Rasa's parse format with the active model version."""
+"""Parse text into Rasa's parse format with the registry's active version (and its canary).
+
+Hot swap: ``refresh()`` loads a newly activated version completely before it replaces the old
+one in a single reference assignment; requests already running finish on the model they
+started with, so an activation or a rollback fails or drops no request.
+
+Canary: a candidate version takes a fixed share of conversations, chosen by a hash of the
+conversation id (a conversation stays on one version). Both versions' live figures are kept
+side by side.
+
+Batching: concurrent requests are grouped by a ``MicroBatcher`` into one model call.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nlu.classifier import EmbeddingIntentModel
-from nlu.patterns import Gazetteer, detect_language, merge, pattern_spans
+import numpy as np
+
+from nlu.patterns import Gazetteer, Span, detect_language, merge, pattern_spans
 from nlu.registry import Registry
+from nlu.runtime import EXTRACTOR, OnnxJointModel, Prediction
 from nlu.train import GAZETTEER_FILE
 
+logger = logging.getLogger(__name__)
 FALLBACK_INTENT = "nlu_fallback"
 RANKING_LENGTH = 10
 
 
 class LoadedModel:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, threads: int | None = 1) -> None:
         self.directory = directory
         self.metadata = json.loads((directory / "metadata.json").read_text())
-        self.intents = EmbeddingIntentModel.load(directory)
+        self.version: str = self.metadata["version"]
+        self.model = OnnxJointModel(directory, threads=threads)
         gazetteer_path = directory / GAZETTEER_FILE
         self.gazetteer = Gazetteer(
             json.loads(gazetteer_path.read_text()) if gazetteer_path.exists() else {})
 
 
-class NLUService:
-    def __init__(self, model_root: Path, *, fallback_threshold: float = 0.35) -> None:
-        self.registry = Registry(model_root)
-        self.fallback_threshold = fallback_threshold
-        self._model: LoadedModel | None = None
-        self._lock = threading.Lock()
+@dataclass
+class VersionStats:
+    """Live figures of one version, for comparing a canary with the active model."""
+    requests: int = 0
+    fallbacks: int = 0
+    confidence_sum: float = 0.0
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
 
+    def add(self, confidence: float, fallback: bool, latency_ms: float) -> None:
+        self.requests += 1
+        self.fallbacks += int(fallback)
+        self.confidence_sum += confidence
+        self.latencies_ms.append(latency_ms)
+
+    def summary(self) -> dict[str, Any]:
+        latencies = np.array(self.latencies_ms) if self.latencies_ms else None
+        return {
+            "requests": self.requests,
+            "fallback_rate": self.fallbacks / self.requests if self.requests else None,
+            "mean_confidence": self.confidence_sum / self.requests if self.requests else None,
+            "latency_p50_ms": float(np.percentile(latencies, 50)) if latencies is not None
+            else None,
+            "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies is not None
+            else None,
+        }
+
+
+class MicroBatcher:
+    """Groups requests that arrive within ``max_wait_s`` of each other (up to ``max_batch``)
+    into one call of ``run(model, texts)``; a lone request waits at most ``max_wait_s``."""
+
+    def __init__(self, run: Any, *, max_batch: int = 16, max_wait_s: float = 0.002) -> None:
+        self._run = run
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self._queue: deque[tuple[Any, str, Future]] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self.batches = 0
+        self._thread = threading.Thread(target=self._loop, name="nlu-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, model: Any, text: str) -> Future:
+        future: Future = Future()
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("the NLU batcher is closed")
+            self._queue.append((model, text, future))
+            self._ready.notify()
+        return future
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._thread.join(timeout=5)
+
+    def _take(self) -> list[tuple[Any, str, Future]] | None:
+        with self._ready:
+            while not self._queue and not self._closed:
+                self._ready.wait()
+            if not self._queue:
+                return None
+            deadline = time.monotonic() + self.max_wait_s
+            while len(self._queue) < self.max_batch and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._ready.wait(left)
+            return [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+
+    def _loop(self) -> None:
+        while (items := self._take()) is not None:
+            groups: dict[int, list[tuple[Any, str, Future]]] = {}
+            for item in items:
+                groups.setdefault(id(item[0]), []).append(item)
+            for group in groups.values():
+                self.batches += 1
+                try:
+                    results = self._run(group[0][0], [text for _, text, _ in group])
+                except Exception as exc:  # the callers get the error, the loop goes on
+                    for _, _, future in group:
+                        future.set_exception(exc)
+                    continue
+                for (_, _, future), result in zip(group, results, strict=True):
+                    future.set_result(result)
+
+
+class NLUService:
+    def __init__(self, model_root: Path, *, fallback_threshold: float | None = None,
+                 threads: int | None = 1, batching: bool = False) -> None:
+        self.registry = Registry(model_root)
+        self.fallback_threshold = fallback_threshold  # None: each model's calibrated threshold
+        self.threads = threads
+        self._active: LoadedModel | None = None
+        self._canary: LoadedModel | None = None
+        self._canary_share = 0.0
+        self._stamp: tuple[str | None, str | None] | None = None
+        self._lock = threading.Lock()  # one refresh at a time; parsing never takes it
+        self.stats: dict[str, VersionStats] = {}
+        self.batcher = MicroBatcher(self._run_batch) if batching else None
+
+    # ------------------------------------------------------------ versions
     def warm_up(self) -> None:
+        self.refresh()
+        if self._active is None:
+            self._active = LoadedModel(self.registry.active_dir(), threads=self.threads)
+
+    def refresh(self) -> bool:
+        """Serve what the registry says; returns True when something changed. A version that
+        fails to load leaves the current one serving."""
         with self._lock:
-            if self._model is None:
-                self._model = LoadedModel(self.registry.active_dir())
+            stamp = self.registry.state_stamp()
+            if stamp == self._stamp:
+                return False
+            active_version, _ = stamp
+            if active_version is None:
+                return False
+            active = self._active
+            if active is None or active.version != active_version:
+                active = LoadedModel(self.registry.root / active_version, threads=self.threads)
+            canary_info = self.registry.canary()
+            canary, share = None, 0.0
+            if canary_info and canary_info["version"] != active_version:
+                canary = self._canary if self._canary and \
+                    self._canary.version == canary_info["version"] else LoadedModel(
+                        self.registry.root / canary_info["version"], threads=self.threads)
+                share = float(canary_info["share"])
+            # the swap: plain reference assignments, atomic for readers
+            self._active, self._canary, self._canary_share = active, canary, share
+            self._stamp = stamp
+            logger.info("NLU serving %s%s", active.version,
+                        f" (canary {canary.version} at {share:.0%})" if canary else "")
+            return True
 
     @property
     def version(self) -> str | None:
-        return self._model.metadata["version"] if self._model else None
+        return self._active.version if self._active else None
 
-    def parse(self, text: str) -> dict[str, Any]:
-        if self._model is None:
+    def choose(self, conversation_id: str | None) -> LoadedModel:
+        active, canary, share = self._active, self._canary, self._canary_share
+        if active is None:
             self.warm_up()
-        return self.parse_batch([text])[0]
+            active = self._active
+        assert active is not None
+        if canary is not None and conversation_id:
+            bucket = int(hashlib.sha256(conversation_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+            if bucket < share:
+                return canary
+        return active
+
+    def report(self) -> dict[str, Any]:
+        active, canary = self._active, self._canary
+        return {
+            "active": active.version if active else None,
+            "canary": {"version": canary.version, "share": self._canary_share}
+            if canary else None,
+            "live": {version: stats.summary() for version, stats in self.stats.items()},
+        }
+
+    # ------------------------------------------------------------ parsing
+    def parse(self, text: str, conversation_id: str | None = None) -> dict[str, Any]:
+        model = self.choose(conversation_id)
+        return self._run_batch(model, [text])[0]
+
+    def parse_future(self, text: str, conversation_id: str | None = None) -> Future:
+        """Queue ``text`` for the batcher (falls back to an inline parse without one)."""
+        model = self.choose(conversation_id)
+        if self.batcher is None:
+            future: Future = Future()
+            future.set_result(self._run_batch(model, [text])[0])
+            return future
+        return self.batcher.submit(model, text)
 
     def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
-        model = self._model
-        assert model is not None, "call warm_up() first"
-        probabilities = model.intents.predict_proba(texts)
+        return self._run_batch(self.choose(None), texts)
+
+    def _run_batch(self, model: LoadedModel, texts: list[str]) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        predictions = model.model.predict(texts)
+        per_item_ms = (time.perf_counter() - started) * 1000 / max(1, len(texts))
+        stats = self.stats.setdefault(model.version, VersionStats())
         results = []
-        for text, probs in zip(texts, probabilities, strict=True):
-            order = probs.argsort()[::-1][:RANKING_LENGTH]
-            ranking = [{"name": model.intents.labels[i], "confidence": round(float(probs[i]), 4)}
-                       for i in order]
-            top = dict(ranking[0])
-            if top["confidence"] < self.fallback_threshold:
-                top = {"name": FALLBACK_INTENT, "confidence": self.fallback_threshold}
-                ranking = [top, *ranking]
-            spans = merge(pattern_spans(text), model.gazetteer.spans(text))
-            results.append({
-                "text": text,
-                "intent": top,
-                "intent_ranking": ranking,
-                "entities": [s.to_rasa() for s in spans],
-                "language": detect_language(text),
-                "model_version": model.metadata["version"],
-            })
+        for text, prediction in zip(texts, predictions, strict=True):
+            result = self._to_rasa(model, text, prediction)
+            stats.add(prediction.confidence, result["intent"]["name"] == FALLBACK_INTENT,
+                      per_item_ms)
+            results.append(result)
         return results
+
+    def _to_rasa(self, model: LoadedModel, text: str, prediction: Prediction) -> dict[str, Any]:
+        threshold = self.fallback_threshold if self.fallback_threshold is not None \
+            else model.model.threshold
+        oos_label = model.model.oos_label
+        ranking = [{"name": name, "confidence": round(conf, 4)}
+                   for name, conf in prediction.ranking[:RANKING_LENGTH]]
+        rejected = prediction.confidence < threshold or (
+            bool(oos_label) and prediction.ranking[0][0] == oos_label)
+        if rejected and oos_label and ranking[0]["name"] == oos_label:
+            top = dict(ranking[0])  # the out-of-scope class: an intent the domain answers
+        elif rejected:
+            # Rasa's fallback convention: the threshold is the fallback's confidence
+            top = {"name": FALLBACK_INTENT, "confidence": round(threshold, 4)}
+            ranking = [top, *ranking]
+        else:
+            top = next(dict(r) for r in ranking if r["name"] != oos_label)
+        model_spans = [Span(s.start, s.end, s.entity, text[s.start:s.end], extractor=EXTRACTOR,
+                            confidence=s.confidence) for s in prediction.spans]
+        spans = merge(pattern_spans(text), model_spans, model.gazetteer.spans(text))
+        return {
+            "text": text,
+            "intent": top,
+            "intent_ranking": ranking,
+            "entities": [s.to_rasa() for s in spans],
+            "language": detect_language(text),
+            "model_version": model.version,
+        }
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()

@@ -1,21 +1,29 @@
-"""Train an NLU model version from training data into the registry."""
+"""Train an NLU model version from training data into the registry.
+
+The version is built in a staging folder and published atomically; it is activated only when
+its evaluation passes the floor. A failure of any kind leaves the active model untouched.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import shutil
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from nlu.classifier import EmbeddingIntentModel
 from nlu.data import Example, data_hash, load_examples
+from nlu.errors import NLUInvalid
+from nlu.finetune import PRESETS, Progress, TrainConfig, fit, split_validation
 from nlu.registry import Registry
 
 logger = logging.getLogger(__name__)
 GAZETTEER_FILE = "gazetteer.json"
 GAZETTEER_ENTITIES = {"product"}  # pattern entities are matched by regex, not by list
+KIND = "transformer"
+METRIC_KEYS = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_precision", "oos_recall",
+               "entity_f1", "examples")
 
 
 def gazetteer_from(examples: list[Example]) -> dict[str, str]:
@@ -27,67 +35,101 @@ def gazetteer_from(examples: list[Example]) -> dict[str, str]:
     return values
 
 
-def cross_validated_accuracy(examples: list[Example], features: np.ndarray,
-                             folds: int = 5) -> float | None:
-    from sklearn.model_selection import StratifiedKFold
-
-    labels = [e.intent for e in examples]
-    if min(labels.count(label) for label in set(labels)) < folds:
-        return None
-    correct = 0
-    for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=13).split(
-            labels, labels):
-        model = EmbeddingIntentModel.train([examples[i] for i in train_idx],
-                                           features=features[train_idx])
-        probs = model.predict_proba_features(features[test_idx])
-        predicted = [model.labels[j] for j in probs.argmax(axis=1)]
-        correct += sum(p == labels[i] for p, i in zip(predicted, test_idx, strict=True))
-    return correct / len(examples)
+def resolve_config(preset: str = "demo", **overrides: Any) -> TrainConfig:
+    if preset not in PRESETS:
+        raise NLUInvalid(f"unknown training preset {preset!r}: use one of "
+                                f"{', '.join(sorted(PRESETS))}", code="nlu_unknown_preset")
+    fields = {k: v for k, v in overrides.items() if v is not None}
+    return TrainConfig(**{**asdict(PRESETS[preset]), **fields})
 
 
 def train(
     data: str | Path,
     registry_root: Path,
     *,
+    config: TrainConfig | None = None,
+    validation: str | Path | None = None,
     activate: bool = True,
+    floor: float = 0.0,
     reuse: bool = True,
-    progress: Callable[[str], None] = lambda step: None,
+    base_cache: Path | None = None,
+    progress: Progress = lambda phase, done, total: None,
 ) -> str:
-    """Train a version from ``data``; return its name. Reuses a version trained on identical
-    data."""
+    """Train a version from ``data``; return its name. Reuses a version trained on identical data
+    with the identical configuration. Activates it when ``activate`` and its accuracy (on the
+    validation data, or on the training data when there is too little to hold any out) reaches
+    ``floor``."""
+    config = config or PRESETS["demo"]
     registry = Registry(registry_root)
-    progress("loading data")
+    progress("loading data", 0, 1)
     examples = load_examples(data)
     digest = data_hash(examples)
-    if reuse and (existing := registry.find_by_data_hash(digest, EmbeddingIntentModel.kind)):
+    key = config.key(digest)
+    if reuse and (existing := registry.find(key=key)):
         if activate:
-            registry.activate(existing)
+            _activate_if_passing(registry, existing, floor)
         return existing
+    if validation is not None:
+        train_examples, val_examples = examples, load_examples(validation)
+    else:
+        train_examples, val_examples = split_validation(examples, config.val_fraction,
+                                                        config.seed)
+    workdir = registry.root / ".work" / key  # checkpoints: a rerun resumes here
     staging = registry.staging_dir()
     try:
-        progress("embedding examples")
-        embedder = EmbeddingIntentModel().embedder
-        features = embedder.embed([e.text for e in examples], query=True)
-        progress("cross-validating")
-        cv = cross_validated_accuracy(examples, features)
-        progress("training intent model")
-        model = EmbeddingIntentModel.train(examples, features=features, embedder=embedder)
-        model.save(staging)
+        result = fit(train_examples, val_examples, config,
+                     cache=base_cache or registry.root.parent / "base", workdir=workdir,
+                     progress=progress)
+        for item in result.directory.iterdir():
+            shutil.copy2(item, staging / item.name)
         (staging / GAZETTEER_FILE).write_text(
             json.dumps(gazetteer_from(examples), ensure_ascii=False, indent=0))
-        intents = sorted(set(model.labels))
+        progress("evaluating", 0, 1)
+        metrics, measured_on = _evaluate(staging, val_examples or train_examples,
+                                         "validation" if val_examples else "training")
         version = registry.publish(staging, {
-            "kind": EmbeddingIntentModel.kind,
+            "kind": KIND,
+            "base_model": config.base,
+            "config": asdict(config),
+            "training_key": key,
             "data_hash": digest,
             "data_path": str(data),
             "examples": len(examples),
-            "intents": intents,
-            "metrics": {"cv_accuracy": cv},
+            "intents": result.labels,
+            "entities": sorted({t[2:] for t in result.tags if t != "O"}),
+            "oos_label": result.oos_label,
+            "threshold": result.threshold,
+            "temperature": result.temperature,
+            "serving": result.serving,
+            "metrics": metrics,
+            "metrics_on": measured_on,
         })
+        progress("evaluating", 1, 1)
     except BaseException:
         registry.discard(staging)
         raise
-    if activate:
-        registry.activate(version)
+    shutil.rmtree(workdir, ignore_errors=True)
     logger.info("trained NLU version %s on %d examples", version, len(examples))
+    if activate:
+        _activate_if_passing(registry, version, floor)
     return version
+
+
+def _evaluate(directory: Path, examples: list[Example], on: str) -> tuple[dict[str, Any], str]:
+    from nlu.evaluate import evaluate
+    from nlu.runtime import OnnxJointModel
+
+    report = evaluate(OnnxJointModel(directory, threads=None), examples)
+    return {k: report[k] for k in METRIC_KEYS}, on
+
+
+def _activate_if_passing(registry: Registry, version: str, floor: float) -> bool:
+    accuracy = (registry.metadata(version).get("metrics") or {}).get("accuracy")
+    if accuracy is None or accuracy < floor:
+        logger.warning("NLU version %s not activated: accuracy %s is below the floor %.3f",
+                       version, accuracy, floor)
+        return False
+    if registry.active_version() != version:
+        registry.activate(version)
+    return True
+

@@ -20,6 +20,7 @@ from knowledge import factory as knowledge_factory
 from knowledge.articles.router import router as kb_router
 from knowledge.embedded import SQLiteCompanyStore
 from knowledge.embeddings import E5Embedder
+from nlu.admin_router import router as nlu_admin_router
 from web import health, internal
 from web.auth.router import router as auth_router
 from web.conversations import flows
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(agent_router)
     app.include_router(kb_router)
     app.include_router(tasks_router)
+    app.include_router(nlu_admin_router)
     app.include_router(internal.router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

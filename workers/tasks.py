@@ -152,6 +152,6 @@ async def reindex_all(payload: Payload, ctx: TaskContext) -> None:
 
 @task("retrain_nlu", timeout_s=3600, permanent=(TrainingDataError,))
 async def retrain_nlu(payload: Payload, ctx: TaskContext) -> Any:
-    from nlu.train import train
+    from web.runner import train_nlu
 
-    return await asyncio.to_thread(train, ctx.settings.nlu_data_dir, ctx.settings.nlu_model_dir)
+    return await asyncio.to_thread(train_nlu, ctx.settings)

@@ -83,6 +83,9 @@ class ParleyInput(InputChannel):
             text = body.get("message")
             metadata = body.get("metadata") or {}
             message_id = metadata.get("parley_message_id")
+            if isinstance(sender, str):
+                # the NLU service routes canary traffic by conversation
+                metadata = {**metadata, "parley_conversation_id": sender}
             if not sender or not isinstance(text, str) or not message_id:
                 return response.json({"error": "sender, message and "
                                       "metadata.parley_message_id are required"}, status=400)

@@ -88,6 +88,10 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         locale: str | None = metadata.get("locale") if isinstance(metadata, dict) else None
         if locale:
             payload["locale"] = locale
+        conversation = metadata.get("parley_conversation_id") if isinstance(metadata, dict) \
+            else None
+        if isinstance(conversation, str):
+            payload["conversation_id"] = conversation
         try:
             response = self._session.post(self._url, json=payload, timeout=self._timeout)
             response.raise_for_status()

@@ -51,7 +51,14 @@ class Settings(BaseSettings):
     nlu_host: str = "127.0.0.1"
     nlu_port: int = 5006
     models_dir: Path = ROOT / "models"  # trained models (git-ignored); built by `parley train`
-    nlu_fallback_threshold: float = 0.35
+    # NLU: the fine-tuned model's own calibrated threshold unless set here.
+    nlu_fallback_threshold: float | None = None
+    nlu_preset: Literal["demo", "fast", "full"] = "demo"  # training configuration
+    nlu_base_model: str = "e5-small"  # or a transformers folder with tokenizer.json
+    nlu_floor: float = 0.8  # a new version is activated automatically only at this accuracy
+    nlu_threads: int = 1  # ONNX Runtime threads per parse (1 is fastest on a busy small box)
+    nlu_train_threads: int = 0  # torch threads for training (0: all cores)
+    nlu_registry_poll_s: float = 2.0
 
     # Demo company knowledge (embedded store).
     company_data_dir: Path = ROOT / "data" / "company"
