@@ -18,6 +18,7 @@ import math
 import os
 import random
 import shutil
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -316,7 +317,8 @@ def _export_onnx(model: Any, path: Path, pad_id: int) -> None:
     ids[:, 1:6] = 100
     mask = torch.ones_like(ids)
     mask[1, 6:] = 0
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about shapes the export keeps dynamic
         torch.onnx.export(
             model, (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
             output_names=["intent_logits", "tag_logits"],

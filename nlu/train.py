@@ -67,7 +67,7 @@ def train(
     key = config.key(digest)
     if reuse and (existing := registry.find(key=key)):
         if activate:
-            _activate_if_passing(registry, existing, floor)
+            activate_if_passing(registry, existing, floor)
         return existing
     if validation is not None:
         train_examples, val_examples = examples, load_examples(validation)
@@ -111,7 +111,7 @@ def train(
     shutil.rmtree(workdir, ignore_errors=True)
     logger.info("trained NLU version %s on %d examples", version, len(examples))
     if activate:
-        _activate_if_passing(registry, version, floor)
+        activate_if_passing(registry, version, floor)
     return version
 
 
@@ -123,7 +123,7 @@ def _evaluate(directory: Path, examples: list[Example], on: str) -> tuple[dict[s
     return {k: report[k] for k in METRIC_KEYS}, on
 
 
-def _activate_if_passing(registry: Registry, version: str, floor: float) -> bool:
+def activate_if_passing(registry: Registry, version: str, floor: float) -> bool:
     accuracy = (registry.metadata(version).get("metrics") or {}).get("accuracy")
     if accuracy is None or accuracy < floor:
         logger.warning("NLU version %s not activated: accuracy %s is below the floor %.3f",

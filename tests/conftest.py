@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,12 @@ def _no_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         return real_connect(self, address)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def base_encoders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of unpacked base encoders (e5-small) for every test that trains."""
+    return tmp_path_factory.mktemp("base-encoders")
 
 
 @pytest.fixture(scope="session")

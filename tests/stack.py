@@ -53,6 +53,8 @@ def stack_env(root: Path) -> dict[str, str]:
         "PARLEY_RASA_TOKEN": secrets.token_urlsafe(32),
         # Deterministic answers in tests: the extractive generator, no CPU language model.
         "PARLEY_CPU_LLM": "never",
+        # The NLU model: the same training code with the small, fast configuration.
+        "PARLEY_NLU_PRESET": "fast",
     }
 
 

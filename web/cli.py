@@ -270,7 +270,7 @@ def nlu_train(
             version = train(data, target, config=config, validation=validation,
                             activate=activate, reuse=False,
                             floor=settings.nlu_floor if floor is None else floor,
-                            base_cache=settings.models_dir / "base",
+                            base_cache=settings.nlu_base_cache,
                             progress=lambda phase, done, total: progress.update(
                                 task, description=phase, completed=done, total=total))
     meta = Registry(target).metadata(version)

@@ -69,7 +69,7 @@ def train_nlu(settings: Settings,
     config = resolve_config(settings.nlu_preset, base=settings.nlu_base_model,
                             threads=settings.nlu_train_threads or None, **overrides)
     return train(settings.nlu_data_dir, settings.nlu_model_dir, config=config,
-                 floor=settings.nlu_floor, base_cache=settings.models_dir / "base",
+                 floor=settings.nlu_floor, base_cache=settings.nlu_base_cache,
                  progress=progress)
 
 

@@ -1,4 +1,5 @@
-"""Training data loading, pattern entities, and a tiny model that parses its own examples."""
+"""Training data, pattern entities, BIO tags, and a tiny fine-tuned model: it parses its own
+examples, is evaluated, and is swapped, rolled back and canaried while requests run."""
 
 from __future__ import annotations
 
@@ -71,43 +72,253 @@ def test_a_bare_number_is_only_an_order_id_candidate():
     assert span.value == "12345" and span.confidence < 1
 
 
-def test_tiny_model_parses_its_own_examples(tmp_path: Path):
-    from nlu.service import NLUService
+TINY = (
+    "nlu:\n"
+    "- intent: greet\n  examples: |\n    - hello there\n    - hi\n    - good morning\n"
+    "    - 你好\n    - 早上好\n"
+    "- intent: track\n  examples: |\n    - where is my [blender](product)\n"
+    "    - track order [PL-123456](order_id)\n    - where is my parcel\n"
+    "    - 我的快递到哪了\n    - 订单[PL-654321](order_id)到哪了\n"
+    "- intent: out_of_scope\n  examples: |\n    - what is the capital of peru\n"
+    "    - sing me a song\n    - 今天股市怎么样\n")
+
+
+def tiny_config(**overrides):  # type: ignore[no-untyped-def]
+    """The CI configuration, smaller still: two encoder layers."""
+    from nlu.train import resolve_config
+
+    return resolve_config("fast", **{"layers": 2, "min_steps": 60, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, base_encoders: Path):  # type: ignore[no-untyped-def]
+    """A registry holding one trained version (``v1``) of the tiny data."""
     from nlu.train import train
 
-    data = tmp_path / "tiny.yml"
-    data.write_text(
-        "nlu:\n"
-        "- intent: greet\n  examples: |\n    - hello there\n    - hi\n    - good morning\n"
-        "    - 你好\n    - 早上好\n"
-        "- intent: track\n  examples: |\n    - where is my [blender](product)\n"
-        "    - track order [PL-123456](order_id)\n    - where is my parcel\n"
-        "    - 我的快递到哪了\n    - 订单[PL-654321](order_id)到哪了\n")
-    version = train(data, tmp_path / "models")
-    service = NLUService(tmp_path / "models", fallback_threshold=0.0)
+    root = tmp_path_factory.mktemp("nlu")
+    data = root / "tiny.yml"
+    data.write_text(TINY, encoding="utf-8")
+    models = root / "models" / "nlu"  # where Settings(models_dir=root / "models") looks
+    version = train(data, models, config=tiny_config(), base_cache=base_encoders)
+    return data, models, version
+
+
+def copy_version(registry_root: Path, version: str) -> str:
+    """A second version with the same weights (enough to tell which one answered)."""
+    import shutil
+
+    from nlu.registry import Registry
+
+    registry = Registry(registry_root)
+    staging = registry.staging_dir()
+    for item in (registry_root / version).iterdir():
+        shutil.copy2(item, staging / item.name)
+    meta = registry.metadata(version)
+    meta.pop("version")
+    return registry.publish(staging, meta)
+
+
+def test_tiny_model_parses_its_own_examples(trained) -> None:  # type: ignore[no-untyped-def]
+    from nlu.service import NLUService
+
+    data, models, version = trained
+    service = NLUService(models)
     service.warm_up()
     assert service.version == version
     for example in load_examples(data):
         parsed = service.parse(example.text)
         assert parsed["intent"]["name"] == example.intent, example.text
     parsed = service.parse("where is my blender, order PL-123456")
-    assert {(e["entity"], e["value"]) for e in parsed["entities"]} == {
-        ("product", "blender"), ("order_id", "PL-123456")}
-    assert parsed["intent_ranking"][0]["name"] == parsed["intent"]["name"]
+    assert {(e["entity"], e["value"], e["extractor"]) for e in parsed["entities"]} == {
+        ("product", "blender", "ParleyTransformer"), ("order_id", "PL-123456", "ParleyPatterns")}
+    for entity in parsed["entities"]:
+        assert parsed["text"][entity["start"]:entity["end"]].upper() == entity["value"].upper()
+        assert 0 < entity["confidence_entity"] <= 1
+    ranking = parsed["intent_ranking"]
+    assert ranking[0]["name"] == parsed["intent"]["name"]
+    assert abs(sum(r["confidence"] for r in ranking) - 1) < 0.01
 
 
-def test_training_on_identical_data_reuses_the_version_and_failure_keeps_the_active_one(
-        tmp_path: Path):
+def test_version_metadata_records_how_it_was_made(trained) -> None:  # type: ignore[no-untyped-def]
+    from nlu.data import data_hash
+    from nlu.registry import Registry
+
+    data, models, version = trained
+    meta = Registry(models).metadata(version)
+    assert meta["data_hash"] == data_hash(load_examples(data))
+    assert meta["base_model"] == "e5-small" and meta["config"]["layers"] == 2
+    assert meta["created_at"] and meta["intents"] == ["greet", "out_of_scope", "track"]
+    assert meta["oos_label"] == "out_of_scope" and meta["entities"] == ["order_id", "product"]
+    assert meta["serving"]["format"] in {"onnx-int8", "onnx-fp32"}
+    assert meta["metrics"]["accuracy"] == 1.0
+
+
+def test_eval_report_has_every_field_and_a_confusion_png(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from web.cli import app
+
+    data, models, _ = trained
+    report = tmp_path / "out" / "report.json"
+    result = CliRunner().invoke(app, ["nlu", "eval", "--model", str(models), "--data",
+                                      str(data), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    body = json.loads(report.read_text())
+    for key in ("accuracy", "macro_f1", "oos_precision", "oos_recall", "entity_f1"):
+        assert 0.0 <= body[key] <= 1.0, key
+    assert body["accuracy"] == 1.0 and body["oos_recall"] == 1.0
+    png = report.with_suffix(".confusion.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "macro_f1" in result.output
+
+
+def test_activate_and_rollback_under_concurrent_parses_lose_nothing(trained) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    from nlu.registry import Registry
+    from nlu.service import NLUService
+
+    _, models, v1 = trained
+    v2 = copy_version(models, v1)
+    registry = Registry(models)
+    registry.activate(v1)
+    service = NLUService(models, batching=True)
+    service.warm_up()
+    answered: list[str] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                answered.append(service.parse_future("where is my parcel").result(10)[
+                    "model_version"])
+            except BaseException as exc:  # any failure fails the test
+                failures.append(exc)
+
+    def wait_for_more(count: int) -> None:
+        target, deadline = len(answered) + count, time.monotonic() + 30
+        while len(answered) < target and not failures and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for target in (v2, v1, v2):
+            registry.activate(target)
+            assert service.refresh()
+            wait_for_more(20)
+            assert answered[-1] == target
+        assert registry.rollback() == v1
+        service.refresh()
+        wait_for_more(20)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        service.close()
+    assert failures == []
+    assert set(answered) == {v1, v2} and answered[-1] == v1
+    assert service.batcher is not None and service.batcher.batches < len(answered)
+    # v1 -> v2 -> v1 -> v2 -> rollback to v1: the history names every step
+    assert [h["version"] for h in registry.history()][-4:] == [v2, v1, v2, v1]
+
+
+def test_a_canary_takes_its_share_of_conversations(trained) -> None:  # type: ignore[no-untyped-def]
+    from nlu.registry import Registry
+    from nlu.service import NLUService
+
+    _, models, v1 = trained
+    v2 = copy_version(models, v1)
+    registry = Registry(models)
+    registry.activate(v1)
+    registry.set_canary(v2, 0.3)
+    service = NLUService(models)
+    service.warm_up()
+    served = {f"conv-{i}": service.parse("hi", conversation_id=f"conv-{i}")["model_version"]
+              for i in range(200)}
+    share = sum(v == v2 for v in served.values()) / len(served)
+    assert 0.15 < share < 0.45
+    assert all(service.parse("hello there", conversation_id=c)["model_version"] == v
+               for c, v in list(served.items())[:20])  # a conversation stays on its version
+    live = service.report()["live"]
+    assert live[v1]["requests"] > 0 and live[v2]["requests"] > 0
+    assert set(live[v2]) >= {"fallback_rate", "mean_confidence", "latency_p50_ms"}
+    registry.activate(v2)  # promoting the candidate ends the canary
+    assert registry.canary() is None
+
+
+def test_below_the_floor_nothing_is_activated(trained, base_encoders: Path) -> None:  # type: ignore[no-untyped-def]
+    from nlu.errors import EvaluationFloor
+    from nlu.registry import Registry
+    from web.core.config import Settings
+
+    _, models, v1 = trained
+    v2 = copy_version(models, v1)
+    registry = Registry(models)
+    registry.activate(v1)
+    from nlu.train import activate_if_passing
+
+    assert not activate_if_passing(registry, v2, floor=1.01)
+    assert registry.active_version() == v1
+    settings = Settings(environment="test", models_dir=models.parent, nlu_floor=1.01)
+    from nlu import admin
+
+    with pytest.raises(EvaluationFloor):
+        admin.activate(settings, v2)
+    assert registry.active_version() == v1
+    admin.activate(settings, v2, force=True)
+    assert registry.active_version() == v2
+    registry.activate(v1)
+
+
+def test_a_failed_training_run_keeps_the_active_model(trained, tmp_path: Path,
+                                                      base_encoders: Path) -> None:  # type: ignore[no-untyped-def]
+    from nlu.errors import UnknownBaseModel
     from nlu.registry import Registry
     from nlu.train import train
 
-    data = tmp_path / "d.csv"
-    data.write_text("text,intent\nhi,greet\nhello,greet\nbye,bye\nsee you,bye\n")
-    first = train(data, tmp_path / "m")
-    assert train(data, tmp_path / "m") == first
+    data, models, _ = trained
+    registry = Registry(models)
+    active, versions = registry.active_version(), registry.versions()
     broken = tmp_path / "broken.csv"
     broken.write_text("text,intent\nhi,\n")
-    with pytest.raises(TrainingDataError):
-        train(broken, tmp_path / "m")
-    assert Registry(tmp_path / "m").active_version() == first
-    assert Registry(tmp_path / "m").versions() == [first]
+    with pytest.raises(TrainingDataError, match=r"broken\.csv:2"):
+        train(broken, models, config=tiny_config(), base_cache=base_encoders)
+    with pytest.raises(UnknownBaseModel, match="unknown base model 'bert-huge'"):
+        train(data, models, config=tiny_config(base="bert-huge"), base_cache=base_encoders,
+              reuse=False)
+    assert registry.active_version() == active and registry.versions() == versions
+    assert not [p for p in models.iterdir() if p.name.startswith(".staging")]
+
+
+def test_an_interrupted_training_run_resumes(tmp_path: Path, base_encoders: Path) -> None:
+    from nlu.train import train
+
+    data = tmp_path / "d.yml"
+    data.write_text(TINY, encoding="utf-8")
+    config = tiny_config(layers=1, min_steps=12, batch_size=8)
+    steps: list[int] = []
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt_after_first_epoch(phase: str, done: int, total: int) -> None:
+        steps.append(done)
+        if phase == "training" and done == 3:  # 13 examples, batch 8: 2 steps an epoch
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(data, tmp_path / "m", config=config, base_cache=base_encoders,
+              progress=interrupt_after_first_epoch)
+    assert list((tmp_path / "m" / ".work").glob("*/checkpoint.pt"))
+    resumed: list[int] = []
+    version = train(data, tmp_path / "m", config=config, base_cache=base_encoders,
+                    progress=lambda phase, done, total: resumed.append(done)
+                    if phase == "training" else None)
+    assert resumed[0] == 3  # epoch 1 (steps 1-2) was not trained again
+    assert version and not list((tmp_path / "m" / ".work").glob("*/checkpoint.pt"))

@@ -111,7 +111,7 @@ def _reset() -> None:
 # -- fixtures --------------------------------------------------------------------------------
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_encoders: Path) -> Settings:
     """Settings built for this test alone, stores under a temporary var/ and models/."""
     monkeypatch.setenv("PARLEY_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("PARLEY_MODELS_DIR", str(tmp_path / "models"))
@@ -124,7 +124,8 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         "  text: {en: Return any product within 30 days.}\n", encoding="utf-8")
     (nlu / "tiny.csv").write_text("text,intent\nhi,greet\nhello,greet\nbye,bye\nsee you,bye\n",
                                   encoding="utf-8")
-    return Settings(environment="test", kb_dir=kb, company_data_dir=company, nlu_data_dir=nlu)
+    return Settings(environment="test", kb_dir=kb, company_data_dir=company, nlu_data_dir=nlu,
+                    nlu_preset="fast", nlu_base_dir=base_encoders)
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     nlu_threads: int = 1  # ONNX Runtime threads per parse (1 is fastest on a busy small box)
     nlu_train_threads: int = 0  # torch threads for training (0: all cores)
     nlu_registry_poll_s: float = 2.0
+    nlu_base_dir: Path | None = None  # unpacked base encoders (default: models/base)
 
     # Demo company knowledge (embedded store).
     company_data_dir: Path = ROOT / "data" / "company"
@@ -119,6 +120,10 @@ class Settings(BaseSettings):
     @property
     def nlu_model_dir(self) -> Path:
         return self.models_dir / "nlu"
+
+    @property
+    def nlu_base_cache(self) -> Path:
+        return self.nlu_base_dir or self.models_dir / "base"
 
     @property
     def rasa_model_dir(self) -> Path:
