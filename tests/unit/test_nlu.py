@@ -11,6 +11,7 @@ import pytest
 from nlu.data import load_examples, parse_annotated
 from nlu.errors import TrainingDataError
 from nlu.patterns import merge, pattern_spans
+from tests.stack import free_port
 
 pytestmark = pytest.mark.unit
 
@@ -322,3 +323,78 @@ def test_an_interrupted_training_run_resumes(tmp_path: Path, base_encoders: Path
                     if phase == "training" else None)
     assert resumed[0] == 3  # epoch 1 (steps 1-2) was not trained again
     assert version and not list((tmp_path / "m" / ".work").glob("*/checkpoint.pt"))
+
+
+def test_admins_manage_versions_over_http(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from nlu.registry import Registry
+    from tests.unit.conftest import ScriptedDialogue
+    from tests.unit.test_handoff import PASSWORD, make_agent
+    from web.app import create_app
+    from web.core.config import Settings
+
+    _, models, v1 = trained
+    v2 = copy_version(models, v1)
+    registry = Registry(models)
+    registry.activate(v1)
+    settings = Settings(environment="test", var_dir=tmp_path / "var", models_dir=models.parent,
+                        secret_key="s" * 32, rasa_token="t" * 32, nlu_port=free_port())
+    make_agent(settings, "boss@example.com", role="admin")
+    make_agent(settings, "ana@example.com")
+    with TestClient(create_app(settings, dialogue=ScriptedDialogue())) as client:
+        def login(email: str) -> dict[str, str]:
+            token = client.post("/api/v1/auth/login", json={
+                "email": email, "password": PASSWORD}).json()["token"]
+            return {"Authorization": f"Bearer {token}"}
+
+        admin, agent = login("boss@example.com"), login("ana@example.com")
+        assert client.get("/api/v1/admin/nlu").status_code == 401
+        assert client.post("/api/v1/admin/nlu/activate", json={"version": v2},
+                           headers=agent).status_code == 403
+        overview = client.get("/api/v1/admin/nlu", headers=admin).json()
+        assert overview["active"] == v1
+        assert {v["version"] for v in overview["versions"]} >= {v1, v2}
+        assert client.post("/api/v1/admin/nlu/activate", json={"version": v2},
+                           headers=admin).json()["active"] == v2
+        assert registry.active_version() == v2
+        missing = client.post("/api/v1/admin/nlu/activate", json={"version": "nope"},
+                              headers=admin)
+        assert (missing.status_code, missing.json()["error"]["code"]) == (
+            404, "nlu_model_not_found")
+        hostile = client.post("/api/v1/admin/nlu/activate", json={"version": "../../etc"},
+                              headers=admin)
+        assert hostile.status_code == 422
+        assert client.put("/api/v1/admin/nlu/canary", json={"version": v1, "share": 0.2},
+                          headers=admin).status_code == 200
+        assert registry.canary() == {"version": v1, "share": 0.2}
+        assert client.put("/api/v1/admin/nlu/canary", json={"version": v1, "share": 2},
+                          headers=admin).status_code == 422
+        assert client.delete("/api/v1/admin/nlu/canary", headers=admin).status_code == 200
+        assert client.post("/api/v1/admin/nlu/rollback", headers=admin).json()["active"] == v1
+        assert registry.active_version() == v1
+
+
+@pytest.mark.parametrize(("text", "entities"), [
+    ("where is my Aero blender", [(12, 24, "product")]),
+    ("订单PL-654321到哪了", [(2, 11, "order_id")]),
+    ("ship to New York by friday", [(8, 16, "city"), (20, 26, "day")]),
+])
+def test_bio_tags_round_trip_through_tokens(text: str, entities, base_encoders: Path) -> None:  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer
+
+    from nlu import tagging
+    from nlu.data import Entity
+    from nlu.encoders import resolve_base
+
+    tokenizer = Tokenizer.from_file(str(resolve_base("e5-small", base_encoders)
+                                        / "tokenizer.json"))
+    gold = [Entity(s, e, name, text[s:e]) for s, e, name in entities]
+    names = tagging.tag_names([e.entity for e in gold])
+    index = {t: i for i, t in enumerate(names)}
+    enc = tokenizer.encode(text)
+    special = [bool(s) for s in enc.special_tokens_mask]
+    ids = tagging.token_tags(enc.offsets, special, gold, index)
+    tags = [names[i] if i != tagging.IGNORE else "O" for i in ids]
+    spans = tagging.decode(text, enc.offsets, special, tags, [1.0] * len(tags))
+    assert [(s.start, s.end, s.entity) for s in spans] == entities
