@@ -141,7 +141,10 @@ def _torch_model(base_dir: Path, config: TrainConfig, n_intents: int, n_tags: in
     import torch
     from torch import nn
     from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # unused layers of a truncated encoder are expected
+    hf_logging.disable_progress_bar()
     encoder_config = AutoConfig.from_pretrained(base_dir)
     if config.layers:
         encoder_config.num_hidden_layers = min(config.layers, encoder_config.num_hidden_layers)
