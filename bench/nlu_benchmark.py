@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--unfreeze", action="store_true", help="train the word embeddings too")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--limit", type=int, help="smoke test: use only N examples per split")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="evaluate the model a previous run left in <out>/work-<name>")
     parser.add_argument("--tag", default="", help="suffix for the report name")
     parser.add_argument("--out", type=Path, default=Path("var/bench-nlu"))
     parser.add_argument("--cache", type=Path, default=Path("models/base"))
@@ -59,22 +61,27 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             print(f"{name}: {phase} {done}/{total} {elapsed:.0f}s", file=sys.stderr, flush=True)
 
-    result = fit(train, val, config, cache=args.cache, workdir=workdir, progress=progress)
-    train_s = time.perf_counter() - started
-    model = OnnxJointModel(result.directory, threads=None)
+    if args.evaluate_only:
+        directory = workdir / "export"
+        train_s = None
+    else:
+        result = fit(train, val, config, cache=args.cache, workdir=workdir, progress=progress)
+        directory = result.directory
+        train_s = round(time.perf_counter() - started, 1)
+    model = OnnxJointModel(directory, threads=None)
     report = evaluate(model, test)
     report.update({
         "dataset": args.dataset, "train_examples": len(train), "val_examples": len(val),
         "config": {k: v for k, v in vars(config).items()},
-        "train_seconds": round(train_s, 1), "threshold": result.threshold,
-        "temperature": result.temperature, "serving": result.serving,
-        "model_mb": round((result.directory / "model.onnx").stat().st_size / 2**20, 1),
+        "train_seconds": train_s, "threshold": model.threshold,
+        "temperature": model.temperature, "serving": model.serving,
+        "model_mb": round((directory / "model.onnx").stat().st_size / 2**20, 1),
     })
     report_path = args.out / f"{name}.json"
     write_report(report, report_path)
     shown = {k: report[k] for k in ("accuracy", "in_scope_accuracy", "macro_f1", "oos_precision",
                                     "oos_recall", "entity_f1", "train_seconds", "model_mb")}
-    print(json.dumps({"dataset": name, **shown, "serving": result.serving}))
+    print(json.dumps({"dataset": name, **shown, "serving": model.serving}))
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ BITEXT_FILE = "Bitext_Sample_Customer_Support_Training_Dataset_v2023-08-18_6480r
 def bitext(seed: int = 13) -> Splits:
     """Bitext customer support (27 intents, annotated entities). No official split: a seeded
     stratified 70/10/20 split. Annotations whose offsets do not match the text are re-found in
-    the text, or dropped when absent."""
+    the text, or dropped when absent or only part of a longer word (``4587345`` annotated in
+    ``00004587345``)."""
     path = datasets_dir() / "bitext_customer_support" / BITEXT_FILE
     examples = []
     with path.open(encoding="utf-8", newline="") as handle:
@@ -95,8 +96,12 @@ def bitext(seed: int = 13) -> Splits:
             value = row["entity_value"].strip()
             if row["entity_type"] and value:
                 start = text.find(value)
-                if start >= 0:
-                    entities = (Entity(start, start + len(value), row["entity_type"], value),)
+                end = start + len(value)
+                inside_a_word = start >= 0 and (
+                    (start > 0 and text[start - 1].isalnum())
+                    or (end < len(text) and text[end].isalnum()))
+                if start >= 0 and not inside_a_word:
+                    entities = (Entity(start, end, row["entity_type"], value),)
             examples.append(Example(text, row["intent"].strip(), entities))
     rest, test = split_validation(examples, 0.2, seed)
     random.Random(seed).shuffle(rest)

@@ -20,11 +20,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlu_datasets import banking77  # noqa: E402
+from nlu_datasets import banking77
 
-from nlu.data import load_examples  # noqa: E402
-from nlu.registry import Registry  # noqa: E402
-from nlu.service import NLUService  # noqa: E402
+from nlu.data import load_examples
+from nlu.registry import Registry
+from nlu.service import NLUService
 
 ROOT = Path(__file__).resolve().parents[1]
 

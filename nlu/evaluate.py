@@ -18,7 +18,7 @@ import numpy as np
 
 from nlu.data import Example
 from nlu.finetune import OOS_NAMES
-from nlu.patterns import merge, pattern_spans
+from nlu.patterns import combine, pattern_spans
 from nlu.runtime import OnnxJointModel, Prediction
 
 OOS = "<out_of_scope>"
@@ -42,12 +42,12 @@ def entity_f1(examples: list[Example], predicted: list[set[tuple[str, int, int]]
 
 def predicted_entities(text: str, prediction: Prediction,
                        known: set[str]) -> set[tuple[str, int, int]]:
-    """Model spans merged with pattern spans (patterns win), limited to entity types the
+    """Model spans combined with pattern spans as the service does, limited to entity types the
     data knows (so a benchmark is not charged for Parley's own pattern types)."""
     from nlu.patterns import Span
 
     model_spans = [Span(s.start, s.end, s.entity, text[s.start:s.end]) for s in prediction.spans]
-    spans = merge(pattern_spans(text), model_spans)
+    spans = combine([s for s in pattern_spans(text) if s.entity in known], model_spans)
     return {(s.entity, s.start, s.end) for s in spans if s.entity in known}
 
 

@@ -87,3 +87,13 @@ def merge(*groups: list[Span]) -> list[Span]:
             if all(span.end <= c.start or span.start >= c.end for c in chosen):
                 chosen.append(span)
     return sorted(chosen, key=lambda s: s.start)
+
+
+def combine(patterns: list[Span], model: list[Span], gazetteer: list[Span] | None = None
+            ) -> list[Span]:
+    """Entities from every source without overlap: exact patterns (an ``PL-`` order id, an
+    email) win, then the fine-tuned model, then pattern *candidates* (a bare number that may be
+    an order id) and the gazetteer."""
+    exact = [s for s in patterns if s.confidence >= 1.0]
+    candidates = [s for s in patterns if s.confidence < 1.0]
+    return merge(exact, model, candidates, gazetteer or [])

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from nlu.patterns import Gazetteer, Span, detect_language, merge, pattern_spans
+from nlu.patterns import Gazetteer, Span, combine, detect_language, pattern_spans
 from nlu.registry import Registry
 from nlu.runtime import EXTRACTOR, OnnxJointModel, Prediction
 from nlu.train import GAZETTEER_FILE
@@ -255,7 +255,7 @@ class NLUService:
             top = next(dict(r) for r in ranking if r["name"] != oos_label)
         model_spans = [Span(s.start, s.end, s.entity, text[s.start:s.end], extractor=EXTRACTOR,
                             confidence=s.confidence) for s in prediction.spans]
-        spans = merge(pattern_spans(text), model_spans, model.gazetteer.spans(text))
+        spans = combine(pattern_spans(text), model_spans, model.gazetteer.spans(text))
         return {
             "text": text,
             "intent": top,
