@@ -86,6 +86,7 @@ class FitResult:
     oos_label: str | None
     temperature: float
     threshold: float
+    similarity_threshold: float = -1.0
     validation: dict[str, Any] = field(default_factory=dict)
     serving: dict[str, Any] = field(default_factory=dict)
 
@@ -169,7 +170,7 @@ def _torch_model(base_dir: Path, config: TrainConfig, n_intents: int, n_tags: in
             weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
             return (self.intent_head(self.dropout(pooled)),
-                    self.tag_head(self.dropout(hidden)))
+                    self.tag_head(self.dropout(hidden)), pooled)
 
     model = JointModel()
     if config.freeze_word_embeddings:
@@ -259,7 +260,7 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
                                [tag_rows[i] for i in idx])
             ids = torch.from_numpy(batch["input_ids"]).to(device)
             mask = torch.from_numpy(batch["attention_mask"]).to(device)
-            intent_logits, tag_logits = model(ids, mask)
+            intent_logits, tag_logits, _ = model(ids, mask)
             loss = intent_loss(intent_logits, torch.from_numpy(intents[idx]).to(device))
             if has_entities:
                 loss = loss + config.entity_weight * tag_loss(
@@ -286,7 +287,7 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
     _write_heads(result, config, pad_id)
     progress("exporting", 1, 1)
     progress("calibrating", 0, 1)
-    calibrate(result, val, config)
+    calibrate(result, train, val, config)
     progress("calibrating", 1, 1)
     return result
 
@@ -324,11 +325,12 @@ def _export_onnx(model: Any, path: Path, pad_id: int) -> None:
         warnings.simplefilter("ignore")  # tracer notes about shapes the export keeps dynamic
         torch.onnx.export(
             model, (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
-            output_names=["intent_logits", "tag_logits"],
+            output_names=["intent_logits", "tag_logits", "sentence"],
             dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
                           "attention_mask": {0: "batch", 1: "sequence"},
                           "intent_logits": {0: "batch"},
-                          "tag_logits": {0: "batch", 1: "sequence"}},
+                          "tag_logits": {0: "batch", 1: "sequence"},
+                          "sentence": {0: "batch"}},
             opset_version=17, dynamo=False)
 
 
@@ -336,6 +338,7 @@ def _write_heads(result: FitResult, config: TrainConfig, pad_id: int) -> None:
     (result.directory / HEADS_FILE).write_text(json.dumps({
         "labels": result.labels, "tags": result.tags, "oos_label": result.oos_label,
         "temperature": result.temperature, "threshold": result.threshold,
+        "similarity_threshold": result.similarity_threshold,
         "max_length": config.max_length, "pad_id": pad_id, "model_file": MODEL_FILE,
         "validation": result.validation, "serving": result.serving,
     }, indent=2, ensure_ascii=False))
@@ -354,72 +357,96 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     return best_t
 
 
-def choose_threshold(scores: np.ndarray, correct: np.ndarray, is_oos: np.ndarray,
-                     default: float = 0.3) -> float:
-    """Out-of-scope threshold on the top in-scope probability.
+MIN_OOS_FOR_BALANCE = 20  # fewer out-of-scope validation examples: too few to trade against
 
-    With out-of-scope validation examples: maximise the mean of in-scope accuracy (a rejected
-    in-scope example counts as wrong) and out-of-scope recall. Without them: the highest
-    threshold that rejects at most 2% of correctly classified validation examples."""
+
+def choose_thresholds(scores: np.ndarray, similarity: np.ndarray | None, correct: np.ndarray,
+                      is_oos: np.ndarray, default: float = 0.3) -> tuple[float, float]:
+    """Out-of-scope thresholds on the top in-scope probability and on the similarity to the
+    nearest in-scope intent centroid (-1 disables the latter).
+
+    With enough out-of-scope validation examples: the pair maximising the mean of in-scope
+    accuracy (a rejected in-scope example counts as wrong) and out-of-scope recall. Otherwise:
+    the highest probability threshold that rejects at most 2% of correctly classified
+    validation examples, and no similarity threshold."""
     if len(scores) == 0:
-        return default
-    candidates = np.unique(np.concatenate([np.linspace(0.05, 0.95, 91), scores]))
-    candidates = candidates[(candidates >= 0.05) & (candidates <= 0.95)]
-    if is_oos.any() and (~is_oos).any():
-        best, best_value = default, -1.0
-        for tau in candidates:
-            accepted = scores >= tau
-            in_acc = (correct & accepted)[~is_oos].mean()
-            recall = (~accepted)[is_oos].mean()
+        return default, -1.0
+    grid = np.linspace(0.05, 0.95, 91)
+    if is_oos.sum() >= MIN_OOS_FOR_BALANCE and (~is_oos).any():
+        sim_grid = [-1.0]
+        if similarity is not None:
+            sim_grid += list(np.quantile(similarity[~is_oos], np.linspace(0.0, 0.2, 41)))
+        accepted_p = scores[None, :] >= grid[:, None]  # [taus, examples]
+        best, best_value = (default, -1.0), -1.0
+        for sim_tau in sim_grid:
+            accepted = accepted_p if similarity is None or sim_tau < 0 \
+                else accepted_p & (similarity >= sim_tau)[None, :]
+            in_acc = (accepted & correct[None, :])[:, ~is_oos].mean(axis=1)
+            recall = (~accepted)[:, is_oos].mean(axis=1)
             value = (in_acc + recall) / 2
-            if value > best_value + 1e-9:
-                best, best_value = float(tau), float(value)
+            i = int(value.argmax())
+            if value[i] > best_value + 1e-9:
+                best, best_value = (float(grid[i]), float(sim_tau)), float(value[i])
         return best
     good = np.sort(scores[correct & ~is_oos])
     if len(good) == 0:
-        return default
-    return float(min(0.5, max(0.05, good[int(len(good) * 0.02)] - 1e-6)))
+        return default, -1.0
+    return float(min(0.5, max(0.05, good[int(len(good) * 0.02)] - 1e-6))), -1.0
 
 
-def calibrate(result: FitResult, val: list[Example], config: TrainConfig) -> None:
-    """Temperature, threshold and the serving format from validation data."""
-    from nlu.runtime import OnnxJointModel, quantize
+def calibrate(result: FitResult, train: list[Example], val: list[Example],
+              config: TrainConfig) -> None:
+    """Serving format (int8 where accuracy holds), temperature, intent centroids and the
+    out-of-scope thresholds, from the validation data and the served model itself."""
+    from nlu.runtime import CENTROIDS_FILE, OnnxJointModel, quantize
 
-    float_model = OnnxJointModel(result.directory, threads=config.threads or None)
-    if val:
-        label_index = {label: i for i, label in enumerate(result.labels)}
-        known = [e for e in val if e.intent in label_index]
-        logits = float_model.intent_logits([e.text for e in known])
-        targets = np.array([label_index[e.intent] for e in known])
-        result.temperature = fit_temperature(logits, targets)
-        float_model.temperature = result.temperature
-        scores, predicted = float_model.in_scope(logits)
-        is_oos = np.array([e.intent == result.oos_label for e in known])
-        correct = np.array([result.labels[p] == e.intent for p, e in zip(predicted, known,
-                                                                            strict=True)])
-        result.threshold = choose_threshold(scores, correct, is_oos)
-        float_model.threshold = result.threshold
+    threads = config.threads or None
+    label_index = {label: i for i, label in enumerate(result.labels)}
+    known = [e for e in val if e.intent in label_index]
+    targets = np.array([label_index[e.intent] for e in known], dtype=np.int64)
+    float_model = OnnxJointModel(result.directory, threads=threads)
+    served = float_model
     result.serving = {"format": "onnx-fp32"}
-    _write_heads(result, config, float_model.pad_id)
     if config.quantize:
         quantized = result.directory / "model.int8.onnx"
         quantize(result.directory / MODEL_FILE, quantized)
-        int8_model = OnnxJointModel(result.directory, threads=config.threads or None,
-                                    model_file=quantized.name)
-        texts = [e.text for e in val] or None
-        if texts:
-            fp32_acc = _accuracy(float_model, val)
-            int8_acc = _accuracy(int8_model, val)
-        else:
-            fp32_acc = int8_acc = None
+        int8_model = OnnxJointModel(result.directory, threads=threads, model_file=quantized.name)
+        fp32_acc = int8_acc = None
+        if known:
+            texts = [e.text for e in known]
+            fp32_acc = float((float_model.intent_logits(texts).argmax(1) == targets).mean())
+            int8_acc = float((int8_model.intent_logits(texts).argmax(1) == targets).mean())
         keep = fp32_acc is None or int8_acc >= fp32_acc - config.max_quantization_drop
         result.serving = {"format": "onnx-int8" if keep else "onnx-fp32",
                           "val_accuracy_fp32": fp32_acc, "val_accuracy_int8": int8_acc}
         if keep:
             os.replace(quantized, result.directory / MODEL_FILE)
+            served = OnnxJointModel(result.directory, threads=threads)
         else:
             quantized.unlink()
-    _write_heads(result, config, float_model.pad_id)
+    # intent centroids of the training examples (unit vectors), for out-of-scope similarity
+    vectors = served.sentence_vectors([e.text for e in train])
+    centroids = np.zeros((len(result.labels), vectors.shape[1]), dtype=np.float32)
+    for label, i in label_index.items():
+        rows = [k for k, e in enumerate(train) if e.intent == label]
+        if rows and label != result.oos_label:
+            mean = vectors[rows].mean(axis=0)
+            centroids[i] = mean / max(float(np.linalg.norm(mean)), 1e-9)
+    np.save(result.directory / CENTROIDS_FILE, centroids)
+    served.centroids = centroids
+    if known:
+        logits, vectors = served.intent_logits(
+            [e.text for e in known], with_vectors=True)  # type: ignore[misc]
+        result.temperature = fit_temperature(logits, targets)
+        served.temperature = result.temperature
+        scores, predicted = served.in_scope(logits)
+        similarity = served.similarity(vectors)
+        is_oos = np.array([e.intent == result.oos_label for e in known])
+        correct = np.array([result.labels[p] == e.intent
+                            for p, e in zip(predicted, known, strict=True)])
+        result.threshold, result.similarity_threshold = choose_thresholds(
+            scores, similarity, correct, is_oos)
+    _write_heads(result, config, served.pad_id)
 
 
 def _accuracy(model: Any, examples: list[Example]) -> float:

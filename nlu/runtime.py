@@ -16,6 +16,7 @@ from nlu import tagging
 from nlu.finetune import HEADS_FILE, MODEL_FILE
 
 EXTRACTOR = "ParleyTransformer"
+CENTROIDS_FILE = "centroids.npy"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class OnnxJointModel:
         self.oos_label: str | None = heads["oos_label"]
         self.temperature = float(heads["temperature"])
         self.threshold = float(heads["threshold"])
+        self.similarity_threshold = float(heads.get("similarity_threshold", -1.0))
+        centroids = directory / CENTROIDS_FILE
+        self.centroids: np.ndarray | None = np.load(centroids) if centroids.exists() else None
         self.pad_id = int(heads["pad_id"])
         self.max_length = int(heads["max_length"])
         self.serving = heads.get("serving", {})
@@ -68,7 +72,7 @@ class OnnxJointModel:
         self.session = ort.InferenceSession(str(directory / (model_file or MODEL_FILE)),
                                             options, providers=["CPUExecutionProvider"])
 
-    def _run(self, texts: list[str]) -> tuple[list, np.ndarray, np.ndarray]:
+    def _run(self, texts: list[str]) -> tuple[list, np.ndarray, np.ndarray, np.ndarray | None]:
         encodings = self.tokenizer.encode_batch(texts)
         width = max(len(e.ids) for e in encodings)
         ids = np.full((len(texts), width), self.pad_id, dtype=np.int64)
@@ -76,13 +80,30 @@ class OnnxJointModel:
         for i, enc in enumerate(encodings):
             ids[i, :len(enc.ids)] = enc.ids
             mask[i, :len(enc.ids)] = 1
-        intent_logits, tag_logits = self.session.run(
-            None, {"input_ids": ids, "attention_mask": mask})
-        return encodings, intent_logits, tag_logits
+        outputs = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        vectors = None
+        if len(outputs) > 2:  # the pooled sentence vector, unit length
+            vectors = outputs[2] / np.maximum(
+                np.linalg.norm(outputs[2], axis=1, keepdims=True), 1e-9)
+        return encodings, outputs[0], outputs[1], vectors
 
-    def intent_logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        parts = [self._run(texts[i:i + batch_size])[1] for i in range(0, len(texts), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)))
+    def intent_logits(self, texts: list[str], batch_size: int = 64,
+                      with_vectors: bool = False):  # type: ignore[no-untyped-def]
+        parts = [self._run(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
+        logits = np.concatenate([p[1] for p in parts]) if parts \
+            else np.zeros((0, len(self.labels)))
+        if not with_vectors:
+            return logits
+        return logits, np.concatenate([p[3] for p in parts])
+
+    def sentence_vectors(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        return self.intent_logits(texts, batch_size, with_vectors=True)[1]
+
+    def similarity(self, vectors: np.ndarray | None) -> np.ndarray | None:
+        """Cosine similarity to the nearest in-scope intent centroid."""
+        if vectors is None or self.centroids is None:
+            return None
+        return (vectors @ self.centroids.T).max(axis=1)
 
     def in_scope(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top in-scope probability and its index, per row (calibrated)."""
@@ -96,15 +117,17 @@ class OnnxJointModel:
         out: list[Prediction] = []
         for i in range(0, len(texts), batch_size):
             chunk = texts[i:i + batch_size]
-            encodings, intent_logits, tag_logits = self._run(chunk)
+            encodings, intent_logits, tag_logits, vectors = self._run(chunk)
             probs = softmax(intent_logits / self.temperature)
             scores, best = self.in_scope(intent_logits)
+            similarity = self.similarity(vectors) if self.similarity_threshold > -1 else None
             tag_probs = softmax(tag_logits)
             for row, (text, enc) in enumerate(zip(chunk, encodings, strict=True)):
                 order = np.argsort(-probs[row])
                 ranking = [(self.labels[j], float(probs[row, j])) for j in order]
                 rejected = bool(scores[row] < self.threshold) or (
-                    self._oos_index is not None and int(order[0]) == self._oos_index)
+                    self._oos_index is not None and int(order[0]) == self._oos_index) or (
+                    similarity is not None and bool(similarity[row] < self.similarity_threshold))
                 intent = (self.oos_label or "nlu_fallback") if rejected \
                     else self.labels[best[row]]
                 n = len(enc.ids)

@@ -243,8 +243,11 @@ class NLUService:
         oos_label = model.model.oos_label
         ranking = [{"name": name, "confidence": round(conf, 4)}
                    for name, conf in prediction.ranking[:RANKING_LENGTH]]
-        rejected = prediction.confidence < threshold or (
-            bool(oos_label) and prediction.ranking[0][0] == oos_label)
+        if self.fallback_threshold is None:
+            rejected = prediction.rejected  # the model's own calibrated decision
+        else:
+            rejected = prediction.confidence < threshold or (
+                bool(oos_label) and prediction.ranking[0][0] == oos_label)
         if rejected and oos_label and ranking[0]["name"] == oos_label:
             top = dict(ranking[0])  # the out-of-scope class: an intent the domain answers
         elif rejected:

@@ -398,3 +398,30 @@ def test_bio_tags_round_trip_through_tokens(text: str, entities, base_encoders: 
     tags = [names[i] if i != tagging.IGNORE else "O" for i in ids]
     spans = tagging.decode(text, enc.offsets, special, tags, [1.0] * len(tags))
     assert [(s.start, s.end, s.entity) for s in spans] == entities
+
+
+def test_out_of_scope_thresholds_trade_accuracy_for_recall_only_with_enough_evidence() -> None:
+    import numpy as np
+
+    from nlu.finetune import choose_thresholds
+
+    rng = np.random.default_rng(0)
+    n_in, n_oos = 400, 40
+    # in scope: confident and close to a centroid; out of scope: half are unsure, the other
+    # half confident but far from every centroid (what a probability threshold alone misses)
+    scores = np.concatenate([rng.uniform(0.7, 1.0, n_in), rng.uniform(0.1, 0.4, n_oos // 2),
+                             rng.uniform(0.7, 1.0, n_oos // 2)])
+    similarity = np.concatenate([rng.uniform(0.8, 0.95, n_in), rng.uniform(0.6, 0.9, n_oos // 2),
+                                 rng.uniform(0.5, 0.7, n_oos // 2)])
+    correct = np.concatenate([np.ones(n_in, bool), np.zeros(n_oos, bool)])
+    is_oos = ~correct
+    tau, sim_tau = choose_thresholds(scores, similarity, correct, is_oos)
+    rejected = (scores < tau) | (similarity < sim_tau)
+    assert rejected[is_oos].mean() == 1.0 and rejected[~is_oos].mean() < 0.02
+    only_probability = choose_thresholds(scores, None, correct, is_oos)
+    assert only_probability[1] == -1.0
+    # three out-of-scope examples are no evidence to reject in-scope traffic for
+    few = np.concatenate([np.zeros(n_in, bool), np.ones(3, bool)])
+    tau, sim_tau = choose_thresholds(scores[:n_in + 3], similarity[:n_in + 3],
+                                     ~few, few)
+    assert sim_tau == -1.0 and (scores[:n_in] < tau).mean() <= 0.02
