@@ -10,7 +10,9 @@ COPY handoff handoff
 COPY web web
 COPY workers workers
 COPY data data
-RUN pip install --no-cache-dir -e '.[postgres,redis]'
+# The CPU build of torch (training the NLU model); serving itself runs on ONNX Runtime.
+RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+ && pip install --no-cache-dir -e '.[postgres,redis]'
 RUN useradd --create-home parley && mkdir -p /app/var /app/models && chown -R parley /app/var /app/models
 USER parley
 EXPOSE 8000 5006 5055
