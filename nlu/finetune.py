@@ -29,13 +29,12 @@ import numpy as np
 from nlu import tagging
 from nlu.data import Example
 from nlu.encoders import DEFAULT_BASE, resolve_base
+from nlu.runtime import HEADS_FILE, MODEL_FILE, pad
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 OOS_NAMES = ("out_of_scope", "oos")
-MODEL_FILE = "model.onnx"
-HEADS_FILE = "heads.json"
 
 
 @dataclass(frozen=True)
@@ -123,15 +122,10 @@ class _Encoded:
 
 def _pad_batch(encodings: Sequence[Any], pad_id: int,
                tag_rows: Sequence[list[int]] | None = None) -> dict[str, np.ndarray]:
-    width = max(len(e.ids) for e in encodings)
-    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(encodings), width), dtype=np.int64)
-    for i, enc in enumerate(encodings):
-        ids[i, :len(enc.ids)] = enc.ids
-        mask[i, :len(enc.ids)] = 1
+    ids, mask = pad(list(encodings), pad_id)
     batch = {"input_ids": ids, "attention_mask": mask}
     if tag_rows is not None:
-        tags = np.full((len(encodings), width), tagging.IGNORE, dtype=np.int64)
+        tags = np.full(ids.shape, tagging.IGNORE, dtype=np.int64)
         for i, row in enumerate(tag_rows):
             tags[i, :len(row)] = row
         batch["tags"] = tags

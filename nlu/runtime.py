@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from nlu import tagging
-from nlu.finetune import HEADS_FILE, MODEL_FILE
 
 EXTRACTOR = "ParleyTransformer"
+MODEL_FILE = "model.onnx"
+HEADS_FILE = "heads.json"  # labels, tags, temperature, thresholds, tokenizer settings
 CENTROIDS_FILE = "centroids.npy"
 
 
@@ -32,6 +33,17 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def pad(encodings: list, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids padded to the longest text, and the attention mask."""
+    width = max(len(e.ids) for e in encodings)
+    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(encodings), width), dtype=np.int64)
+    for i, enc in enumerate(encodings):
+        ids[i, :len(enc.ids)] = enc.ids
+        mask[i, :len(enc.ids)] = 1
+    return ids, mask
 
 
 def quantize(source: Path, target: Path) -> None:
@@ -76,12 +88,7 @@ class OnnxJointModel:
 
     def _run(self, texts: list[str]) -> tuple[list, np.ndarray, np.ndarray, np.ndarray | None]:
         encodings = self.tokenizer.encode_batch(texts)
-        width = max(len(e.ids) for e in encodings)
-        ids = np.full((len(texts), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
-        for i, enc in enumerate(encodings):
-            ids[i, :len(enc.ids)] = enc.ids
-            mask[i, :len(enc.ids)] = 1
+        ids, mask = pad(encodings, self.pad_id)
         outputs = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
         vectors = None
         if len(outputs) > 2:  # the pooled sentence vector, unit length
