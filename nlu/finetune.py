@@ -228,7 +228,7 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
     total = steps_per_epoch * epochs
     warmup = max(1, int(total * config.warmup))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup))))
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
 
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = workdir / "checkpoint.pt"
