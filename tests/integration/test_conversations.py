@@ -210,3 +210,18 @@ def test_readiness_and_metrics(stack: Stack) -> None:
     assert ready.status_code == 200, ready.text
     assert set(ready.json()["checks"].values()) == {"ok"}
     assert "parley_turn_seconds_count" in httpx.get(f"{stack.api_url}/metrics").text
+
+
+def test_rasa_runs_on_the_fine_tuned_parse(stack: Stack) -> None:
+    """Rasa takes the NLU service's parse as it is: intent, ranking and the transformer's
+    entity spans (which fill the product slot)."""
+    chat = Chat(stack, "en")
+    check(chat, "does the blender have a warranty?", intent="warranty", reply=[],
+          slots={"product": "blender"})
+    latest = chat.tracker()["latest_message"]
+    (entity,) = [e for e in latest["entities"] if e["entity"] == "product"]
+    assert entity["extractor"] in {"ParleyTransformer", "ParleyGazetteer"}
+    assert latest["text"][entity["start"]:entity["end"]] == "blender"
+    assert len(latest["intent_ranking"]) > 1
+    stats = httpx.get(f"{stack.settings.nlu_url}/admin/stats", timeout=10).json()
+    assert stats["active"] and stats["live"][stats["active"]]["requests"] > 0
