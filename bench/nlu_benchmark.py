@@ -61,26 +61,30 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             print(f"{name}: {phase} {done}/{total} {elapsed:.0f}s", file=sys.stderr, flush=True)
 
+    report_path = args.out / f"{name}.json"
     if args.evaluate_only:
         directory = workdir / "export"
-        train_s = None
+        previous = json.loads(report_path.read_text()) if report_path.exists() else {}
+        train_s = previous.get("train_seconds")
+        config_shown = previous.get("config", vars(config))
     else:
         result = fit(train, val, config, cache=args.cache, workdir=workdir, progress=progress)
         directory = result.directory
         train_s = round(time.perf_counter() - started, 1)
+        config_shown = vars(config)
     model = OnnxJointModel(directory, threads=None)
     report = evaluate(model, test)
     report.update({
         "dataset": args.dataset, "train_examples": len(train), "val_examples": len(val),
-        "config": {k: v for k, v in vars(config).items()},
+        "config": config_shown,
         "train_seconds": train_s, "threshold": model.threshold,
         "temperature": model.temperature, "serving": model.serving,
         "model_mb": round((directory / "model.onnx").stat().st_size / 2**20, 1),
     })
-    report_path = args.out / f"{name}.json"
     write_report(report, report_path)
-    shown = {k: report[k] for k in ("accuracy", "in_scope_accuracy", "macro_f1", "oos_precision",
-                                    "oos_recall", "entity_f1", "train_seconds", "model_mb")}
+    shown = {k: report[k] for k in ("accuracy", "top1_accuracy", "in_scope_accuracy", "macro_f1",
+                                    "oos_precision", "oos_recall", "entity_f1", "train_seconds",
+                                    "model_mb")}
     print(json.dumps({"dataset": name, **shown, "serving": model.serving}))
 
 
