@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--layers", type=int)
     parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--no-quantize", action="store_true", help="serve the float model")
     parser.add_argument("--unfreeze", action="store_true", help="train the word embeddings too")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--limit", type=int, help="smoke test: use only N examples per split")
@@ -49,6 +50,8 @@ def main() -> None:
                             label_smoothing=args.label_smoothing, threads=args.threads or None)
     if args.unfreeze:
         config = with_overrides(config, freeze_word_embeddings=False)
+    if args.no_quantize:
+        config = with_overrides(config, quantize=False)
     train, val, test = LOADERS[args.dataset]()
     if args.limit:
         train, val, test = (split[::max(1, len(split) // args.limit)][:args.limit]
