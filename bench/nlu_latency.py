@@ -44,7 +44,7 @@ def main() -> None:
 
     directory = args.model if (args.model / "metadata.json").exists() \
         else Registry(args.model).active_dir()
-    service = NLUService(directory.parent, threads=args.threads)
+    service = NLUService(directory, threads=args.threads)
     service.warm_up()
     model = service.choose(None)
     texts = [e.text for e in banking77()[2]][:args.n // 2]

@@ -138,7 +138,10 @@ class MicroBatcher:
 class NLUService:
     def __init__(self, model_root: Path, *, fallback_threshold: float | None = None,
                  threads: int | None = 1, batching: bool = False) -> None:
-        self.registry = Registry(model_root)
+        """``model_root`` is a registry (serve its active version and canary) or one version's
+        folder (serve that version only)."""
+        self.pinned = model_root if (Path(model_root) / "metadata.json").exists() else None
+        self.registry = Registry(Path(model_root).parent if self.pinned else model_root)
         self.fallback_threshold = fallback_threshold  # None: each model's calibrated threshold
         self.threads = threads
         self._active: LoadedModel | None = None
@@ -151,6 +154,10 @@ class NLUService:
 
     # ------------------------------------------------------------ versions
     def warm_up(self) -> None:
+        if self.pinned is not None:
+            if self._active is None:
+                self._active = LoadedModel(self.pinned, threads=self.threads)
+            return
         self.refresh()
         if self._active is None:
             self._active = LoadedModel(self.registry.active_dir(), threads=self.threads)
@@ -158,6 +165,8 @@ class NLUService:
     def refresh(self) -> bool:
         """Serve what the registry says; returns True when something changed. A version that
         fails to load leaves the current one serving."""
+        if self.pinned is not None:
+            return False
         with self._lock:
             stamp = self.registry.state_stamp()
             if stamp == self._stamp:

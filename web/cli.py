@@ -310,8 +310,9 @@ def nlu_eval(
 
 
 @nlu_app.command("parse")
-def nlu_parse(text: str, model: Annotated[Path | None, typer.Option()] = None) -> None:
-    """Parse TEXT with the active model and print Rasa's parse format."""
+def nlu_parse(text: str, model: Annotated[Path | None, typer.Option(
+        help="A registry (its active version) or one version's folder.")] = None) -> None:
+    """Parse TEXT and print Rasa's parse format."""
     from nlu.service import NLUService
 
     with _nlu_errors():

@@ -425,3 +425,16 @@ def test_out_of_scope_thresholds_trade_accuracy_for_recall_only_with_enough_evid
     tau, sim_tau = choose_thresholds(scores[:n_in + 3], similarity[:n_in + 3],
                                      ~few, few)
     assert sim_tau == -1.0 and (scores[:n_in] < tau).mean() <= 0.02
+
+
+def test_a_service_can_be_pinned_to_one_version(trained) -> None:  # type: ignore[no-untyped-def]
+    from nlu.registry import Registry
+    from nlu.service import NLUService
+
+    _, models, v1 = trained
+    v2 = copy_version(models, v1)
+    Registry(models).activate(v1)
+    pinned = NLUService(models / v2)
+    pinned.warm_up()
+    assert pinned.parse("hi")["model_version"] == v2
+    assert pinned.refresh() is False  # a pinned service ignores the registry
