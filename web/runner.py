@@ -178,7 +178,7 @@ def services(settings: Settings, rasa_model: Path) -> list[Service]:
                 {**env, "SANIC_HOST": settings.action_host}, log_path=logs / "actions.log"),
         Service("rasa", [str(RASA_BIN), "run", "--model", str(rasa_model), "--endpoints",
                          str(endpoints), "--credentials", str(BOT_DIR / "credentials.yml"),
-                         "--enable-api", "--auth-token", token, "-i", "127.0.0.1", "-p",
+                         "--enable-api", f"--auth-token={token}", "-i", "127.0.0.1", "-p",
                          str(urlparse(settings.rasa_url).port or 5005)],
                 f"{settings.rasa_url}/webhooks/parley/", rasa_env(settings),
                 log_path=logs / "rasa.log"),

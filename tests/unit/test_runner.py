@@ -41,3 +41,14 @@ def test_rasa_model_fingerprint_follows_the_training_data(tmp_path):
     before = rasa_fingerprint(nlu)
     (nlu / "a.yml").write_text("nlu: [] # changed\n")
     assert rasa_fingerprint(nlu) != before
+
+
+def test_a_rasa_token_that_starts_with_a_dash_is_still_one_argument(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """token_urlsafe() starts with '-' one time in 64; argparse would read it as an option."""
+    from web import runner
+    from web.core.config import Settings
+
+    settings = Settings(environment="test", var_dir=tmp_path / "var",
+                        models_dir=tmp_path / "models", rasa_token="-starts-with-a-dash")
+    (rasa,) = [s for s in runner.services(settings, tmp_path / "m.tar.gz") if s.name == "rasa"]
+    assert "--auth-token=-starts-with-a-dash" in rasa.cmd
