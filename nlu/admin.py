@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from nlu.errors import EvaluationFloor
+from nlu.errors import EvaluationFloor, NLUInvalid
 from nlu.registry import Registry
 from web.core.config import Settings
 
@@ -28,6 +28,20 @@ def check_floor(settings: Settings, version: str) -> None:
             f"Version {version} has accuracy {accuracy} below the floor {settings.nlu_floor}; "
             "activate it with force to override.", details={"accuracy": accuracy,
                                                             "floor": settings.nlu_floor})
+
+
+def check_loads(settings: Settings, version: str) -> None:
+    """Load the version and parse one text, so that a broken version is refused before it is
+    activated (the running service would keep the old one and the registry would disagree)."""
+    from nlu.service import NLUService
+
+    try:
+        service = NLUService(_registry(settings).root / version)
+        service.warm_up()
+        service.parse("hello")
+    except Exception as exc:
+        raise NLUInvalid(f"Version {version} cannot be served: {type(exc).__name__}",
+                         code="nlu_version_broken") from exc
 
 
 def reload_service(settings: Settings) -> dict[str, Any] | None:
@@ -56,6 +70,7 @@ def activate(settings: Settings, version: str, *, force: bool = False) -> dict[s
     registry.metadata(version)
     if not force:
         check_floor(settings, version)
+    check_loads(settings, version)
     registry.activate(version, reason="forced" if force else "activate")
     return reload_service(settings)
 
@@ -68,6 +83,7 @@ def rollback(settings: Settings) -> str:
 
 def set_canary(settings: Settings, version: str, share: float) -> dict[str, Any] | None:
     check_floor(settings, version)
+    check_loads(settings, version)
     _registry(settings).set_canary(version, share)
     return reload_service(settings)
 

@@ -33,7 +33,8 @@ async def overview(_: AdminAgent, settings: SettingsDep) -> dict[str, Any]:
 
 
 @router.post("/activate", responses={404: {"description": "`nlu_model_not_found`"},
-                                     409: {"description": "`nlu_below_floor`"}})
+                                     409: {"description": "`nlu_below_floor`"},
+                                     422: {"description": "`nlu_version_broken`"}})
 async def activate(body: ActivateRequest, _: AdminAgent, settings: SettingsDep) -> dict:
     serving = await asyncio.to_thread(admin.activate, settings, body.version, force=body.force)
     return {"active": body.version, "serving": serving}

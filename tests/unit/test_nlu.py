@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nlu.data import load_examples, parse_annotated
-from nlu.errors import TrainingDataError
+from nlu.errors import NLUInvalid, TrainingDataError
 from nlu.patterns import merge, pattern_spans
 from tests.stack import free_port
 
@@ -275,6 +275,11 @@ def test_below_the_floor_nothing_is_activated(trained, base_encoders: Path) -> N
     admin.activate(settings, v2, force=True)
     assert registry.active_version() == v2
     registry.activate(v1)
+    broken = copy_version(models, v1)
+    (models / broken / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(NLUInvalid, match="cannot be served"):
+        admin.activate(settings, broken, force=True)
+    assert registry.active_version() == v1
 
 
 def test_a_failed_training_run_keeps_the_active_model(trained, tmp_path: Path,
