@@ -47,5 +47,40 @@
     return Date.parse(text);
   }
 
-  window.ParleyDom = { $: $, el: el, append: append, fill: fill, parseTime: parseTime };
+  function ApiError(status, code, message, details) {
+    this.status = status; this.code = code; this.message = message; this.details = details;
+  }
+
+  /**
+   * Call Parley's JSON API. Resolves with the body (null for 204); rejects with an ApiError
+   * carrying the stable error code. opts: token (sent as a bearer token unless anonymous),
+   * anonymous, onError(err) called before the rejection (session expiry, admin-only pages).
+   */
+  function request(method, path, body, opts) {
+    opts = opts || {};
+    var headers = { "Accept": "application/json" };
+    if (opts.token && !opts.anonymous) headers["Authorization"] = "Bearer " + opts.token;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return fetch("/api/v1" + path, {
+      method: method, headers: headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (response) {
+      if (response.status === 204) return null;
+      return response.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        if (response.ok) return data;
+        var error = (data && data.error) || {};
+        var err = new ApiError(response.status, error.code || "http_" + response.status,
+          error.message || "The request failed (" + response.status + ").", error.details);
+        if (opts.onError) opts.onError(err);
+        throw err;
+      });
+    }, function () {
+      throw new ApiError(0, "network", "Cannot reach the server. Check your connection.");
+    });
+  }
+
+  window.ParleyDom = { $: $, el: el, append: append, fill: fill, parseTime: parseTime,
+                       ApiError: ApiError, request: request };
 })();

@@ -8,7 +8,7 @@
   "use strict";
 
   var $ = ParleyDom.$, el = ParleyDom.el, append = ParleyDom.append, fill = ParleyDom.fill;
-  var parseTime = ParleyDom.parseTime;
+  var D = ParleyDom, parseTime = ParleyDom.parseTime;
 
   var API = "/api/v1";
   var TOKEN_KEY = "parley.editor.token";
@@ -82,32 +82,16 @@
 
   // ------------------------------------------------------------------ API
 
-  function ApiError(status, code, message, details) {
-    this.status = status; this.code = code; this.message = message; this.details = details;
-  }
+  var ApiError = D.ApiError;
 
   function api(method, path, body, opts) {
-    var headers = { "Accept": "application/json" };
-    if (S.token && !(opts && opts.anonymous)) headers["Authorization"] = "Bearer " + S.token;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    return fetch(API + path, {
-      method: method, headers: headers, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (response) {
-      if (response.status === 204) return null;
-      return response.text().then(function (text) {
-        var data = null;
-        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-        if (response.ok) return data;
-        var error = (data && data.error) || {};
-        var err = new ApiError(response.status, error.code || "http_" + response.status,
-          error.message || "The request failed (" + response.status + ").", error.details);
-        if (response.status === 401 && !(opts && opts.anonymous)) expire();
+    var anonymous = !!(opts && opts.anonymous);
+    return D.request(method, path, body, {
+      token: S.token, anonymous: anonymous,
+      onError: function (err) {
+        if (err.status === 401 && !anonymous) expire();
         if (err.code === "admin_only") adminsOnly();
-        throw err;
-      });
-    }, function () {
-      throw new ApiError(0, "network", "Cannot reach the server. Check your connection.");
+      }
     });
   }
 
