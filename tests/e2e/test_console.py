@@ -8,19 +8,18 @@ through ``/console``. Run with ``pytest -m e2e tests/e2e/test_console.py``. Set
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.helpers import screenshot
 from tests.stack import Stack
 from web.auth.schemas import AgentCreate
 
@@ -112,12 +111,6 @@ def make_agent(stack: Stack, name: str) -> tuple[str, int]:
         agent = pool.submit(create_agent, stack.settings, data).result()
     return email, agent.id
 
-
-def screenshot(page: Page, name: str) -> None:
-    folder = os.environ.get("PARLEY_E2E_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 def sign_in(page: Page, stack: Stack, email: str) -> None:

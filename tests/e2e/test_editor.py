@@ -8,19 +8,18 @@ screenshots of the editor.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 
+from tests.e2e.helpers import screenshot
 from tests.stack import Stack
 from web.auth.schemas import AgentCreate
 
@@ -110,12 +109,6 @@ def returns_article_in_editor(stack: Stack, api: httpx.Client,
     return article
 
 
-def screenshot(page: Page, name: str) -> None:
-    folder = os.environ.get("PARLEY_E2E_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
-
 
 def sign_in(page: Page, stack: Stack, email: str) -> None:
     page.goto(stack.api_url + "/editor")
@@ -183,7 +176,7 @@ def test_an_edit_published_in_the_editor_is_what_the_bot_answers(
         diff = page.get_by_test_id("diff-view")
         expect(diff.locator('[data-kind="add"]').filter(has_text="45 days")).to_have_count(1)
         expect(diff.locator('[data-kind="del"]').filter(has_text="30 days")).to_have_count(1)
-        screenshot(page, "editor-article")
+        screenshot(page, "editor-article", full_page=True)
 
         # Publish, and follow the indexing task until the bot uses the new text.
         page.get_by_test_id("article-publish").click()
@@ -199,7 +192,7 @@ def test_an_edit_published_in_the_editor_is_what_the_bot_answers(
         expect(page.get_by_test_id("ask-answer")).to_contain_text("45 days")
         expect(page.locator(f'[data-testid="ask-citation"][data-source-id="{ARTICLE}"]')
                ).to_be_visible()
-        screenshot(page, "editor-ask")
+        screenshot(page, "editor-ask", full_page=True)
 
         page.get_by_test_id("tab-audit").click()
         for action in ("publish", "edit"):

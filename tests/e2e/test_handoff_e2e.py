@@ -8,15 +8,14 @@ to keep screenshots of the widget while queued, with an agent, and after rating.
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.helpers import messages, screenshot, send, send_and_wait_reply
 from tests.stack import Stack
 from web.auth.schemas import AgentCreate
 
@@ -73,35 +72,10 @@ def make_agent(stack: Stack, name: str) -> str:
     return email
 
 
-def screenshot(page: Page, name: str) -> None:
-    folder = os.environ.get("PARLEY_E2E_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
-
 
 # ----------------------------------------------------------------------------- customer side
 
-def messages(page: Page, role: str | None = None) -> Locator:
-    """Widget bubbles (CSS locators pierce the widget's open shadow root)."""
-    role_filter = f'[data-role="{role}"]' if role else ""
-    return page.locator(f'[data-testid="parley-message"]{role_filter}')
 
-
-def send(page: Page, text: str) -> int:
-    """Type ``text``, press Enter, wait until the server has it; return the bot bubbles before."""
-    bots = messages(page, "bot").count()
-    field = page.get_by_test_id("parley-input")
-    field.fill(text)
-    field.press("Enter")
-    expect(field).to_have_value("")
-    expect(messages(page, "customer").last).to_have_attribute("data-message-id", re.compile(r".+"))
-    return bots
-
-
-def send_and_wait_reply(page: Page, text: str) -> None:
-    before = send(page, text)
-    expect(messages(page, "bot")).not_to_have_count(before)
 
 
 def ask_for_a_person(page: Page) -> None:

@@ -7,15 +7,14 @@ screenshots of the open widget.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.helpers import messages, screenshot, send, send_and_wait_reply
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -24,7 +23,6 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import (  # noqa: E402 - after the importorskip above
     Browser,
     BrowserContext,
-    Locator,
     Page,
     Route,
     expect,
@@ -44,33 +42,8 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
         context.close()
 
 
-def screenshot(page: Page, name: str) -> None:
-    folder = os.environ.get("PARLEY_E2E_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
-def messages(page: Page, role: str | None = None) -> Locator:
-    """Message bubbles (CSS locators pierce the widget's open shadow root)."""
-    role_filter = f'[data-role="{role}"]' if role else ""
-    return page.locator(f'[data-testid="parley-message"]{role_filter}')
-
-
-def send(page: Page, text: str) -> int:
-    """Type ``text``, press Enter, wait until the server has it; return the bot bubbles before."""
-    bots = messages(page, "bot").count()
-    field = page.get_by_test_id("parley-input")
-    field.fill(text)
-    field.press("Enter")
-    expect(field).to_have_value("")
-    expect(messages(page, "customer").last).to_have_attribute("data-message-id", re.compile(r".+"))
-    return bots
-
-
-def send_and_wait_reply(page: Page, text: str) -> None:
-    before = send(page, text)
-    expect(messages(page, "bot")).not_to_have_count(before)
 
 
 def assert_no_duplicates(page: Page) -> None:
