@@ -86,7 +86,6 @@ class FitResult:
     temperature: float
     threshold: float
     similarity_threshold: float = -1.0
-    validation: dict[str, Any] = field(default_factory=dict)
     serving: dict[str, Any] = field(default_factory=dict)
 
 
@@ -110,14 +109,10 @@ def split_validation(examples: list[Example], fraction: float,
     return train, val
 
 
-class _Encoded:
-    def __init__(self, tokenizer: Any, texts: Sequence[str], max_length: int) -> None:
-        tokenizer.enable_truncation(max_length)
-        tokenizer.no_padding()
-        self.encodings = tokenizer.encode_batch(list(texts))
-
-    def __len__(self) -> int:
-        return len(self.encodings)
+def _encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[Any]:
+    tokenizer.enable_truncation(max_length)
+    tokenizer.no_padding()
+    return tokenizer.encode_batch(list(texts))
 
 
 def _pad_batch(encodings: Sequence[Any], pad_id: int,
@@ -174,8 +169,10 @@ def _torch_model(base_dir: Path, config: TrainConfig, n_intents: int, n_tags: in
     return model
 
 
-def _trainable_state(model: Any) -> dict[str, Any]:
-    return {k: v for k, v in model.state_dict().items() if "word_embeddings" not in k}
+def _trainable_state(model: Any, config: TrainConfig) -> dict[str, Any]:
+    """What a checkpoint must hold: everything but a frozen word-embedding table."""
+    return {k: v for k, v in model.state_dict().items()
+            if not (config.freeze_word_embeddings and "word_embeddings" in k)}
 
 
 def _device(config: TrainConfig) -> str:
@@ -208,10 +205,10 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
     tags = tagging.tag_names([ent.entity for e in train for ent in e.entities])
     tag_index = {t: i for i, t in enumerate(tags)}
 
-    encoded = _Encoded(tokenizer, [e.text for e in train], config.max_length)
+    encodings = _encode(tokenizer, [e.text for e in train], config.max_length)
     tag_rows = [tagging.token_tags(enc.offsets, [bool(s) for s in enc.special_tokens_mask],
                                    ex.entities, tag_index)
-                for enc, ex in zip(encoded.encodings, train, strict=True)]
+                for enc, ex in zip(encodings, train, strict=True)]
     intents = np.array([label_index[e.intent] for e in train], dtype=np.int64)
 
     device = _device(config)
@@ -247,10 +244,10 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
     for epoch in range(start_epoch, epochs):
         model.train()
         order = _length_bucketed(np.random.default_rng(config.seed + epoch),
-                                 [len(e.ids) for e in encoded.encodings], config.batch_size)
+                                 [len(e.ids) for e in encodings], config.batch_size)
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            batch = _pad_batch([encoded.encodings[i] for i in idx], pad_id,
+            batch = _pad_batch([encodings[i] for i in idx], pad_id,
                                [tag_rows[i] for i in idx])
             ids = torch.from_numpy(batch["input_ids"]).to(device)
             mask = torch.from_numpy(batch["attention_mask"]).to(device)
@@ -266,7 +263,7 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
             optimizer.step()
             scheduler.step()
             progress("training", epoch * steps_per_epoch + step + 1, total)
-        torch.save({"epoch": epoch, "model": _trainable_state(model),
+        torch.save({"epoch": epoch, "model": _trainable_state(model, config),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                    workdir / "checkpoint.tmp")
         os.replace(workdir / "checkpoint.tmp", checkpoint)
@@ -334,7 +331,7 @@ def _write_heads(result: FitResult, config: TrainConfig, pad_id: int) -> None:
         "temperature": result.temperature, "threshold": result.threshold,
         "similarity_threshold": result.similarity_threshold,
         "max_length": config.max_length, "pad_id": pad_id, "model_file": MODEL_FILE,
-        "validation": result.validation, "serving": result.serving,
+        "serving": result.serving,
     }, indent=2, ensure_ascii=False))
 
 
@@ -441,12 +438,6 @@ def calibrate(result: FitResult, train: list[Example], val: list[Example],
         result.threshold, result.similarity_threshold = choose_thresholds(
             scores, similarity, correct, is_oos)
     _write_heads(result, config, served.pad_id)
-
-
-def _accuracy(model: Any, examples: list[Example]) -> float:
-    predictions = model.predict([e.text for e in examples])
-    return float(np.mean([p.intent == e.intent for p, e in zip(predictions, examples,
-                                                                 strict=True)]))
 
 
 def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:

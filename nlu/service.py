@@ -38,7 +38,6 @@ RANKING_LENGTH = 10
 
 class LoadedModel:
     def __init__(self, directory: Path, *, threads: int | None = 1) -> None:
-        self.directory = directory
         self.metadata = json.loads((directory / "metadata.json").read_text())
         self.version: str = self.metadata["version"]
         self.model = OnnxJointModel(directory, threads=threads)
@@ -229,9 +228,6 @@ class NLUService:
             future.set_result(self._run_batch(model, [text])[0])
             return future
         return self.batcher.submit(model, text)
-
-    def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
-        return self._run_batch(self.choose(None), texts)
 
     def _run_batch(self, model: LoadedModel, texts: list[str]) -> list[dict[str, Any]]:
         started = time.perf_counter()

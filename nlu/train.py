@@ -15,7 +15,7 @@ from typing import Any
 
 from nlu.data import Example, data_hash, load_examples
 from nlu.errors import NLUInvalid
-from nlu.finetune import PRESETS, Progress, TrainConfig, fit, split_validation
+from nlu.finetune import PRESETS, Progress, TrainConfig, fit, split_validation, with_overrides
 from nlu.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,7 @@ def resolve_config(preset: str = "demo", **overrides: Any) -> TrainConfig:
     if preset not in PRESETS:
         raise NLUInvalid(f"unknown training preset {preset!r}: use one of "
                                 f"{', '.join(sorted(PRESETS))}", code="nlu_unknown_preset")
-    fields = {k: v for k, v in overrides.items() if v is not None}
-    return TrainConfig(**{**asdict(PRESETS[preset]), **fields})
+    return with_overrides(PRESETS[preset], **overrides)
 
 
 def train(
