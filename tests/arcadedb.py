@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import stop_process, unavailable
 from tests.stack import free_port
 
 JVM_FLAGS = ("-Xms256m", "-Xmx1g")
@@ -116,7 +117,7 @@ def running_arcadedb(workdir: Path) -> Iterator[ArcadeDB]:
         _wait_ready(server, bolt_port)
         yield server
     finally:
-        _stop(server.process)
+        stop_process(server.process, timeout_s=20)
 
 
 def _wait_ready(server: ArcadeDB, bolt_port: int) -> None:
@@ -149,17 +150,6 @@ def _http_ready(http_url: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def arcadedb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArcadeDB]:
     """One ArcadeDB server (Bolt + HTTP) for the test session."""
@@ -168,7 +158,5 @@ def arcadedb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArcadeDB]:
             server = stack.enter_context(running_arcadedb(tmp_path_factory.mktemp("arcadedb")))
         except ArcadeDBUnavailable as exc:
             message = f"ArcadeDB (Bolt) is unavailable: {exc}"
-            if os.environ.get("CI"):
-                pytest.fail(message, pytrace=False)
-            pytest.skip(message)
+            unavailable(message)
         yield server

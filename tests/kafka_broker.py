@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import stop_process, unavailable
 from tests.stack import free_port
 
 START_TIMEOUT_S = 15.0
@@ -73,7 +74,7 @@ def running_tansu(workdir: Path) -> Iterator[KafkaBroker]:
         _wait_ready(broker, port)
         yield broker
     finally:
-        _stop(broker.process)
+        stop_process(broker.process)
 
 
 def _wait_ready(broker: KafkaBroker, port: int) -> None:
@@ -91,17 +92,6 @@ def _wait_ready(broker: KafkaBroker, port: int) -> None:
     raise KafkaUnavailable(f"tansu not ready after {START_TIMEOUT_S:.0f}s:\n{broker.log_tail()}")
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """One tansu broker for the test module."""
@@ -110,7 +100,5 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
             broker = stack.enter_context(running_tansu(tmp_path_factory.mktemp("tansu")))
         except KafkaUnavailable as exc:
             message = f"the Kafka broker (tansu) is unavailable: {exc}"
-            if os.environ.get("CI"):
-                pytest.fail(message, pytrace=False)
-            pytest.skip(message)
+            unavailable(message)
         yield broker

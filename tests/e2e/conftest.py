@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.servers import unavailable
+
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = os.environ.get("PARLEY_CHROMIUM", "/usr/bin/chromium")
@@ -22,9 +24,7 @@ def _chromium_available() -> None:
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         message = (f"Chromium not found at {CHROMIUM}: install it with "
                    "`apt-get install -y chromium` (or set PARLEY_CHROMIUM)")
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        unavailable(message)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import pytest
 
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.ingest import chunk_document
+from tests.servers import unavailable
 from tests.stack import free_port
 from web.core.config import Settings
 from workers.queue import wait_until_applied
@@ -36,12 +37,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 MAX_ATTEMPTS = 3
 VISIBILITY_TIMEOUT_S = 10
-
-
-def unavailable(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
