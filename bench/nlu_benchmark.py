@@ -2,6 +2,10 @@
 
     python bench/nlu_benchmark.py --dataset banking77 --preset full --out var/bench-nlu
 
+An ensemble can be trained one member per process (``--members 2 --train-member 0`` and
+``--members 2 --train-member 1`` at once), then exported and evaluated by the same command
+without ``--train-member``.
+
 Trains with the same code as ``parley nlu train`` (nlu.finetune.fit), evaluates the served
 ONNX model with nlu.evaluate, prints the figures and writes ``<out>/<dataset>.json`` with a
 confusion matrix PNG beside it. Data is read from ../shared/datasets.
@@ -21,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nlu_datasets import LOADERS
 
 from nlu.evaluate import evaluate, write_report
-from nlu.finetune import PRESETS, fit, with_overrides
+from nlu.finetune import PRESETS, fit, fit_members, with_overrides
 from nlu.runtime import OnnxJointModel
 
 
@@ -36,6 +40,11 @@ def main() -> None:
     parser.add_argument("--label-smoothing", type=float)
     parser.add_argument("--no-quantize", action="store_true", help="serve the float model")
     parser.add_argument("--unfreeze", action="store_true", help="train the word embeddings too")
+    parser.add_argument("--members", type=int, help="an ensemble of N seeds, served as one graph")
+    parser.add_argument("--train-member", type=int, action="append",
+                        help="train only this member of the ensemble and stop (run one process "
+                             "per member, then once without it to export and evaluate)")
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--limit", type=int, help="smoke test: use only N examples per split")
     parser.add_argument("--evaluate-only", action="store_true",
@@ -47,7 +56,8 @@ def main() -> None:
 
     config = with_overrides(PRESETS[args.preset], epochs=args.epochs, learning_rate=args.lr,
                             batch_size=args.batch_size, layers=args.layers,
-                            label_smoothing=args.label_smoothing, threads=args.threads or None)
+                            label_smoothing=args.label_smoothing, threads=args.threads or None,
+                            members=args.members, seed=args.seed)
     if args.unfreeze:
         config = with_overrides(config, freeze_word_embeddings=False)
     if args.no_quantize:
@@ -65,6 +75,10 @@ def main() -> None:
             print(f"{name}: {phase} {done}/{total} {elapsed:.0f}s", file=sys.stderr, flush=True)
 
     report_path = args.out / f"{name}.json"
+    if args.train_member is not None:
+        fit_members(train, config, args.train_member, cache=args.cache, workdir=workdir,
+                    progress=progress)
+        return
     if args.evaluate_only:
         directory = workdir / "export"
         previous = json.loads(report_path.read_text()) if report_path.exists() else {}

@@ -39,7 +39,10 @@ def resolve_config(preset: str = "demo", **overrides: Any) -> TrainConfig:
     if preset not in PRESETS:
         raise NLUInvalid(f"unknown training preset {preset!r}: use one of "
                                 f"{', '.join(sorted(PRESETS))}", code="nlu_unknown_preset")
-    return with_overrides(PRESETS[preset], **overrides)
+    config = with_overrides(PRESETS[preset], **overrides)
+    if config.members < 1 or config.epochs < 1:
+        raise NLUInvalid("members and epochs must be at least 1", code="nlu_invalid_config")
+    return config
 
 
 def train(

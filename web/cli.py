@@ -248,6 +248,8 @@ def nlu_train(
     epochs: Annotated[int | None, typer.Option()] = None,
     layers: Annotated[int | None, typer.Option(help="Keep the first N encoder layers.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
+    members: Annotated[int | None, typer.Option(help="Train N seeds and serve their average "
+                                                     "(more accurate, N times slower).")] = None,
     validation: Annotated[Path | None, typer.Option(help="Held-out data (default: a "
                                                          "stratified share of DATA).")] = None,
     activate: Annotated[bool, typer.Option(help="Activate if it passes the floor.")] = True,
@@ -263,7 +265,7 @@ def nlu_train(
     with _nlu_errors():
         config = resolve_config(preset or settings.nlu_preset,
                                 base=base or settings.nlu_base_model, epochs=epochs,
-                                layers=layers, seed=seed,
+                                layers=layers, seed=seed, members=members,
                                 threads=settings.nlu_train_threads or None)
         with _progress() as progress:
             task = progress.add_task("training", total=None)

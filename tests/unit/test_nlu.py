@@ -330,6 +330,31 @@ def test_an_interrupted_training_run_resumes(tmp_path: Path, base_encoders: Path
     assert version and not list((tmp_path / "m" / ".work").glob("*/checkpoint.pt"))
 
 
+def test_an_ensemble_trained_in_parts_is_served_as_one_model(tmp_path: Path,
+                                                            base_encoders: Path) -> None:
+    from nlu.finetune import fit, fit_members
+    from nlu.runtime import OnnxJointModel
+
+    data = tmp_path / "d.yml"
+    data.write_text(TINY, encoding="utf-8")
+    examples = load_examples(data)
+    config = tiny_config(members=2, quantize=False)
+    for member in (0, 1):  # as two processes would
+        fit_members(examples, config, [member], cache=base_encoders, workdir=tmp_path / "w")
+    assert sorted(p.parent.name for p in (tmp_path / "w").glob("*/checkpoint.pt")) == [
+        "member-0", "member-1"]
+    retrained: list[int] = []
+    result = fit(examples, [], config, cache=base_encoders, workdir=tmp_path / "w",
+                 progress=lambda phase, done, total: retrained.append(done)
+                 if phase == "training" else None)
+    assert retrained == []  # both members were found trained
+    model = OnnxJointModel(result.directory)
+    texts = [e.text for e in examples]
+    _, vectors = model.intent_logits(texts, with_vectors=True)
+    assert vectors.shape == (len(texts), 2 * 384)  # each member's sentence vector
+    assert [p.ranking[0][0] for p in model.predict(texts)] == [e.intent for e in examples]
+
+
 def test_admins_manage_versions_over_http(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
