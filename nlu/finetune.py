@@ -213,16 +213,16 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
         workdir: Path, progress: Progress = lambda phase, done, total: None) -> FitResult:
     """Fine-tune on ``train``, calibrate on ``val``, export to ``workdir``. ``cache`` holds the
     unpacked base encoders."""
-    base_dir, data, labels, tags, oos_label = _prepare(train, config, cache)
-    trained = _train_members(data, config, base_dir, workdir, range(config.members), progress)
+    data = _prepare(train, config, cache)
+    trained = _train_members(data, config, workdir, range(config.members), progress)
     progress("exporting", 0, 1)
     export = workdir / "export"
     shutil.rmtree(export, ignore_errors=True)
     export.mkdir()
     model = trained[0] if len(trained) == 1 else _ensemble(trained, config)
     _export_onnx(model.to("cpu").eval(), export / MODEL_FILE, data.pad_id)
-    shutil.copy(base_dir / "tokenizer.json", export / "tokenizer.json")
-    result = FitResult(export, labels, tags, oos_label, 1.0, 0.3)
+    shutil.copy(data.base_dir / "tokenizer.json", export / "tokenizer.json")
+    result = FitResult(export, data.labels, data.tags, data.oos_label, 1.0, 0.3)
     _write_heads(result, config, data.pad_id)
     progress("exporting", 1, 1)
     progress("calibrating", 0, 1)
@@ -233,11 +233,13 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
 
 @dataclass
 class _TrainingData:
+    base_dir: Path  # the unpacked base encoder
+    labels: list[str]
+    tags: list[str]
+    oos_label: str | None
     encodings: list[Any]
     tag_rows: list[list[int]]
     intents: np.ndarray
-    n_intents: int
-    n_tags: int
     pad_id: int
 
 
@@ -247,12 +249,10 @@ def fit_members(train: list[Example], config: TrainConfig, members: Sequence[int
     """Train only the given members of an ensemble (``config.members`` > 1), for example one
     per process; a later ``fit`` with the same data and workdir finds their checkpoints and
     only exports and calibrates."""
-    base_dir, data, *_ = _prepare(train, config, cache)
-    _train_members(data, config, base_dir, workdir, members, progress)
+    _train_members(_prepare(train, config, cache), config, workdir, members, progress)
 
 
-def _prepare(train: list[Example], config: TrainConfig,
-             cache: Path) -> tuple[Path, _TrainingData, list[str], list[str], str | None]:
+def _prepare(train: list[Example], config: TrainConfig, cache: Path) -> _TrainingData:
     import torch
     from tokenizers import Tokenizer
 
@@ -262,43 +262,44 @@ def _prepare(train: list[Example], config: TrainConfig,
     tokenizer = Tokenizer.from_file(str(base_dir / "tokenizer.json"))
     labels = sorted({e.intent for e in train})
     label_index = {label: i for i, label in enumerate(labels)}
-    oos_label = next((name for name in config.oos_intents if name in label_index), None)
     tags = tagging.tag_names([ent.entity for e in train for ent in e.entities])
     tag_index = {t: i for i, t in enumerate(tags)}
     encodings = _encode(tokenizer, [e.text for e in train], config.max_length)
-    data = _TrainingData(
+    return _TrainingData(
+        base_dir=base_dir, labels=labels, tags=tags,
+        oos_label=next((name for name in config.oos_intents if name in label_index), None),
         encodings=encodings,
         tag_rows=[tagging.token_tags(enc.offsets, [bool(s) for s in enc.special_tokens_mask],
                                      ex.entities, tag_index)
                   for enc, ex in zip(encodings, train, strict=True)],
         intents=np.array([label_index[e.intent] for e in train], dtype=np.int64),
-        n_intents=len(labels), n_tags=len(tags), pad_id=_pad_id(base_dir))
-    return base_dir, data, labels, tags, oos_label
+        pad_id=_pad_id(base_dir))
 
 
-def _train_members(data: _TrainingData, config: TrainConfig, base_dir: Path, workdir: Path,
+def _train_members(data: _TrainingData, config: TrainConfig, workdir: Path,
                    members: Sequence[int], progress: Progress) -> list[Any]:
     """Member ``m`` is seeded ``seed + m`` and checkpoints in ``workdir/member-m`` (a single
     model in ``workdir`` itself). Progress counts the steps of all of them."""
-    steps = math.ceil(len(data.encodings) / config.batch_size) \
-        * _epochs(config, len(data.encodings))
+    steps_per_epoch, epochs = _schedule(config, len(data.encodings))
+    steps = steps_per_epoch * epochs
     trained = []
     for position, member in enumerate(members):
         def member_progress(phase: str, done: int, total: int, offset: int = position) -> None:
             progress(phase, offset * steps + done, len(members) * steps)
         trained.append(_train_member(
-            data, config, base_dir, seed=config.seed + member,
+            data, config, seed=config.seed + member,
             workdir=workdir if config.members == 1 else workdir / f"member-{member}",
             progress=member_progress))
     return trained
 
 
-def _epochs(config: TrainConfig, n_examples: int) -> int:
+def _schedule(config: TrainConfig, n_examples: int) -> tuple[int, int]:
+    """Steps per epoch and epochs (more epochs for small data, to reach ``min_steps``)."""
     steps_per_epoch = math.ceil(n_examples / config.batch_size)
-    return max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    return steps_per_epoch, max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
 
 
-def _train_member(data: _TrainingData, config: TrainConfig, base_dir: Path, *, seed: int,
+def _train_member(data: _TrainingData, config: TrainConfig, *, seed: int,
                   workdir: Path, progress: Progress) -> Any:
     """Train one model (resuming from its checkpoint in ``workdir``) and return it, switched to
     the attention implementation that exports to ONNX."""
@@ -308,7 +309,8 @@ def _train_member(data: _TrainingData, config: TrainConfig, base_dir: Path, *, s
     np.random.seed(seed)
     torch.manual_seed(seed)
     device = _device(config)
-    model = _torch_model(base_dir, config, data.n_intents, data.n_tags).to(device)
+    n_tags = len(data.tags)
+    model = _torch_model(data.base_dir, config, len(data.labels), n_tags).to(device)
     heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     body = [p for n, p in model.named_parameters()
             if n.startswith("encoder.") and p.requires_grad]
@@ -317,8 +319,7 @@ def _train_member(data: _TrainingData, config: TrainConfig, base_dir: Path, *, s
         {"params": heads, "lr": config.head_learning_rate},
     ], weight_decay=config.weight_decay, fused=True)
     autocast_dtype = torch.bfloat16 if _precision(config, device) == "bf16" else None
-    steps_per_epoch = math.ceil(len(data.encodings) / config.batch_size)
-    epochs = _epochs(config, len(data.encodings))
+    steps_per_epoch, epochs = _schedule(config, len(data.encodings))
     total = steps_per_epoch * epochs
     warmup = max(1, int(total * config.warmup))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -338,7 +339,7 @@ def _train_member(data: _TrainingData, config: TrainConfig, base_dir: Path, *, s
 
     intent_loss = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     tag_loss = torch.nn.CrossEntropyLoss(ignore_index=tagging.IGNORE)
-    has_entities = data.n_tags > 1
+    has_entities = n_tags > 1
     lengths = [len(e.ids) for e in data.encodings]
     for epoch in range(start_epoch, epochs):
         model.train()
@@ -356,7 +357,7 @@ def _train_member(data: _TrainingData, config: TrainConfig, base_dir: Path, *, s
             loss = intent_loss(intent_logits, torch.from_numpy(data.intents[idx]).to(device))
             if has_entities:
                 loss = loss + config.entity_weight * tag_loss(
-                    tag_logits.reshape(-1, data.n_tags),
+                    tag_logits.reshape(-1, n_tags),
                     torch.from_numpy(batch["tags"]).to(device).reshape(-1))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
