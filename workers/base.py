@@ -49,11 +49,14 @@ TASK_SECONDS = Histogram("parley_task_seconds", "Time one background task attemp
 class Journal(Protocol):
     """Where the base records what happened; the queue's own store (SQLite or Redis)."""
 
-    def begin(self, task_id: str, task: str) -> int:
-        """Mark the task running; return its attempt number (1 for the first start)."""
+    def begin(self, task_id: str, task: str) -> int | None:
+        """Mark the task running; return its attempt number (1 for the first start), or None
+        when the task has already finished (a message the broker delivered again)."""
         ...
 
-    def finish(self, task_id: str, state: State, *, error: str = "") -> None: ...
+    def finish(self, task_id: str, state: State, *, error: str = "") -> None:
+        """Record the attempt's outcome; a task that has already finished keeps its state."""
+        ...
 
     def add_dead_letter(self, *, task: str, payload: Any, error: str, attempts: int,
                         task_id: str | None = None, key: str | None = None) -> str:
@@ -247,6 +250,10 @@ async def run_attempt(name: str, payload: Any, ctx: TaskContext, *, task_id: str
                       policy: RetryPolicy) -> Outcome:
     """One attempt with everything the base adds; the caller reschedules on ``retry``."""
     attempt = ctx.journal.begin(task_id, name)
+    if attempt is None:  # at-least-once delivery: this task already finished
+        logger.info("task %s id=%s delivered again after it finished; ignored", name, task_id,
+                    extra=_fields(name, task_id, 0, "duplicate"))
+        return Outcome("skipped", 0)
     started = time.perf_counter()
     try:
         if attempt > policy.max_attempts:  # earlier attempts died with their worker

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.base import (
+    FINAL_STATES,
     Payload,
     RetryPolicy,
     State,
@@ -44,6 +45,7 @@ from workers.errors import (
 )
 
 logger = logging.getLogger(__name__)
+_FINAL_SQL = "(" + ", ".join(f"'{state}'" for state in sorted(FINAL_STATES)) + ")"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -190,16 +192,21 @@ class EmbeddedQueue:
 
     # -- the journal the shared base writes ----------------------------------------------------
 
-    def begin(self, task_id: str, task: str) -> int:
+    def begin(self, task_id: str, task: str) -> int | None:
         with self._lock:
             row = self._db.execute(
                 "UPDATE tasks SET state = 'running', attempts = attempts + 1, updated = ? "
-                "WHERE id = ? RETURNING attempts", (time.time(), task_id)).fetchone()
+                f"WHERE id = ? AND state NOT IN {_FINAL_SQL} RETURNING attempts",
+                (time.time(), task_id)).fetchone()
+            if row is None and self._db.execute("SELECT 1 FROM tasks WHERE id = ?",
+                                                (task_id,)).fetchone():
+                return None
         return int(row["attempts"]) if row else 1
 
     def finish(self, task_id: str, state: State, *, error: str = "") -> None:
         with self._lock:
-            self._db.execute("UPDATE tasks SET state = ?, error = ?, updated = ? WHERE id = ?",
+            self._db.execute("UPDATE tasks SET state = ?, error = ?, updated = ? "
+                             f"WHERE id = ? AND state NOT IN {_FINAL_SQL}",
                              (state, error, time.time(), task_id))
 
     def add_dead_letter(self, *, task: str, payload: Any, error: str, attempts: int,

@@ -19,6 +19,24 @@ from workers.base import FINAL_STATES, State
 
 PREFIX = "parley:"
 RECORD_TTL_S = 7 * 24 * 3600
+# Both leave a task that has already finished as it is (a message delivered twice).
+_BEGIN = """
+local state = redis.call('hget', KEYS[1], 'state')
+for i = 5, #ARGV do if state == ARGV[i] then return -1 end end
+local attempts = redis.call('hincrby', KEYS[1], 'attempts', 1)
+redis.call('hset', KEYS[1], 'task', ARGV[2], 'state', 'running', 'updated', ARGV[3])
+redis.call('expire', KEYS[1], ARGV[4])
+redis.call('sadd', KEYS[2], ARGV[1])
+return attempts
+"""
+_FINISH = """
+local state = redis.call('hget', KEYS[1], 'state')
+for i = 7, #ARGV do if state == ARGV[i] then return 0 end end
+redis.call('hset', KEYS[1], 'state', ARGV[2], 'error', ARGV[3], 'updated', ARGV[4])
+redis.call('expire', KEYS[1], ARGV[5])
+if ARGV[6] == '1' then redis.call('srem', KEYS[2], ARGV[1]) end
+return 1
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -90,24 +108,15 @@ class RedisJournal:
 
     # -- the Journal the shared base writes -------------------------------------------------
 
-    def begin(self, task_id: str, task: str) -> int:
-        name = self._k("task", task_id)
-        pipe = self.redis.pipeline()
-        pipe.hincrby(name, "attempts", 1)
-        pipe.hset(name, mapping={"task": task, "state": "running", "updated": time.time()})
-        pipe.expire(name, self.ttl_s)
-        pipe.sadd(self._k("pending"), task_id)
-        attempts, *_ = pipe.execute()
-        return int(attempts)
+    def begin(self, task_id: str, task: str) -> int | None:
+        attempts = self.redis.eval(_BEGIN, 2, self._k("task", task_id), self._k("pending"),
+                                   task_id, task, time.time(), self.ttl_s, *FINAL_STATES)
+        return None if int(attempts) < 0 else int(attempts)
 
     def finish(self, task_id: str, state: State, *, error: str = "") -> None:
-        name = self._k("task", task_id)
-        pipe = self.redis.pipeline()
-        pipe.hset(name, mapping={"state": state, "error": error, "updated": time.time()})
-        pipe.expire(name, self.ttl_s)
-        if state in FINAL_STATES:
-            pipe.srem(self._k("pending"), task_id)
-        pipe.execute()
+        self.redis.eval(_FINISH, 2, self._k("task", task_id), self._k("pending"), task_id,
+                        state, error, time.time(), self.ttl_s,
+                        1 if state in FINAL_STATES else 0, *FINAL_STATES)
 
     def add_dead_letter(self, *, task: str, payload: Any, error: str, attempts: int,
                         task_id: str | None = None, key: str | None = None) -> str:

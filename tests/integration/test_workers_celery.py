@@ -199,6 +199,26 @@ async def test_an_edit_lands_exactly_once_when_the_worker_is_killed_mid_task(
     assert queue.dead_letters() == []
 
 
+def test_the_redis_journal_ignores_a_second_delivery_of_a_finished_task(
+        redis_url: str) -> None:
+    import redis
+
+    from workers.redis_journal import RedisJournal
+
+    journal = RedisJournal(redis.Redis.from_url(redis_url), prefix=f"t{uuid.uuid4().hex}:")
+    journal.queued("t1", "index_document")
+    assert journal.begin("t1", "index_document") == 1
+    journal.finish("t1", "retry", error="ConnectionError")
+    assert journal.begin("t1", "index_document") == 2  # a retry is a new attempt
+    journal.finish("t1", "done")
+    assert journal.begin("t1", "index_document") is None  # delivered again: not run
+    journal.finish("t1", "skipped")  # a duplicate that was already running finishes late
+    status = journal.status("t1")
+    assert status is not None and (status["state"], status["attempts"]) == ("done", 2)
+    assert journal.pending() == 0
+    journal.redis.close()
+
+
 async def test_a_poison_message_is_dead_lettered_after_n_attempts(worker: Worker) -> None:
     queue = worker.queue
     worker.start()

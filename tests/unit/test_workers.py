@@ -22,7 +22,7 @@ from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.graph.embedded import SQLiteGraphStore
 from knowledge.ingest import chunk_document
 from web.core.config import Settings
-from workers.base import RetryPolicy, TaskContext, run_inline, task
+from workers.base import RetryPolicy, TaskContext, run_attempt, run_inline, task
 from workers.embedded import EmbeddedQueue
 from workers.errors import (
     DeadLetterNotFound,
@@ -298,6 +298,20 @@ def test_tasks_run_in_the_order_they_were_enqueued(queue: EmbeddedQueue) -> None
     queue.start()
     queue.drain(10)
     assert ran("record") == list(range(20))
+
+
+async def test_a_task_delivered_again_after_it_finished_is_not_run_again(
+        journal: EmbeddedQueue, ctx: TaskContext) -> None:
+    """A broker delivers at least once; a second delivery must not run it or change its status."""
+    task_id = journal.enqueue("test.record", {"n": 1})
+    first = await run_attempt("test.record", {"n": 1}, ctx, task_id=task_id, policy=FAST)
+    again = await run_attempt("test.record", {"n": 1}, ctx, task_id=task_id, policy=FAST)
+    assert (first.state, again.state) == ("done", "skipped")
+    assert ran("record") == [1]
+    status = journal.status(task_id)
+    assert status is not None and (status["state"], status["attempts"]) == ("done", 1)
+    journal.finish(task_id, "skipped")  # a duplicate that was already running finishes late
+    assert journal.status(task_id)["state"] == "done"  # type: ignore[index]
 
 
 def test_the_same_key_twice_is_enqueued_once(queue: EmbeddedQueue) -> None:
