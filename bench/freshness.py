@@ -26,9 +26,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.turn_latency import percentile
+from staff.bootstrap import create_agent
+from staff.schemas import AgentCreate
 from tests.stack import running_stack
-from web.auth.bootstrap import create_agent
-from web.auth.schemas import AgentCreate
 
 ARTICLE = "freshness-engraving"
 QUESTION = "how much does lid engraving cost?"

@@ -25,9 +25,9 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.turn_latency import percentile
+from staff.bootstrap import create_agent
+from staff.schemas import AgentCreate
 from tests.stack import running_stack
-from web.auth.bootstrap import create_agent
-from web.auth.schemas import AgentCreate
 
 
 async def run(api: str, settings, agents: int, conversations: int) -> None:  # type: ignore[no-untyped-def]

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nlu_datasets import banking77
 
+from core.config import Settings
 from nlu.app import create_nlu_app
 from nlu.data import load_examples
 from tests.stack import free_port
-from web.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,12 +25,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.turn_latency import percentile
+from core.config import ROOT
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.documents.protocol import Chunk
 from knowledge.embeddings import E5Embedder
 from knowledge.ingest import chunk_document, collect_files, parse_markdown
 from knowledge.text import split_sentences
-from web.core.config import ROOT
 
 
 async def main(total: int, queries: int) -> None:

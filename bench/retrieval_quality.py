@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from core.config import ROOT
 from knowledge.answer import KnowledgeAnswerer
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.embeddings import E5Embedder
@@ -31,7 +32,6 @@ from knowledge.graph.embedded import SQLiteGraphStore
 from knowledge.grounding import check_sentence
 from knowledge.ingest import ImportReport, import_documents, import_path, policy_documents
 from knowledge.text import split_sentences
-from web.core.config import ROOT
 
 
 async def main(generator: str, limit: int | None) -> None:

@@ -6,7 +6,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.dialogue import DialogueEngine
+from conversations import service as conversations
+from conversations.dialogue import DialogueEngine
+from conversations.flows import conversation_lock, publish
+from conversations.models import Conversation, Message
+from conversations.state import State
+from conversations.stream import StreamHub
+from core.config import Settings
+from core.db import utcnow
 from handoff import service
 from handoff.schemas import (
     ConversationDetail,
@@ -19,14 +26,8 @@ from handoff.suggestions import suggestions
 from knowledge.documents.protocol import DocumentIndex
 from knowledge.embeddings import Embedder
 from knowledge.protocol import CompanyStore
-from web.auth.models import Agent
-from web.conversations import service as conversations
-from web.conversations.flows import AGENTS_TOPIC, conversation_lock, publish
-from web.conversations.models import Conversation, Message
-from web.conversations.schemas import Citation
-from web.conversations.stream import StreamHub
-from web.core.config import Settings
-from web.core.db import utcnow
+from knowledge.schemas import Citation
+from staff.models import Agent
 
 CSAT_PROMPT = {
     "en": "Your conversation has been resolved. How did we do? Please rate us from 1 to 5.",
@@ -47,7 +48,7 @@ def queue_item(conversation: Conversation, *, settings: Settings,
     sla = service.sla(conversation, first_response_s=settings.sla_first_response_s,
                       resolution_s=settings.sla_resolution_s)
     waiting = ((utcnow() - conversation.queued_at).total_seconds()
-               if conversation.queued_at and conversation.state == service.State.QUEUED else None)
+               if conversation.queued_at and conversation.state == State.QUEUED else None)
     return QueueItem(id=conversation.id, state=conversation.state, locale=conversation.locale,
                      priority=conversation.priority, skill=conversation.skill,
                      handoff_reason=conversation.handoff_reason,
@@ -192,14 +193,3 @@ async def transfer(maker: async_sessionmaker[AsyncSession], hub: StreamHub, *, a
         await session.commit()
     await _announce(hub, conversation, [], {"transferred_by": agent.id})
     return conversation
-
-
-def typing(hub: StreamHub, *, conversation_id: str, role: str,
-           name: str | None = None) -> None:
-    event: dict[str, Any] = {"type": "typing", "role": role}
-    if name:
-        event["name"] = name
-    if role == "agent":
-        hub.publish(conversation_id, event)
-    else:
-        hub.publish(AGENTS_TOPIC, {**event, "conversation_id": conversation_id})

@@ -1,4 +1,4 @@
-"""Audit trail of conversation state transitions."""
+"""Tables the hand-off adds: internal notes on a conversation."""
 
 from __future__ import annotations
 
@@ -7,21 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from web.core.db import Base, UTCDateTime, utcnow
-
-
-class StateTransition(Base):
-    __tablename__ = "state_transitions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    conversation_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
-    )
-    from_state: Mapped[str] = mapped_column(String(16))
-    to_state: Mapped[str] = mapped_column(String(16))
-    actor: Mapped[str] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+from core.db import Base, UTCDateTime, utcnow
 
 
 class Note(Base):

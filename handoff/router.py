@@ -10,6 +10,13 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect, status
 from sqlalchemy import select
 
+from conversations import service as conversations
+from conversations.deps import DialogueDep, HubDep
+from conversations.flows import AGENTS_TOPIC, typing
+from conversations.models import Conversation, Message
+from conversations.schemas import MessagePublic
+from core.deps import MakerDep, SettingsDep
+from core.errors import ParleyError
 from handoff import flows, service
 from handoff.schemas import (
     AgentMessageCreate,
@@ -20,13 +27,10 @@ from handoff.schemas import (
     QueueItem,
     TransferRequest,
 )
-from web.auth import service as auth_service
-from web.conversations import service as conversations
-from web.conversations.flows import AGENTS_TOPIC
-from web.conversations.models import Conversation, Message
-from web.conversations.schemas import MessagePublic
-from web.core.errors import ParleyError
-from web.deps import CurrentAgent, DialogueDep, HubDep, MakerDep, SettingsDep
+from staff import service as auth_service
+from staff.deps import CurrentAgent
+from staff.models import Agent
+from staff.schemas import AgentPublic, PresenceUpdate
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent console"])
 SESSION_RECHECK_S = 10.0
@@ -175,7 +179,7 @@ async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep) -> None:
             message = await websocket.receive_json()
             if message.get("type") == "typing" and isinstance(message.get("conversation_id"),
                                                                 str):
-                flows.typing(hub, conversation_id=message["conversation_id"], role="agent",
+                typing(hub, conversation_id=message["conversation_id"], role="agent",
                              name=agent.name)
 
     receiver = asyncio.create_task(receive())
@@ -208,3 +212,16 @@ async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep) -> None:
         receiver.cancel()
         with contextlib.suppress(BaseException):
             await receiver
+
+
+@router.put("/presence", response_model=AgentPublic)
+async def set_presence(body: PresenceUpdate, agent: CurrentAgent, maker: MakerDep,
+                       hub: HubDep) -> Agent:
+    async with maker() as session:
+        record = await session.get(Agent, agent.id)
+        assert record is not None
+        record.presence = body.presence
+        await session.commit()
+    hub.publish(AGENTS_TOPIC, {"type": "presence", "agent_id": agent.id,
+                               "presence": body.presence})
+    return record

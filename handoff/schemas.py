@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from web.conversations.schemas import Citation, MessagePublic, State
+from conversations.schemas import MessagePublic, State
+from knowledge.schemas import Citation
 
 
 class SlaPublic(BaseModel):

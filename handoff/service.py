@@ -1,4 +1,5 @@
-"""Conversation ownership: bot → queued → with_agent → bot | resolved, with routing.
+"""Who holds a conversation: routing, claiming, transfer, resolution, notes, CSAT and SLA,
+built on the state machine in ``conversations.state``.
 
 Every transition is audited (who, when, why). Claiming a queued conversation is one
 conditional UPDATE (``... WHERE state = 'queued'``), so two agents can never take the same
@@ -9,67 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.models import Note, StateTransition
-from handoff.triggers import PRIORITY_FOR  # noqa: F401 - re-exported for the flows
-from web.auth.models import Agent
-from web.conversations.models import Conversation, Message
-from web.core.db import utcnow
-from web.core.errors import Conflict, Forbidden, NotFound
-
-
-class State(StrEnum):
-    BOT = "bot"
-    QUEUED = "queued"
-    WITH_AGENT = "with_agent"
-    RESOLVED = "resolved"
-
-
-ALLOWED: dict[State, set[State]] = {
-    State.BOT: {State.QUEUED, State.RESOLVED},
-    State.QUEUED: {State.WITH_AGENT, State.BOT, State.RESOLVED},
-    State.WITH_AGENT: {State.BOT, State.RESOLVED, State.QUEUED},
-    State.RESOLVED: {State.BOT, State.QUEUED},
-}
-
-
-def transition(
-    session: AsyncSession, *, conversation: Conversation, to: State, actor: str, reason: str
-) -> StateTransition:
-    """Move ``conversation`` to ``to`` and record who did it and why (caller commits)."""
-    current = State(conversation.state)
-    if to not in ALLOWED[current]:
-        raise Conflict(f"A conversation in state '{current}' cannot move to '{to}'.",
-                       code="invalid_transition")
-    audit = StateTransition(conversation_id=conversation.id, from_state=current, to_state=to,
-                            actor=actor, reason=reason)
-    conversation.state = to
-    session.add(audit)
-    return audit
-
-
-def bot_is_active(conversation: Conversation) -> bool:
-    return conversation.state in (State.BOT, State.RESOLVED)
-
-
-def request_handoff(session: AsyncSession, *, conversation: Conversation, reason: str,
-                    actor: str, priority: int = 0, skill: str | None = None) -> StateTransition:
-    audit = transition(session, conversation=conversation, to=State.QUEUED, actor=actor,
-                       reason=reason)
-    conversation.queued_at = utcnow()
-    conversation.handoff_reason = reason
-    conversation.priority = priority
-    conversation.skill = skill
-    conversation.agent_id = None
-    conversation.assigned_at = conversation.first_agent_reply_at = None
-    conversation.resolved_at = None
-    return audit
-
+from conversations.models import Conversation, Message, StateTransition
+from conversations.state import State, transition
+from core.db import utcnow
+from core.errors import Conflict, Forbidden, NotFound
+from handoff.models import Note
+from staff.models import Agent
 
 # ---------------------------------------------------------------- routing
 

@@ -1,21 +1,16 @@
-"""When the bot should hand a conversation to a person, decided after each bot turn."""
+"""When the bot should hand a conversation to a person, decided after each bot turn.
+
+``Triggers`` is the ``conversations.escalation.Escalation`` policy the app wires into every
+turn.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from conversations.escalation import TurnSignals
 from handoff.sentiment import clearly_negative
 
 FALLBACK_INTENTS = {"nlu_fallback"}
-
-
-@dataclass(frozen=True)
-class TurnSignals:
-    """What one customer turn produced: the intent Rasa saw and whether the knowledge answer
-    abstained (its sources did not support an answer)."""
-
-    intent: str | None
-    abstained: bool = False
+PRIORITY_FOR = {"negative_sentiment": 2, "customer_request": 1}
 
 
 def handoff_reason(*, text: str, history: list[TurnSignals], requested: bool) -> str | None:
@@ -31,4 +26,12 @@ def handoff_reason(*, text: str, history: list[TurnSignals], requested: bool) ->
     return None
 
 
-PRIORITY_FOR = {"negative_sentiment": 2, "customer_request": 1}
+class Triggers:
+    """Parley's hand-off triggers: a request, clear frustration, two fallbacks or two
+    abstentions in a row."""
+
+    def reason(self, *, text: str, history: list[TurnSignals], requested: bool) -> str | None:
+        return handoff_reason(text=text, history=history, requested=requested)
+
+    def priority(self, reason: str) -> int:
+        return PRIORITY_FOR.get(reason, 0)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from web.core.errors import DependencyUnavailable, ParleyError
+from core.errors import DependencyUnavailable, ParleyError
 
 
 class KnowledgeError(ParleyError):

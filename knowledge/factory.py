@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from web.core.config import Settings
+from core.config import Settings
 
 
 def document_index(settings: Settings):  # type: ignore[no-untyped-def]

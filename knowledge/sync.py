@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from core.config import Settings
 from knowledge import factory
 from knowledge.embeddings import E5Embedder, Embedder
 from knowledge.graph.company import load_company
 from knowledge.ingest import ImportReport, import_documents, import_path, policy_documents
-from web.core.config import Settings
 
 
 async def import_into(settings: Settings, path: Path, *, embedder: Embedder | None = None,
@@ -29,8 +29,8 @@ async def editor_owned_ids(settings: Settings) -> frozenset[str]:
     from sqlalchemy import select
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
+    from core import db
     from knowledge.articles.models import Article
-    from web.core import db
 
     engine = db.create_engine(settings.database_url)
     try:

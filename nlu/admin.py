@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
+from core.config import Settings
 from nlu.errors import EvaluationFloor, NLUInvalid
 from nlu.registry import Registry
-from web.core.config import Settings
 
 logger = logging.getLogger(__name__)
 

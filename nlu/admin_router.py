@@ -9,8 +9,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from core.deps import SettingsDep
 from nlu import admin
-from web.deps import AdminAgent, SettingsDep
+from staff.deps import AdminAgent
 
 router = APIRouter(prefix="/api/v1/admin/nlu", tags=["admin"])
 

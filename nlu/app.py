@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from core.config import Settings, get_settings
+from core.errors import ParleyError
+from core.handlers import install_error_handlers
 from nlu.router import router
 from nlu.service import NLUService
-from web.core.config import Settings, get_settings
-from web.core.errors import ParleyError
-from web.core.handlers import install_error_handlers
 
 logger = logging.getLogger(__name__)
 

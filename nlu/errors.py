@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from web.core.errors import Conflict, NotFound, ParleyError, Unprocessable
+from core.errors import Conflict, NotFound, ParleyError, Unprocessable
 
 
 class NLUError(ParleyError):

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.config import Settings
 from knowledge.sync import sync_all
 from web import runner
-from web.core.config import Settings
 
 
 def free_port() -> int:

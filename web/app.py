@@ -14,22 +14,24 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from bot.dialogue import DialogueEngine, RasaDialogue
+from conversations import flows, internal
+from conversations.dialogue import DialogueEngine, RasaDialogue
+from conversations.router import router as conversations_router
+from conversations.stream import StreamHub
+from core import db
+from core.config import Settings, get_settings
+from core.handlers import BodySizeLimit, install_error_handlers
+from core.metrics import REQUESTS
+from handoff.public_router import router as handoff_public_router
 from handoff.router import router as agent_router
+from handoff.triggers import Triggers
 from knowledge import factory as knowledge_factory
 from knowledge.articles.router import router as kb_router
 from knowledge.embedded import SQLiteCompanyStore
 from knowledge.embeddings import E5Embedder
 from nlu.admin_router import router as nlu_admin_router
-from web import health, internal
-from web.auth.router import router as auth_router
-from web.conversations import flows
-from web.conversations.router import router as conversations_router
-from web.conversations.stream import StreamHub
-from web.core import db
-from web.core.config import Settings, get_settings
-from web.core.handlers import BodySizeLimit, install_error_handlers
-from web.core.metrics import REQUESTS
+from staff.router import router as auth_router
+from web import health
 from workers.embedded import EmbeddedQueue
 from workers.errors import WorkerAlreadyRunning
 from workers.queue import get_queue
@@ -48,7 +50,8 @@ async def _recover_pending(app: FastAPI, *, interval_s: float = 10.0) -> None:
             try:
                 finished = await flows.recover_pending(maker=app.state.maker,
                                                        dialogue=app.state.dialogue,
-                                                       hub=app.state.hub)
+                                                       hub=app.state.hub,
+                                                       escalation=app.state.escalation)
             except Exception:
                 logger.exception("recovery pass failed")
             else:
@@ -95,6 +98,7 @@ def create_app(settings: Settings | None = None, *,
                   description="Public API of Parley, the self-hosted AI customer-service platform.")
     app.state.settings = settings
     app.state.hub = StreamHub()
+    app.state.escalation = Triggers()
     install_error_handlers(app)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                        allow_methods=["GET", "POST", "PUT", "DELETE"],
@@ -110,6 +114,7 @@ def create_app(settings: Settings | None = None, *,
         return response
 
     app.include_router(conversations_router)
+    app.include_router(handoff_public_router)
     app.include_router(auth_router)
     app.include_router(agent_router)
     app.include_router(kb_router)

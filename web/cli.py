@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from web.core.config import get_settings
-from web.core.logging import configure_logging
+from core.config import get_settings
+from core.logging import configure_logging
 
 app = typer.Typer(help="Parley: self-hosted AI customer service.", no_args_is_help=True)
 serve_app = typer.Typer(help="Run one Parley process in the foreground.")
@@ -92,10 +92,10 @@ def kb_import(
 
     from rich.markup import escape
 
+    from core import db
     from knowledge.articles.flows import FilesImported, import_files
     from knowledge.ingest import ImportReport
     from knowledge.sync import import_into
-    from web.core import db
 
     settings = get_settings()
     if not path.exists():
@@ -106,7 +106,7 @@ def kb_import(
     async def run() -> tuple[FilesImported, ImportReport]:
         from sqlalchemy import select
 
-        from web.auth.models import Agent
+        from staff.models import Agent
 
         engine = db.create_engine(settings.database_url)
         try:
@@ -167,7 +167,7 @@ def run() -> None:
     settings = get_settings()
     t0 = time.monotonic()
     model = _build()
-    from web.auth.bootstrap import ensure_demo_staff
+    from staff.bootstrap import ensure_demo_staff
 
     staff = ensure_demo_staff(settings)
     supervisor = runner.Supervisor(runner.services(settings, model))
@@ -229,7 +229,7 @@ def serve_nlu() -> None:
 def _nlu_errors() -> contextlib.AbstractContextManager:
     @contextlib.contextmanager
     def guard():  # type: ignore[no-untyped-def]
-        from web.core.errors import ParleyError
+        from core.errors import ParleyError
 
         try:
             yield
@@ -392,9 +392,9 @@ def agents_create(
 
     from pydantic import ValidationError
 
-    from web.auth.bootstrap import create_agent
-    from web.auth.schemas import AgentCreate
-    from web.core.errors import ParleyError
+    from core.errors import ParleyError
+    from staff.bootstrap import create_agent
+    from staff.schemas import AgentCreate
 
     password = os.environ.get("PARLEY_NEW_PASSWORD") or typer.prompt(
         "Password", hide_input=True, confirmation_prompt=True)

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import httpx
 import yaml
 
-from web.core.config import ROOT, Settings
+from core.config import ROOT, Settings
 
 logger = logging.getLogger(__name__)
 BOT_DIR = ROOT / "bot"

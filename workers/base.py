@@ -79,7 +79,7 @@ class Journal(Protocol):
 class TaskContext:
     """What a task body may use besides its payload."""
 
-    settings: Any  # web.core.config.Settings
+    settings: Any  # core.config.Settings
     journal: Journal
     embedder: Any = None  # knowledge.embeddings.Embedder; the shared E5 model when None
 

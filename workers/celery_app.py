@@ -170,7 +170,7 @@ class CeleryQueue:
 def __getattr__(name: str) -> Celery:
     """``celery -A workers.celery_app worker`` finds ``app``, built from the settings then."""
     if name in ("app", "celery"):
-        from web.core.config import get_settings
+        from core.config import get_settings
 
         globals()["app"] = built = create_app(get_settings())
         return built

@@ -265,7 +265,7 @@ class EmbeddedQueue:
         if interrupted:
             logger.warning("re-running %d task(s) interrupted by a stop or crash", interrupted)
         if self.settings is None:
-            from web.core.config import get_settings
+            from core.config import get_settings
 
             self.settings = get_settings()
         if self.policy is None:

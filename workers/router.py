@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
-from web.deps import AdminAgent
+from staff.deps import AdminAgent
 
 router = APIRouter(prefix="/api/v1/admin/tasks", tags=["admin"])
 

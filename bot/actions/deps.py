@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from core.config import get_settings
 from knowledge.embedded import SQLiteCompanyStore
 from knowledge.protocol import CompanyStore
-from web.core.config import get_settings
 
 
 @lru_cache

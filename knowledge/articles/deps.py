@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from core.deps import SettingsDep
 from knowledge import factory
 from knowledge.articles.flows import TaskQueue, task_queue
 from knowledge.documents.protocol import DocumentIndex
 from knowledge.embeddings import Embedder
 from knowledge.graph.protocol import GraphStore
-from web.deps import SettingsDep
 
 
 def get_task_queue(request: HTTPConnection, settings: SettingsDep) -> TaskQueue | None:

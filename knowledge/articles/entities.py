@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import Conflict, NotFound
 from knowledge.articles.schemas import (
     EntityPublic,
     EntitySummary,
@@ -17,7 +18,6 @@ from knowledge.articles.schemas import (
 )
 from knowledge.graph.protocol import Edge, GraphStore, Node
 from knowledge.graph.values import clean_props
-from web.core.errors import Conflict, NotFound
 
 LABELS = ("Product", "Policy")
 

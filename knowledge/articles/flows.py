@@ -26,6 +26,8 @@ import yaml
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.config import Settings
+from core.errors import Conflict, NotFound, Unprocessable
 from knowledge import factory
 from knowledge.articles import entities, service
 from knowledge.articles.models import Article
@@ -48,10 +50,8 @@ from knowledge.ingest import (
     parse_faq_csv,
     parse_markdown,
 )
-from web.auth.models import Agent
-from web.conversations.schemas import Citation
-from web.core.config import Settings
-from web.core.errors import Conflict, NotFound, Unprocessable
+from knowledge.schemas import Citation
+from staff.models import Agent
 
 logger = logging.getLogger(__name__)
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)

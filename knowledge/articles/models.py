@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from web.core.db import Base, UTCDateTime, utcnow
+from core.db import Base, UTCDateTime, utcnow
 
 
 class Article(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.deps import MakerDep, SettingsDep
 from knowledge.articles import entities, flows, service
 from knowledge.articles.deps import AnswererDep, EmbedderDep, GraphDep, IndexDep, QueueDep
 from knowledge.articles.models import Article
@@ -39,7 +40,7 @@ from knowledge.articles.schemas import (
     VersionRef,
     VersionSummary,
 )
-from web.deps import AdminAgent, MakerDep, SettingsDep
+from staff.deps import AdminAgent
 
 router = APIRouter(prefix="/api/v1/kb", tags=["knowledge editor"],
                    responses={401: {"description": "`missing_token`, `invalid_session`"},

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from web.conversations.schemas import Citation
+from knowledge.schemas import Citation
 
 Kind = Literal["article", "faq"]
 Lang = Literal["en", "zh"]

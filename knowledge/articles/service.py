@@ -15,11 +15,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import utcnow
+from core.errors import Conflict, NotFound
 from knowledge.articles.models import Article, ArticleVersion, KbAudit
 from knowledge.articles.schemas import ArticleCreate
-from web.auth.models import Agent
-from web.core.db import utcnow
-from web.core.errors import Conflict, NotFound
+from staff.models import Agent
 
 
 def audit(session: AsyncSession, *, actor_id: int | None, action: str, target: str,

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from staff.schemas import AgentCreate
 from tests.e2e.helpers import screenshot
 from tests.stack import Stack
-from web.auth.schemas import AgentCreate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -102,7 +102,7 @@ def queued_customer(api: httpx.Client) -> Customer:
 
 def make_agent(stack: Stack, name: str) -> tuple[str, int]:
     """A new agent account (unique per test: the stack is shared); returns (email, id)."""
-    from web.auth.bootstrap import create_agent
+    from staff.bootstrap import create_agent
 
     email = f"{name.lower().replace(' ', '.')}.{uuid.uuid4().hex[:8]}@example.com"
     data = AgentCreate(email=email, name=name, password=PASSWORD, languages=["en", "zh"])

@@ -19,9 +19,9 @@ import httpx
 import pytest
 import yaml
 
+from staff.schemas import AgentCreate
 from tests.e2e.helpers import screenshot
 from tests.stack import Stack
-from web.auth.schemas import AgentCreate
 
 pytestmark = [pytest.mark.e2e]
 
@@ -54,7 +54,7 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
 
 def make_staff(stack: Stack, role: str) -> str:
     """A new account (unique per test: the stack is shared); returns its email."""
-    from web.auth.bootstrap import create_agent
+    from staff.bootstrap import create_agent
 
     email = f"{role}.{uuid.uuid4().hex[:8]}@example.com"
     data = AgentCreate(email=email, name=f"Editor {role.title()}", password=PASSWORD,

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from staff.schemas import AgentCreate
 from tests.e2e.helpers import messages, screenshot, send, send_and_wait_reply
 from tests.stack import Stack
-from web.auth.schemas import AgentCreate
 
 pytestmark = [pytest.mark.e2e]
 
@@ -62,7 +62,7 @@ def agent(browser: Browser) -> Iterator[BrowserContext]:
 
 def make_agent(stack: Stack, name: str) -> str:
     """A new agent account (unique e-mail: the stack is shared between tests); its e-mail."""
-    from web.auth.bootstrap import create_agent
+    from staff.bootstrap import create_agent
 
     email = f"{name.lower().replace(' ', '.')}.{uuid.uuid4().hex[:8]}@example.com"
     data = AgentCreate(email=email, name=name, password=PASSWORD, languages=["en", "zh"])

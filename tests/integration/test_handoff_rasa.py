@@ -8,10 +8,10 @@ import uuid
 import httpx
 import pytest
 
+from staff.bootstrap import create_agent
+from staff.schemas import AgentCreate
 from tests.integration.test_conversations import Chat, replies
 from tests.stack import Stack
-from web.auth.bootstrap import create_agent
-from web.auth.schemas import AgentCreate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

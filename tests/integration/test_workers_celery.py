@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
+from core.config import Settings
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.ingest import chunk_document
 from tests.servers import unavailable
 from tests.stack import free_port
-from web.core.config import Settings
 from workers.queue import wait_until_applied
 from workers.tasks import document_from_payload
 

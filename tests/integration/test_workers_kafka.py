@@ -18,11 +18,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from core.config import Settings
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.graph.embedded import SQLiteGraphStore
 from knowledge.ingest import chunk_document
 from tests.kafka_broker import KafkaBroker, kafka_broker  # noqa: F401  (the fixture)
-from web.core.config import Settings
 from workers.base import RetryPolicy
 from workers.embedded import EmbeddedQueue
 from workers.kafka import ChangeConsumer, publish_change

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.dialogue import BotReply, Turn
+from conversations.dialogue import BotReply, Turn
+from core.config import Settings
+from core.errors import DependencyUnavailable
 from tests.stack import free_port
 from web.app import create_app
-from web.core.config import Settings
-from web.core.errors import DependencyUnavailable
 
 pytestmark = pytest.mark.unit
 

@@ -70,6 +70,7 @@ async def test_unknown_order_is_reported():
 async def knowledge(tmp_path):  # type: ignore[no-untyped-def]
     """The action's answerer over a small real knowledge base."""
     from bot.actions import deps
+    from core.config import ROOT
     from knowledge.answer import KnowledgeAnswerer
     from knowledge.documents.embedded import SQLiteDocumentIndex
     from knowledge.embeddings import E5Embedder
@@ -77,7 +78,6 @@ async def knowledge(tmp_path):  # type: ignore[no-untyped-def]
     from knowledge.graph.embedded import SQLiteGraphStore
     from knowledge.ingest import import_path
     from tests.unit.test_knowledge_answers import RETURNS, RETURNS_ZH
-    from web.core.config import ROOT
 
     (tmp_path / "kb").mkdir()
     (tmp_path / "kb" / "r.md").write_text(RETURNS)

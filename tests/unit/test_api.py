@@ -165,7 +165,7 @@ def test_a_tampered_token_is_refused(client, conversation):
 
 
 def test_unknown_conversation_is_404(client, settings):
-    from web.core.security import mint_conversation_token
+    from core.security import mint_conversation_token
 
     ghost = "0" * 32
     token = mint_conversation_token(ghost, key=settings.secret_key.get_secret_value())

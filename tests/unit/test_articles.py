@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 from knowledge.articles.deps import get_task_queue
 from knowledge.articles.render import render_markdown
 from knowledge.articles.router import router as kb_router
+from staff.schemas import AgentCreate
 from web.app import create_app
-from web.auth.schemas import AgentCreate
 
 pytestmark = pytest.mark.unit
 PASSWORD = "correct horse battery"
@@ -67,7 +67,7 @@ def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
 
 
 def make_staff(settings, email: str, role: str) -> None:  # type: ignore[no-untyped-def]
-    from web.auth.bootstrap import create_agent
+    from staff.bootstrap import create_agent
 
     create_agent(settings, AgentCreate(email=email, name=email.split("@")[0].title(),
                                        password=PASSWORD, role=role))  # type: ignore[arg-type]
@@ -512,8 +512,8 @@ def test_ask_refuses_an_empty_or_huge_question(client, admin):
 # ---------------------------------------------------------------- import from files
 
 def test_import_files_creates_updates_and_publishes_changed_ones(client, settings, tmp_path):
+    from core import db
     from knowledge.articles import flows
-    from web.core import db
 
     folder = tmp_path / "kb"
     folder.mkdir()

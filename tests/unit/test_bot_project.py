@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.config import ROOT
 from nlu.data import load_examples
-from web.core.config import ROOT
 
 pytestmark = pytest.mark.unit
 DOMAIN = yaml.safe_load((ROOT / "bot" / "domain.yml").read_text())

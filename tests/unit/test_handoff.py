@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from web.auth.schemas import AgentCreate
+from staff.schemas import AgentCreate
 
 pytestmark = pytest.mark.unit
 PASSWORD = "correct horse battery"
 
 
 def make_agent(settings, email: str, *, role: str = "agent", **kw: Any) -> None:  # type: ignore[no-untyped-def]
-    from web.auth.bootstrap import create_agent
+    from staff.bootstrap import create_agent
 
     create_agent(settings, AgentCreate(email=email, name=email.split("@")[0], password=PASSWORD,
                                        role=role, **kw))  # type: ignore[arg-type]
@@ -304,9 +304,9 @@ def test_console_stream_needs_a_session(client):
 # ---------------------------------------------------------------- SLA
 
 def test_sla_flags():
+    from conversations.models import Conversation
+    from core.db import utcnow
     from handoff.service import sla
-    from web.conversations.models import Conversation
-    from web.core.db import utcnow
 
     now = utcnow()
     waiting = Conversation(id="a", state="queued", queued_at=now - timedelta(seconds=300))
@@ -325,11 +325,12 @@ def test_sla_flags():
 async def _race(database_url: str, agents: int = 20, chats: int = 50) -> dict[str, list[int]]:
     from sqlalchemy import select
 
+    from conversations.models import Conversation
+    from conversations.state import request_handoff
+    from core import db
     from handoff import service
-    from web.auth.models import Agent
-    from web.auth.passwords import hash_password
-    from web.conversations.models import Conversation
-    from web.core import db
+    from staff.models import Agent
+    from staff.passwords import hash_password
 
     db.upgrade_database(database_url)
     engine = db.create_engine(database_url)
@@ -348,7 +349,7 @@ async def _race(database_url: str, agents: int = 20, chats: int = 50) -> dict[st
                 conversation = Conversation(locale="en", state="bot")
                 session.add(conversation)
                 await session.flush()
-                service.request_handoff(session, conversation=conversation, reason="race",
+                request_handoff(session, conversation=conversation, reason="race",
                                         actor="test")
             await session.commit()
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from handoff.service import ALLOWED, State, transition
-from web.conversations.models import Conversation
-from web.core.errors import Conflict
+from conversations.models import Conversation
+from conversations.state import ALLOWED, State, transition
+from core.errors import Conflict
 
 pytestmark = pytest.mark.unit
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core.config import ROOT
 from knowledge.answer import SYSTEM_PROMPT, KnowledgeAnswerer
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.embeddings import E5Embedder
@@ -19,7 +20,6 @@ from knowledge.generator.protocol import ChatMessage
 from knowledge.graph.company import load_company
 from knowledge.graph.embedded import SQLiteGraphStore
 from knowledge.ingest import import_path
-from web.core.config import ROOT
 
 pytestmark = pytest.mark.unit
 

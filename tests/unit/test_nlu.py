@@ -254,9 +254,9 @@ def test_a_canary_takes_its_share_of_conversations(trained) -> None:  # type: ig
 
 
 def test_below_the_floor_nothing_is_activated(trained, base_encoders: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.config import Settings
     from nlu.errors import EvaluationFloor
     from nlu.registry import Registry
-    from web.core.config import Settings
 
     _, models, v1 = trained
     v2 = copy_version(models, v1)
@@ -358,11 +358,11 @@ def test_an_ensemble_trained_in_parts_is_served_as_one_model(tmp_path: Path,
 def test_admins_manage_versions_over_http(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
+    from core.config import Settings
     from nlu.registry import Registry
     from tests.unit.conftest import ScriptedDialogue
     from tests.unit.test_handoff import PASSWORD, make_agent
     from web.app import create_app
-    from web.core.config import Settings
 
     _, models, v1 = trained
     v2 = copy_version(models, v1)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from web.core.config import Settings
+from core.config import Settings
 from web.runner import endpoints_config, rasa_fingerprint
 
 pytestmark = pytest.mark.unit
@@ -45,8 +45,8 @@ def test_rasa_model_fingerprint_follows_the_training_data(tmp_path):
 
 def test_a_rasa_token_that_starts_with_a_dash_is_still_one_argument(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """token_urlsafe() starts with '-' one time in 64; argparse would read it as an option."""
+    from core.config import Settings
     from web import runner
-    from web.core.config import Settings
 
     settings = Settings(environment="test", var_dir=tmp_path / "var",
                         models_dir=tmp_path / "models", rasa_token="-starts-with-a-dash")

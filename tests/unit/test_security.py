@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from web.core.errors import Forbidden, Unauthorized
-from web.core.security import bearer, mint_conversation_token, verify_conversation_token
+from core.errors import Forbidden, Unauthorized
+from core.security import bearer, mint_conversation_token, verify_conversation_token
 
 pytestmark = pytest.mark.unit
 KEY = "k" * 32
@@ -37,7 +37,7 @@ def test_bearer_header_parsing(header):
 
 
 def test_production_refuses_placeholder_secrets(tmp_path):
-    from web.core.config import Settings
+    from core.config import Settings
 
     with pytest.raises(ValueError, match="SECRET_KEY"):
         Settings(environment="production", var_dir=tmp_path, secret_key="changeme",
@@ -45,7 +45,7 @@ def test_production_refuses_placeholder_secrets(tmp_path):
 
 
 def test_development_generates_and_keeps_a_secret(tmp_path):
-    from web.core.config import Settings
+    from core.config import Settings
 
     first = Settings(var_dir=tmp_path).secret_key.get_secret_value()
     second = Settings(var_dir=tmp_path).secret_key.get_secret_value()

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY as METRICS
 
+from core.config import Settings
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.graph.embedded import SQLiteGraphStore
 from knowledge.ingest import chunk_document
-from web.core.config import Settings
 from workers.base import RetryPolicy, TaskContext, run_attempt, run_inline, task
 from workers.embedded import EmbeddedQueue
 from workers.errors import (
@@ -564,10 +564,10 @@ def test_malformed_change_events_are_refused(event: Any) -> None:
 def test_admins_see_and_retry_dead_letters_over_http(tmp_path):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
+    from core.config import Settings
     from tests.unit.conftest import ScriptedDialogue
     from tests.unit.test_handoff import PASSWORD, make_agent
     from web.app import create_app
-    from web.core.config import Settings
 
     settings = Settings(environment="test", var_dir=tmp_path / "var",
                         models_dir=tmp_path / "models", secret_key="s" * 32, rasa_token="t" * 32)

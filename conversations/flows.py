@@ -21,15 +21,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.dialogue import DialogueEngine, Turn
-from handoff.service import PRIORITY_FOR, State, bot_is_active, request_handoff, transition
-from handoff.triggers import TurnSignals, handoff_reason
-from web.conversations import service
-from web.conversations.models import Message
-from web.conversations.schemas import MessageCreate, TurnPublic
-from web.conversations.stream import StreamHub
-from web.core import metrics
-from web.core.errors import Conflict, ParleyError
+from conversations import service
+from conversations.dialogue import DialogueEngine, Turn
+from conversations.escalation import Escalation, TurnSignals
+from conversations.models import Message
+from conversations.schemas import MessageCreate, TurnPublic
+from conversations.state import State, bot_is_active, request_handoff, transition
+from conversations.stream import StreamHub
+from core import metrics
+from core.errors import Conflict, ParleyError
 
 logger = logging.getLogger(__name__)
 _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -45,7 +45,7 @@ def conversation_lock(conversation_id: str) -> asyncio.Lock:
 
 async def post_customer_message(
     *, maker: async_sessionmaker[AsyncSession], dialogue: DialogueEngine, hub: StreamHub,
-    conversation_id: str, body: MessageCreate, max_chars: int,
+    escalation: Escalation, conversation_id: str, body: MessageCreate, max_chars: int,
 ) -> TurnPublic:
     text = service.validate_text(body.text, max_chars=max_chars)
     async with conversation_lock(conversation_id):
@@ -77,8 +77,8 @@ async def post_customer_message(
                                code="client_message_id_reused")
             locale = conversation.locale
         if message.status == service.PENDING:
-            await process_pending(maker=maker, dialogue=dialogue, hub=hub, message_id=message.id,
-                                  locale=locale)
+            await process_pending(maker=maker, dialogue=dialogue, hub=hub,
+                                  escalation=escalation, message_id=message.id, locale=locale)
         async with maker() as session:
             conversation = await service.get_conversation(session,
                                                           conversation_id=conversation_id)
@@ -90,7 +90,7 @@ async def post_customer_message(
 
 async def process_pending(
     *, maker: async_sessionmaker[AsyncSession], dialogue: DialogueEngine, hub: StreamHub,
-    message_id: str, locale: str,
+    escalation: Escalation, message_id: str, locale: str,
 ) -> None:
     """Run Rasa for a stored, pending customer message and store its replies."""
     async with maker() as session:
@@ -130,10 +130,10 @@ async def process_pending(
         history = await _recent_signals(session, conversation_id=conversation_id,
                                         before_seq=message.seq)
         stored = _store_turn(session, message=message, turn=turn)
-        reason = _handoff_trigger(turn, text=text, history=history)
+        reason = _handoff_trigger(escalation, turn, text=text, history=history)
         if reason and conversation.state in (State.BOT, State.RESOLVED):
             request_handoff(session, conversation=conversation, reason=reason, actor="bot",
-                            priority=PRIORITY_FOR.get(reason, 0))
+                            priority=escalation.priority(reason))
             if reason != "customer_request":  # the bot has not told the customer yet
                 language = turn.slots.get("language") or conversation.locale
                 stored.append(service.add_reply(
@@ -197,6 +197,18 @@ def publish(hub: StreamHub, conversation_id: str, state: str, event: dict[str, A
         hub.publish(AGENTS_TOPIC, {**event, "conversation_id": conversation_id})
 
 
+def typing(hub: StreamHub, *, conversation_id: str, role: str,
+           name: str | None = None) -> None:
+    """Relay a typing indicator: an agent's to the widget, the customer's to the consoles."""
+    event: dict[str, Any] = {"type": "typing", "role": role}
+    if name:
+        event["name"] = name
+    if role == "agent":
+        hub.publish(conversation_id, event)
+    else:
+        hub.publish(AGENTS_TOPIC, {**event, "conversation_id": conversation_id})
+
+
 def _signals(data: dict[str, Any]) -> TurnSignals:
     return TurnSignals(intent=data.get("intent"), abstained=bool(data.get("abstained")))
 
@@ -211,12 +223,13 @@ async def _recent_signals(session: AsyncSession, *, conversation_id: str,
     return [_signals(data or {}) for data in reversed(rows)]
 
 
-def _handoff_trigger(turn: Turn, *, text: str, history: list[TurnSignals]) -> str | None:
+def _handoff_trigger(escalation: Escalation, turn: Turn, *, text: str,
+                     history: list[TurnSignals]) -> str | None:
     requested = next((str((r.custom or {})["handoff"].get("reason", "customer_request"))
                       for r in turn.replies if (r.custom or {}).get("handoff")), None)
     current = TurnSignals(intent=(turn.intent or {}).get("name"),
                           abstained=any((r.custom or {}).get("abstained") for r in turn.replies))
-    reason = handoff_reason(text=text, history=[*history, current], requested=False)
+    reason = escalation.reason(text=text, history=[*history, current], requested=False)
     return requested or reason
 
 
@@ -225,7 +238,7 @@ async def _by_public_id(session: AsyncSession, message_id: str) -> Message:
 
 
 async def recover_pending(*, maker: async_sessionmaker[AsyncSession], dialogue: DialogueEngine,
-                          hub: StreamHub) -> int:
+                          hub: StreamHub, escalation: Escalation) -> int:
     """Finish turns a crash left pending (called at start-up). Returns how many were finished."""
     async with maker() as session:
         pending = [(m.id, m.conversation_id) for m in
@@ -239,7 +252,8 @@ async def recover_pending(*, maker: async_sessionmaker[AsyncSession], dialogue: 
                 locale = conversation.locale
             try:
                 await process_pending(maker=maker, dialogue=dialogue, hub=hub,
-                                      message_id=message_id, locale=locale)
+                                      escalation=escalation, message_id=message_id,
+                                      locale=locale)
                 finished += 1
             except ParleyError as exc:
                 logger.warning("could not finish a pending turn yet: %s", exc.code)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from web.core.errors import DependencyUnavailable
+from core.errors import DependencyUnavailable
 
 
 @dataclass

@@ -6,11 +6,11 @@ import asyncio
 
 from sqlalchemy import select
 
-from web.auth import service
-from web.auth.models import Agent
-from web.auth.schemas import AgentCreate
-from web.core import db
-from web.core.config import Settings, _dev_secret
+from core import db
+from core.config import Settings, _dev_secret
+from staff import service
+from staff.models import Agent
+from staff.schemas import AgentCreate
 
 DEMO_STAFF = (
     ("admin@nimbushome.example", "Nimbus Admin", "admin", ["billing", "technical"], ["en", "zh"]),

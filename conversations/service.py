@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from web.conversations.models import Conversation, Message
-from web.conversations.schemas import MessagePublic
-from web.core.errors import NotFound, Unprocessable
+from conversations.models import Conversation, Message
+from conversations.schemas import MessagePublic
+from core.errors import NotFound, Unprocessable
 
 PENDING, DONE = "pending", "done"
 

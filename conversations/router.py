@@ -8,22 +8,20 @@ import json
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from handoff import service as handoff
-from handoff.flows import typing
-from handoff.schemas import CsatCreate, QueueStatus
-from web.conversations import flows, service
-from web.conversations.schemas import (
+from conversations import flows, service
+from conversations.deps import ConversationAccess, DialogueDep, EscalationDep, HubDep
+from conversations.schemas import (
     ConversationCreate,
     ConversationPublic,
     MessageCreate,
     TranscriptPublic,
     TurnPublic,
 )
-from web.conversations.stream import StreamHub
-from web.core.errors import ParleyError
-from web.core.logging import conversation_id_var
-from web.core.security import mint_conversation_token, verify_conversation_token
-from web.deps import ConversationAccess, DialogueDep, HubDep, MakerDep, SettingsDep
+from conversations.stream import StreamHub
+from core.deps import MakerDep, SettingsDep
+from core.errors import ParleyError
+from core.logging import conversation_id_var
+from core.security import mint_conversation_token, verify_conversation_token
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
@@ -55,11 +53,11 @@ async def create_conversation(settings: SettingsDep, maker: MakerDep,
              response_model_exclude_none=True, responses=ERRORS)
 async def post_message(conversation_id: ConversationAccess, body: MessageCreate,
                        settings: SettingsDep, maker: MakerDep, dialogue: DialogueDep,
-                       hub: HubDep) -> TurnPublic:
+                       hub: HubDep, escalation: EscalationDep) -> TurnPublic:
     conversation_id_var.set(conversation_id)
     return await flows.post_customer_message(
-        maker=maker, dialogue=dialogue, hub=hub, conversation_id=conversation_id, body=body,
-        max_chars=settings.max_message_chars)
+        maker=maker, dialogue=dialogue, hub=hub, escalation=escalation,
+        conversation_id=conversation_id, body=body, max_chars=settings.max_message_chars)
 
 
 @router.get("/{conversation_id}/messages", response_model=TranscriptPublic,
@@ -71,35 +69,6 @@ async def get_transcript(conversation_id: ConversationAccess, maker: MakerDep) -
     return TranscriptPublic(id=conversation.id, state=conversation.state,
                             locale=conversation.locale,
                             messages=[service.to_public(m) for m in messages])
-
-
-@router.get("/{conversation_id}/queue", response_model=QueueStatus,
-            responses={k: ERRORS[k] for k in (401, 403, 404)})
-async def queue_status(conversation_id: ConversationAccess, maker: MakerDep) -> QueueStatus:
-    """Where the customer stands while waiting for a person."""
-    async with maker() as session:
-        conversation = await service.get_conversation(session, conversation_id=conversation_id)
-        position = await handoff.queue_position(session, conversation=conversation)
-        online = await handoff.online_agents(session)
-        average = await handoff.average_wait_s(session)
-    estimate = None
-    if position is not None and online:
-        estimate = round(average * position / max(online, 1), 1)
-    return QueueStatus(state=conversation.state, position=position, estimated_wait_s=estimate,
-                       agents_online=online)
-
-
-@router.post("/{conversation_id}/csat", status_code=status.HTTP_204_NO_CONTENT,
-             responses={409: {"description": "`not_resolved`, `already_rated`"}})
-async def rate(conversation_id: ConversationAccess, body: CsatCreate, maker: MakerDep,
-               hub: HubDep) -> None:
-    async with maker() as session:
-        conversation = await service.get_conversation(session, conversation_id=conversation_id)
-        handoff.record_csat(conversation, score=body.score,
-                            comment=(body.comment or "").strip() or None)
-        await session.commit()
-    hub.publish(flows.AGENTS_TOPIC, {"type": "csat", "conversation_id": conversation_id,
-                                     "score": body.score})
 
 
 @router.websocket("/{conversation_id}/stream")
@@ -150,4 +119,4 @@ async def _drain(websocket: WebSocket, hub: StreamHub, conversation_id: str) -> 
             return
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             if json.loads(message.get("text") or "{}").get("type") == "typing":
-                typing(hub, conversation_id=conversation_id, role="customer")
+                flows.typing(hub, conversation_id=conversation_id, role="customer")

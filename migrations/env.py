@@ -5,11 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import conversations.models  # noqa: F401 - register tables
 import handoff.models  # noqa: F401 - register tables
 import knowledge.articles.models  # noqa: F401 - register tables
-import web.auth.models
-import web.conversations.models  # noqa: F401 - register tables
-from web.core.db import Base
+import staff.models  # noqa: F401 - register tables
+from core.db import Base
 
 config = context.config
 target_metadata = Base.metadata

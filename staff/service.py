@@ -10,11 +10,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from web.auth.models import Agent, AgentSession
-from web.auth.passwords import hash_password, verify_password
-from web.auth.schemas import AgentCreate
-from web.core.db import utcnow
-from web.core.errors import Conflict, Unauthorized
+from core.db import utcnow
+from core.errors import Conflict, Unauthorized
+from staff.models import Agent, AgentSession
+from staff.passwords import hash_password, verify_password
+from staff.schemas import AgentCreate
 
 # Verifying against a real hash when the account does not exist keeps timing uniform.
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from web.core.errors import ParleyError
+from core.errors import ParleyError
 
 logger = logging.getLogger(__name__)
 

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, status
 from sqlalchemy import select
 
-from web.auth import service
-from web.auth.models import Agent
-from web.auth.schemas import AgentCreate, AgentPublic, LoginRequest, PresenceUpdate, SessionPublic
-from web.core.security import bearer
-from web.deps import AdminAgent, CurrentAgent, HubDep, MakerDep, SettingsDep
+from core.deps import MakerDep, SettingsDep
+from core.security import bearer
+from staff import service
+from staff.deps import AdminAgent, CurrentAgent
+from staff.models import Agent
+from staff.schemas import AgentCreate, AgentPublic, LoginRequest, SessionPublic
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
@@ -39,21 +40,6 @@ async def logout(agent: CurrentAgent, maker: MakerDep,
 @router.get("/auth/me", response_model=AgentPublic)
 async def me(agent: CurrentAgent) -> Agent:
     return agent
-
-
-@router.put("/agent/presence", response_model=AgentPublic)
-async def set_presence(body: PresenceUpdate, agent: CurrentAgent, maker: MakerDep,
-                       hub: HubDep) -> Agent:
-    async with maker() as session:
-        record = await session.get(Agent, agent.id)
-        assert record is not None
-        record.presence = body.presence
-        await session.commit()
-    from web.conversations.flows import AGENTS_TOPIC
-
-    hub.publish(AGENTS_TOPIC, {"type": "presence", "agent_id": agent.id,
-                               "presence": body.presence})
-    return record
 
 
 @router.get("/admin/agents", response_model=list[AgentPublic])

@@ -7,8 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conversations.state import State
+from knowledge.schemas import Citation
+
 Role = Literal["customer", "bot", "agent"]
-State = Literal["bot", "queued", "with_agent", "resolved"]
 
 
 class ConversationCreate(BaseModel):
@@ -35,12 +37,6 @@ class MessageCreate(BaseModel):
 class Button(BaseModel):
     title: str
     payload: str
-
-
-class Citation(BaseModel):
-    source_id: str
-    title: str
-    snippet: str
 
 
 class MessagePublic(BaseModel):

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, status
 from pydantic import BaseModel, Field
 
-from web.core.errors import Unauthorized
-from web.core.security import bearer
-from web.deps import HubDep, SettingsDep
+from conversations.deps import HubDep
+from core.deps import SettingsDep
+from core.errors import Unauthorized
+from core.security import bearer
 
 router = APIRouter(prefix="/internal/v1", include_in_schema=False)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from web.core.db import Base, UTCDateTime, utcnow
+from core.db import Base, UTCDateTime, utcnow
 
 
 class Agent(Base):

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import time
 
-from web.core.errors import Forbidden, Unauthorized
+from core.errors import Forbidden, Unauthorized
 
 _VERSION = "v1"
 
