@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from core.config import Settings
 from nlu.data import Example, data_hash, load_examples
 from nlu.errors import NLUInvalid
 from nlu.finetune import PRESETS, Progress, TrainConfig, fit, split_validation, with_overrides
@@ -135,3 +137,13 @@ def activate_if_passing(registry: Registry, version: str, floor: float) -> bool:
         registry.activate(version)
     return True
 
+
+def train_for_settings(settings: Settings,
+                       progress: Callable[[str, int, int], None] = lambda phase, done, total: None,
+                       **overrides: object) -> str:
+    """Train (or reuse) the NLU version for the configured data and preset."""
+    config = resolve_config(settings.nlu_preset, base=settings.nlu_base_model,
+                            threads=settings.nlu_train_threads or None, **overrides)
+    return train(settings.nlu_data_dir, settings.nlu_model_dir, config=config,
+                 floor=settings.nlu_floor, base_cache=settings.nlu_base_cache,
+                 progress=progress)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from core.config import Settings
 from knowledge.sync import sync_all
+from nlu.train import train_for_settings
 from web import runner
 
 
@@ -65,7 +66,7 @@ def running_stack(root: Path, extra_env: dict[str, str] | None = None) -> Iterat
     os.environ.update(env)
     try:
         settings = Settings()
-        runner.train_nlu(settings)
+        train_for_settings(settings)
         asyncio.run(sync_all(settings))
         model = runner.train_rasa(settings)
         supervisor = runner.Supervisor(runner.services(settings, model))

@@ -41,6 +41,7 @@ def _progress() -> Progress:
 
 
 def _build(force: bool = False) -> Path:
+    from nlu.train import train_for_settings
     from web import runner
 
     settings = get_settings()
@@ -51,7 +52,7 @@ def _build(force: bool = False) -> Path:
             progress.update(task, description=f"NLU model: {phase}", completed=done,
                             total=total)
 
-        version = runner.train_nlu(settings, progress=step)
+        version = train_for_settings(settings, progress=step)
         progress.update(task, description=f"NLU model {version}", completed=1, total=1)
         kb_task = progress.add_task("Knowledge base", total=None)
         report = _sync_kb(lambda file: progress.update(

@@ -60,19 +60,6 @@ def train_rasa(settings: Settings, *, force: bool = False) -> Path:
     return target
 
 
-def train_nlu(settings: Settings,
-              progress: Callable[[str, int, int], None] = lambda phase, done, total: None,
-              **overrides: object) -> str:
-    """Train (or reuse) the NLU version for the configured data and preset."""
-    from nlu.train import resolve_config, train
-
-    config = resolve_config(settings.nlu_preset, base=settings.nlu_base_model,
-                            threads=settings.nlu_train_threads or None, **overrides)
-    return train(settings.nlu_data_dir, settings.nlu_model_dir, config=config,
-                 floor=settings.nlu_floor, base_cache=settings.nlu_base_cache,
-                 progress=progress)
-
-
 # ---------------------------------------------------------------- configuration
 
 def rasa_env(settings: Settings) -> dict[str, str]:

@@ -152,6 +152,6 @@ async def reindex_all(payload: Payload, ctx: TaskContext) -> None:
 
 @task("retrain_nlu", timeout_s=3600, permanent=(TrainingDataError,))
 async def retrain_nlu(payload: Payload, ctx: TaskContext) -> Any:
-    from web.runner import train_nlu
+    from nlu.train import train_for_settings
 
-    return await asyncio.to_thread(train_nlu, ctx.settings)
+    return await asyncio.to_thread(train_for_settings, ctx.settings)
