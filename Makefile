@@ -62,8 +62,9 @@ test-integration: venvs ## Tests against the real Rasa, action server, NLU servi
 test-e2e: venvs browser ## Browser tests (Playwright + Debian Chromium)
 	$(VENV)/bin/python -m pytest -m e2e -q
 
-lint: $(APP_STAMP) ## ruff
-	$(VENV)/bin/ruff check bot nlu knowledge handoff web workers tests bench
+lint: $(APP_STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check core staff conversations bot nlu knowledge handoff web workers migrations tests bench
+	$(VENV)/bin/mypy
 
 bench: venvs ## Turn latency benchmark (starts its own stack)
 	$(VENV)/bin/python bench/turn_latency.py
