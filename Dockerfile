@@ -3,6 +3,10 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core core
+COPY staff staff
+COPY conversations conversations
+COPY migrations migrations
 COPY bot bot
 COPY nlu nlu
 COPY knowledge knowledge
