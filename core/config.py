@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     task_max_attempts: int = 5
     task_retry_backoff_s: float = 1.0
     task_visibility_timeout_s: int = 3600  # Celery/Redis: keep above the longest task
+    # Modules whose @task bodies the workers load by name (like Celery's `include`).
+    task_modules: list[str] = Field(default_factory=lambda: ["knowledge.tasks", "nlu.tasks"])
     # Knowledge changes over Kafka; "" = no Kafka.
     kafka_bootstrap: str = ""
     kafka_topic: str = "knowledge.changes"

@@ -1,9 +1,9 @@
 """The one base every background task shares.
 
 A task body is an ``async def body(payload, ctx)`` making one service call with a JSON-safe
-payload, registered with ``@task(name, ...)``. Whatever runs it (the embedded SQLite queue,
-a Celery worker, a unit test) goes through ``run_attempt`` (or ``run_inline`` in tests), so
-every task gets the same:
+payload, registered with ``@task(name, ...)`` (``workers.registry``) in its domain's
+``tasks`` module. Whatever runs it (the embedded SQLite queue, a Celery worker, a unit test)
+goes through ``run_attempt`` (or ``run_inline`` in tests), so every task gets the same:
 
 - time limit (``timeout_s``; cooperative: it fires at the body's next ``await``),
 - retries with exponential backoff (``RetryPolicy``; ``InvalidPayload`` and the task's
@@ -22,142 +22,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from workers.errors import InvalidPayload, TaskInterrupted, TaskTimeout, UnknownTask
+from core.config import Settings
+from workers.context import Payload, State, TaskContext
+from workers.errors import InvalidPayload, TaskInterrupted, TaskTimeout
+from workers.registry import REGISTRY, TaskSpec, get_task
 
 logger = logging.getLogger(__name__)
 
-Payload = dict[str, Any]
-State = Literal["queued", "running", "retry", "done", "skipped", "dead"]
-FINAL_STATES: frozenset[str] = frozenset({"done", "skipped", "dead"})
 MAX_ERROR_CHARS = 2000
 
 TASKS = Counter("parley_tasks", "Background task attempts by outcome "
                 "(done, skipped, retried, dead_lettered)", ["task", "outcome"])
 TASK_SECONDS = Histogram("parley_task_seconds", "Time one background task attempt took",
                          ["task"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
-
-
-class Journal(Protocol):
-    """Where the base records what happened; the queue's own store (SQLite or Redis)."""
-
-    def begin(self, task_id: str, task: str) -> int | None:
-        """Mark the task running; return its attempt number (1 for the first start), or None
-        when the task has already finished (a message the broker delivered again)."""
-        ...
-
-    def finish(self, task_id: str, state: State, *, error: str = "") -> None:
-        """Record the attempt's outcome; a task that has already finished keeps its state."""
-        ...
-
-    def add_dead_letter(self, *, task: str, payload: Any, error: str, attempts: int,
-                        task_id: str | None = None, key: str | None = None) -> str:
-        """Keep a failed task (or an unusable event) for admins; ``key`` makes it once-only."""
-        ...
-
-    def applied_version(self, doc_id: str) -> int | None: ...
-
-    def set_applied_version(self, doc_id: str, version: int | None) -> None:
-        """Record the version now applied (``None``: forget, the next change applies)."""
-        ...
-
-    def lock(self, name: str, timeout_s: float, *, owner: str | None = None
-             ) -> AbstractContextManager[object]:
-        """Held while a versioned change is applied; ``owner`` is the task id."""
-        ...
-
-
-@dataclass
-class TaskContext:
-    """What a task body may use besides its payload."""
-
-    settings: Any  # core.config.Settings
-    journal: Journal
-    embedder: Any = None  # knowledge.embeddings.Embedder; the shared E5 model when None
-
-    def get_embedder(self) -> Any:
-        if self.embedder is None:
-            self.embedder = shared_embedder()
-        return self.embedder
-
-
-_EMBEDDER: Any = None
-
-
-def shared_embedder() -> Any:
-    """One E5 model per process (loading is cheap, but its memory is not)."""
-    global _EMBEDDER
-    if _EMBEDDER is None:
-        from knowledge.embeddings import E5Embedder
-
-        _EMBEDDER = E5Embedder()
-    return _EMBEDDER
-
-
-Body = Callable[[Payload, TaskContext], Awaitable[object]]
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    body: Body
-    timeout_s: float
-    versioned: str | None = None
-    permanent: tuple[type[BaseException], ...] = ()
-
-
-REGISTRY: dict[str, TaskSpec] = {}
-
-
-def task(name: str, *, timeout_s: float = 120.0, versioned: str | None = None,
-         permanent: tuple[type[BaseException], ...] = ()) -> Callable[[Body], Body]:
-    """Register a task body under ``name``; the body itself is returned unchanged."""
-
-    def register(body: Body) -> Body:
-        REGISTRY[name] = TaskSpec(name, body, timeout_s, versioned, permanent)
-        return body
-
-    return register
-
-
-def get_task(name: str) -> TaskSpec:
-    import workers.tasks  # noqa: F401  (registers the bodies)
-
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise UnknownTask(f"no task named {name!r}") from None
-
-
-def task_names() -> list[str]:
-    import workers.tasks  # noqa: F401
-
-    return sorted(REGISTRY)
-
-
-def option(settings: Any, name: str, default: Any) -> Any:
-    """A worker setting: ``settings.<name>``, else ``PARLEY_<NAME>``, else ``default``.
-
-    The environment fallback only matters until ``Settings`` declares the field.
-    """
-    value = getattr(settings, name, None)
-    if value is None:
-        raw = os.environ.get(f"PARLEY_{name.upper()}")
-        if raw is None:
-            value = default
-        elif isinstance(default, bool):
-            value = raw.strip().lower() in {"1", "true", "yes", "on"}
-        else:
-            value = type(default)(raw)
-    return value
 
 
 @dataclass(frozen=True)
@@ -168,12 +52,12 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds before attempt ``attempt + 1``: 1, 2, 4, 8 … backoff, capped."""
-        return min(self.backoff_cap_s, self.backoff_s * 2 ** (attempt - 1))
+        return min(self.backoff_cap_s, self.backoff_s * 2.0 ** (attempt - 1))
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RetryPolicy:
-        return cls(max_attempts=max(1, int(option(settings, "task_max_attempts", 5))),
-                   backoff_s=float(option(settings, "task_retry_backoff_s", 1.0)))
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(max_attempts=max(1, settings.task_max_attempts),
+                   backoff_s=settings.task_retry_backoff_s)
 
 
 @dataclass(frozen=True)
@@ -233,7 +117,7 @@ async def execute(spec: TaskSpec, payload: Payload, ctx: TaskContext, *,
 
 async def run_inline(name: str, payload: Payload, ctx: TaskContext) -> State:
     """One attempt as a worker would run it, after a JSON round trip; errors propagate."""
-    return await execute(get_task(name), json.loads(dumps_payload(payload)), ctx)
+    return await execute(get_task(name, ctx.settings), json.loads(dumps_payload(payload)), ctx)
 
 
 def _fields(task: str, task_id: str, attempt: int, outcome: str,
@@ -258,7 +142,7 @@ async def run_attempt(name: str, payload: Any, ctx: TaskContext, *, task_id: str
     try:
         if attempt > policy.max_attempts:  # earlier attempts died with their worker
             raise TaskInterrupted(f"interrupted {attempt - 1} times (its worker died or stopped)")
-        spec = get_task(name)
+        spec = get_task(name, ctx.settings)
         logger.info("task %s id=%s attempt %d/%d started", name, task_id, attempt,
                     policy.max_attempts, extra=_fields(name, task_id, attempt, "started"))
         if not isinstance(payload, dict):

@@ -15,41 +15,36 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from celery import Celery
 
-from workers.base import (
-    REGISTRY,
-    Payload,
-    RetryPolicy,
-    TaskContext,
-    dumps_payload,
-    get_task,
-    option,
-    run_attempt,
-    task_names,
-)
-from workers.errors import DeadLetterNotFound, NotRetryable, QueueUnavailable, UnknownTask
+from core.config import Settings
+from workers.base import RetryPolicy, dumps_payload, run_attempt
+from workers.context import Payload, Resources, TaskContext
+from workers.dead_letters import retry_dead_letter
+from workers.errors import QueueUnavailable
 from workers.redis_journal import RedisJournal
+from workers.registry import REGISTRY, get_task, task_names
 
 QUEUE = "parley"
 HARD_LIMIT_MARGIN_S = 60
 
 
-def broker_url(settings: Any) -> str:
-    url = str(option(settings, "broker_url", ""))
+def broker_url(settings: Settings) -> str:
+    url = settings.broker_url
     if not url.startswith(("redis://", "rediss://")):
         raise ValueError("PARLEY_BROKER_URL must be a redis:// URL (dead letters, keys and "
                          f"task states are kept in Redis), not {url.split(':', 1)[0]!r}")
     return url
 
 
-def create_app(settings: Any) -> Celery:
+def create_app(settings: Settings) -> Celery:
     url = broker_url(settings)
-    visibility_s = int(option(settings, "task_visibility_timeout_s", 3600))
-    app = Celery("parley", broker=url, backend=option(settings, "result_backend", "") or url,
+    visibility_s = settings.task_visibility_timeout_s
+    app = Celery("parley", broker=url, backend=settings.result_backend or url,
                  set_as_current=False)
     app.conf.update(
         task_default_queue=QUEUE,
@@ -70,18 +65,20 @@ def create_app(settings: Any) -> Celery:
     )
     policy = RetryPolicy.from_settings(settings)
     journals: dict[str, RedisJournal] = {}
+    resources = Resources()  # one set per pool process: filled on first use, after the fork
 
     def context() -> TaskContext:
         if "journal" not in journals:  # made in the pool process, after the fork
             journals["journal"] = RedisJournal(redis.Redis.from_url(url))
-        return TaskContext(settings, journal=journals["journal"])
+        return TaskContext(settings, journal=journals["journal"], resources=resources)
 
-    for name in task_names():
+    for name in task_names(settings):
         _register(app, name, policy, context)
     return app
 
 
-def _register(app: Celery, name: str, policy: RetryPolicy, context: Any) -> None:
+def _register(app: Celery, name: str, policy: RetryPolicy,
+              context: Callable[[], TaskContext]) -> None:
     def run(self: Any, payload: Any) -> str:
         outcome = asyncio.run(run_attempt(name, payload, context(), task_id=self.request.id,
                                           policy=policy))
@@ -97,13 +94,13 @@ def _register(app: Celery, name: str, policy: RetryPolicy, context: Any) -> None
 class CeleryQueue:
     """The ``TaskQueue`` for API and CLI processes: enqueue into Celery, read the journal."""
 
-    def __init__(self, settings: Any, *, app: Celery | None = None) -> None:
+    def __init__(self, settings: Settings, *, app: Celery | None = None) -> None:
         self.settings = settings
         self.app = app or create_app(settings)
         self.journal = RedisJournal(redis.Redis.from_url(broker_url(settings)))
 
     def enqueue(self, task: str, payload: Payload, *, key: str | None = None) -> str:
-        get_task(task)
+        get_task(task, self.settings)
         body = json.loads(dumps_payload(payload))
         task_id = uuid.uuid4().hex
         try:
@@ -147,21 +144,15 @@ class CeleryQueue:
                                             key=key)
 
     def retry_dead_letter(self, id: str) -> None:
-        letter = next((d for d in self.journal.dead_letters() if d["id"] == id), None)
-        if letter is None:
-            raise DeadLetterNotFound(f"no dead letter {id!r}")
-        try:
-            get_task(letter["task"])
-        except UnknownTask:
-            raise NotRetryable(f"dead letter {id!r} names no task ({letter['task']})") from None
-        if not isinstance(letter["payload"], dict):
-            raise NotRetryable(f"dead letter {id!r} has no task payload")
-        if self.journal.take_dead_letter(id) is None:
-            raise DeadLetterNotFound(f"dead letter {id!r} was just taken")
-        task_id = letter["task_id"] or uuid.uuid4().hex
-        self.journal.queued(task_id, letter["task"])
-        self.app.send_task(f"parley.{letter['task']}", args=[letter["payload"]],
-                           task_id=task_id, queue=QUEUE)
+        retry_dead_letter(self, id, settings=self.settings)
+
+    def requeue_dead_letter(self, letter_id: str, *, task_id: str, task: str,
+                            payload: Payload) -> bool:
+        if self.journal.take_dead_letter(letter_id) is None:
+            return False
+        self.journal.queued(task_id, task)
+        self.app.send_task(f"parley.{task}", args=[payload], task_id=task_id, queue=QUEUE)
+        return True
 
     def close(self) -> None:
         self.journal.redis.close()

@@ -29,13 +29,14 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from workers.base import Payload, option
+from core.config import Settings
+from workers.context import Payload
 from workers.errors import InvalidPayload
 
 logger = logging.getLogger(__name__)
@@ -99,26 +100,35 @@ def partition_key(event: dict[str, Any]) -> bytes:
     return str(data.get("doc_id") or data.get("id") or "").encode()
 
 
-def bootstrap_servers(settings: Any) -> str:
-    servers = str(option(settings, "kafka_bootstrap", ""))
+def bootstrap_servers(settings: Settings) -> str:
+    servers = settings.kafka_bootstrap
     if not servers:
         raise ValueError("PARLEY_KAFKA_BOOTSTRAP is not set (host:port of a Kafka broker)")
     return servers
 
 
-async def publish_change(settings: Any, event: dict[str, Any]) -> str:
+async def publish_change(settings: Settings, event: dict[str, Any]) -> str:
     """Publish a change (the KB editor, when Kafka is configured); its event id."""
     event = {**event, "id": event.get("id") or uuid.uuid4().hex}
     task_for_event(event)  # never publish what the consumer would dead-letter
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(settings), acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(str(option(settings, "kafka_topic", TOPIC)),
+        await producer.send_and_wait(settings.kafka_topic,
                                      json.dumps(event, ensure_ascii=False).encode(),
                                      key=partition_key(event))
     finally:
         await producer.stop()
     return str(event["id"])
+
+
+class ChangeSink(Protocol):
+    """What the consumer asks of a ``TaskQueue``."""
+
+    def enqueue(self, task: str, payload: Payload, *, key: str | None = None) -> str: ...
+
+    def dead_letter(self, task: str, payload: Any, error: str, *,
+                    key: str | None = None) -> str: ...
 
 
 @dataclass
@@ -135,7 +145,7 @@ class ChangeConsumer:
     starts in milliseconds where a group join takes seconds.
     """
 
-    def __init__(self, queue: Any, *, bootstrap: str, topic: str = TOPIC,
+    def __init__(self, queue: ChangeSink, *, bootstrap: str, topic: str = TOPIC,
                  group_id: str = GROUP_ID, assign: bool = False, max_records: int = 100,
                  retry_s: float = 1.0) -> None:
         self.queue = queue
@@ -148,10 +158,10 @@ class ChangeConsumer:
         self.report = ConsumeReport()
 
     @classmethod
-    def from_settings(cls, settings: Any, queue: Any, **kwargs: Any) -> ChangeConsumer:
-        return cls(queue, bootstrap=bootstrap_servers(settings),
-                   topic=str(option(settings, "kafka_topic", TOPIC)),
-                   group_id=str(option(settings, "kafka_group_id", GROUP_ID)), **kwargs)
+    def from_settings(cls, settings: Settings, queue: ChangeSink,
+                      **kwargs: Any) -> ChangeConsumer:
+        return cls(queue, bootstrap=bootstrap_servers(settings), topic=settings.kafka_topic,
+                   group_id=settings.kafka_group_id, **kwargs)
 
     async def run(self, *, idle_s: float | None = None,
                   stop: asyncio.Event | None = None) -> ConsumeReport:
@@ -231,7 +241,7 @@ class ChangeConsumer:
                     event["kind"], task)
 
 
-async def consume(settings: Any, queue: Any, *, stop: asyncio.Event | None = None,
+async def consume(settings: Settings, queue: ChangeSink, *, stop: asyncio.Event | None = None,
                   **kwargs: Any) -> ConsumeReport:
     """``parley kafka consume``: read changes until ``stop`` is set."""
     return await ChangeConsumer.from_settings(settings, queue, **kwargs).run(stop=stop)

@@ -11,7 +11,8 @@ import asyncio
 import time
 from typing import Any, Protocol
 
-from workers.base import FINAL_STATES, Payload, option
+from core.config import Settings
+from workers.context import FINAL_STATES, Payload, Resources
 from workers.embedded import EmbeddedQueue
 
 __all__ = ["EmbeddedQueue", "TaskQueue", "get_queue", "wait_for_change", "wait_until_applied"]
@@ -57,12 +58,14 @@ class TaskQueue(Protocol):
     def close(self) -> None: ...
 
 
-def get_queue(settings: Any) -> TaskQueue:
-    if option(settings, "broker_url", ""):
+def get_queue(settings: Settings, *, resources: Resources | None = None) -> TaskQueue:
+    """``resources``: what the embedded queue's tasks share with this process (a Celery
+    queue's tasks run in its worker processes, which make their own)."""
+    if settings.broker_url:
         from workers.celery_app import CeleryQueue
 
         return CeleryQueue(settings)
-    return EmbeddedQueue(settings.var_dir / "queue.db", settings=settings)
+    return EmbeddedQueue(settings.var_dir / "queue.db", settings=settings, resources=resources)
 
 
 async def wait_until_applied(queue: TaskQueue, task_id: str, timeout_s: float = 60.0,

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from workers.base import FINAL_STATES, State
+import redis
+
+from workers.context import FINAL_STATES, State
 
 PREFIX = "parley:"
 RECORD_TTL_S = 7 * 24 * 3600
@@ -44,7 +46,8 @@ return 0
 
 
 class RedisJournal:
-    def __init__(self, client: Any, *, prefix: str = PREFIX, ttl_s: int = RECORD_TTL_S) -> None:
+    def __init__(self, client: redis.Redis[bytes], *, prefix: str = PREFIX,
+                 ttl_s: int = RECORD_TTL_S) -> None:
         self.redis = client
         self.prefix = prefix
         self.ttl_s = ttl_s
@@ -99,7 +102,7 @@ class RedisJournal:
     def take_dead_letter(self, letter_id: str) -> dict[str, Any] | None:
         """Remove and return the dead letter (None if there is none with that id)."""
         for raw in self.redis.lrange(self._k("dead_letters"), 0, -1):
-            letter = json.loads(raw)
+            letter: dict[str, Any] = json.loads(raw)
             if letter["id"] == letter_id:
                 if self.redis.lrem(self._k("dead_letters"), 1, raw):
                     return letter

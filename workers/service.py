@@ -16,17 +16,18 @@ import os
 import signal
 import sys
 import threading
+import uuid
 from typing import Any
 
-from workers.base import option
+from core.config import Settings
 from workers.embedded import EmbeddedQueue
 from workers.errors import WorkerAlreadyRunning
 from workers.queue import TaskQueue, get_queue
 
 
-def run_worker(settings: Any, *, concurrency: int = 1) -> None:
+def run_worker(settings: Settings, *, concurrency: int = 1) -> None:
     """Work the queue until SIGINT or SIGTERM (the Celery worker replaces this process)."""
-    if option(settings, "broker_url", ""):
+    if settings.broker_url:
         from workers.celery_app import QUEUE
 
         os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.celery_app",
@@ -43,7 +44,7 @@ def run_worker(settings: Any, *, concurrency: int = 1) -> None:
         queue.close()
 
 
-def consume_changes(settings: Any, *, assign: bool = False) -> None:
+def consume_changes(settings: Settings, *, assign: bool = False) -> None:
     """Read ``knowledge.changes`` into the queue until SIGINT or SIGTERM.
 
     With the embedded queue, this process also works the queue unless another one does.
@@ -70,19 +71,17 @@ def consume_changes(settings: Any, *, assign: bool = False) -> None:
         queue.close()
 
 
-async def submit_change(settings: Any, queue: TaskQueue, event: dict[str, Any]) -> str:
+async def submit_change(settings: Settings, queue: TaskQueue, event: dict[str, Any]) -> str:
     """Apply an editor's change event (see ``workers.kafka``); the event id.
 
     With Kafka configured the event is published (every consumer sees it; the task is
     enqueued by the consumer), else its task is enqueued here under the same idempotency key.
     """
-    import uuid
-
     from workers.kafka import publish_change, task_for_event
 
     event = {**event, "id": event.get("id") or uuid.uuid4().hex}
     task, payload = task_for_event(event)
-    if option(settings, "kafka_bootstrap", ""):
+    if settings.kafka_bootstrap:
         return await publish_change(settings, event)
     await asyncio.to_thread(queue.enqueue, task, payload, key=f"event:{event['id']}")
     return str(event["id"])

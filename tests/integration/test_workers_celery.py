@@ -27,10 +27,10 @@ import pytest
 from core.config import Settings
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.ingest import chunk_document
+from knowledge.payloads import document_from_payload
 from tests.servers import unavailable
 from tests.stack import free_port
 from workers.queue import wait_until_applied
-from workers.tasks import document_from_payload
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from core.config import Settings
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.graph.embedded import SQLiteGraphStore
 from knowledge.ingest import chunk_document
+from knowledge.payloads import document_from_payload
 from tests.kafka_broker import KafkaBroker, kafka_broker  # noqa: F401  (the fixture)
 from workers.base import RetryPolicy
 from workers.embedded import EmbeddedQueue
 from workers.kafka import ChangeConsumer, publish_change
-from workers.tasks import document_from_payload
 
 pytestmark = pytest.mark.integration
 
@@ -222,10 +222,10 @@ async def test_events_read_again_after_a_crash_before_commit_change_nothing(
 
 async def test_the_editor_publishes_through_kafka_when_it_is_configured(
         settings: Settings, queue: EmbeddedQueue) -> None:
-    from knowledge.articles.flows import _enqueue, task_status
+    from knowledge.articles.submit import submit, task_status
 
     payload = article("gift-wrap", 3, "Gift wrapping costs EUR 4 per parcel.")
-    published = await _enqueue(queue, "index_document", payload, settings)
+    published = await submit(queue, "index_document", payload, settings=settings)
     assert published.task_id.startswith("event:")  # went to the topic, not the queue
     assert (await task_status(queue, task_id=published.task_id)).state == "queued"
     report = await ChangeConsumer.from_settings(settings, queue, assign=True).run(idle_s=IDLE_S)

@@ -22,7 +22,10 @@ from core.config import Settings
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.graph.embedded import SQLiteGraphStore
 from knowledge.ingest import chunk_document
-from workers.base import RetryPolicy, TaskContext, run_attempt, run_inline, task
+from knowledge.payloads import document_from_payload
+from knowledge.tasks import EMBEDDER
+from workers.base import RetryPolicy, run_attempt, run_inline
+from workers.context import Resource, Resources, TaskContext
 from workers.embedded import EmbeddedQueue
 from workers.errors import (
     DeadLetterNotFound,
@@ -33,8 +36,8 @@ from workers.errors import (
 )
 from workers.kafka import partition_key, task_for_event
 from workers.queue import get_queue, wait_for_change, wait_until_applied
+from workers.registry import task, task_names
 from workers.service import submit_change
-from workers.tasks import document_from_payload
 
 pytestmark = pytest.mark.unit
 
@@ -101,6 +104,14 @@ async def _slow(payload: dict[str, Any], ctx: TaskContext) -> None:
     await asyncio.sleep(5)
 
 
+THING: Resource[object] = Resource("test.thing", object)
+
+
+@task("test.resource", timeout_s=5)
+async def _resource(payload: dict[str, Any], ctx: TaskContext) -> None:
+    CALLS.append(("resource", ctx.resources.get(THING), time.monotonic()))
+
+
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     CALLS.clear()
@@ -129,15 +140,16 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_encoders: Pat
 
 
 @pytest.fixture
-def journal(settings: Settings) -> Iterator[EmbeddedQueue]:
+def idle(settings: Settings) -> Iterator[EmbeddedQueue]:
+    """The queue with no worker started: its journal is what ``ctx`` writes."""
     queue = EmbeddedQueue(settings.var_dir / "queue.db", settings=settings, policy=FAST)
     yield queue
     queue.close()
 
 
 @pytest.fixture
-def ctx(settings: Settings, journal: EmbeddedQueue) -> TaskContext:
-    return TaskContext(settings, journal=journal)
+def ctx(settings: Settings, idle: EmbeddedQueue) -> TaskContext:
+    return TaskContext(settings, journal=idle.journal)
 
 
 @pytest.fixture
@@ -187,13 +199,13 @@ async def test_an_edit_is_what_search_returns(settings: Settings, ctx: TaskConte
 
 
 async def test_reapplying_or_an_older_version_changes_nothing(
-        settings: Settings, ctx: TaskContext, journal: EmbeddedQueue) -> None:
+        settings: Settings, ctx: TaskContext, idle: EmbeddedQueue) -> None:
     await run("index_document", kettle(2, "Use citric acid."), ctx)
     before = await chunk_ids(settings, "kettle")
     assert await run("index_document", kettle(2, "Use citric acid."), ctx) == "skipped"
     assert await run("index_document", kettle(1, "Use vinegar."), ctx) == "skipped"
     assert await chunk_ids(settings, "kettle") == before
-    assert journal.applied_version("kettle") == 2
+    assert idle.journal.applied_version("kettle") == 2
     # Without a version the change applies, and chunk ids keep a re-run a no-op.
     assert await run("index_document", kettle(2, "Use citric acid.", version=None), ctx) == "done"
     assert await chunk_ids(settings, "kettle") == before
@@ -268,6 +280,23 @@ async def test_a_payload_that_can_never_work_is_refused(
         await run(name, payload, ctx)
 
 
+def test_the_bodies_are_loaded_from_the_domains_task_modules(settings: Settings) -> None:
+    assert {"index_document", "delete_document", "upsert_entity", "delete_entity",
+            "reindex_all", "retrain_nlu"} <= set(task_names(settings))
+    with pytest.raises(ModuleNotFoundError):
+        task_names(settings.model_copy(update={"task_modules": ["no_such_domain.tasks"]}))
+
+
+def test_a_resource_is_made_once_per_worker_unless_provided() -> None:
+    resources = Resources()
+    made = resources.get(THING)
+    assert resources.get(THING) is made
+    assert Resources().get(THING) is not made
+    provided = object()
+    resources.provide(THING, provided)
+    assert resources.get(THING) is provided
+
+
 def test_markdown_bodies_are_split_like_imported_files() -> None:
     document = document_from_payload(kettle(1, "# Care\n\n## Descaling\n- Fill it\n- Boil\n\n"
                                                "| Part | Cycle |\n|---|---|\n"
@@ -301,17 +330,17 @@ def test_tasks_run_in_the_order_they_were_enqueued(queue: EmbeddedQueue) -> None
 
 
 async def test_a_task_delivered_again_after_it_finished_is_not_run_again(
-        journal: EmbeddedQueue, ctx: TaskContext) -> None:
+        idle: EmbeddedQueue, ctx: TaskContext) -> None:
     """A broker delivers at least once; a second delivery must not run it or change its status."""
-    task_id = journal.enqueue("test.record", {"n": 1})
+    task_id = idle.enqueue("test.record", {"n": 1})
     first = await run_attempt("test.record", {"n": 1}, ctx, task_id=task_id, policy=FAST)
     again = await run_attempt("test.record", {"n": 1}, ctx, task_id=task_id, policy=FAST)
     assert (first.state, again.state) == ("done", "skipped")
     assert ran("record") == [1]
-    status = journal.status(task_id)
+    status = idle.status(task_id)
     assert status is not None and (status["state"], status["attempts"]) == ("done", 1)
-    journal.finish(task_id, "skipped")  # a duplicate that was already running finishes late
-    assert journal.status(task_id)["state"] == "done"  # type: ignore[index]
+    idle.journal.finish(task_id, "skipped")  # a duplicate that was already running finishes late
+    assert idle.status(task_id)["state"] == "done"  # type: ignore[index]
 
 
 def test_the_same_key_twice_is_enqueued_once(queue: EmbeddedQueue) -> None:
@@ -457,6 +486,33 @@ def test_a_dead_letter_that_names_no_task_cannot_be_retried(queue: EmbeddedQueue
     assert len(queue.dead_letters()) == 1
     with pytest.raises(NotRetryable):
         queue.retry_dead_letter(first)
+    with pytest.raises(NotRetryable):
+        queue.retry_dead_letter(queue.dead_letter("test.record", ["not", "an object"], "x"))
+    assert len(queue.dead_letters()) == 2
+
+
+def test_a_dead_letter_with_no_task_row_is_queued_afresh(queue: EmbeddedQueue) -> None:
+    letter = queue.dead_letter("test.record", {"n": "again"}, "ConnectionError: down")
+    queue.retry_dead_letter(letter)
+    assert queue.dead_letters() == []
+    queue.start()
+    queue.drain(10)
+    assert ran("record") == ["again"]
+
+
+def test_the_tasks_use_the_resources_the_queue_was_given(settings: Settings) -> None:
+    shared, mine = Resources(), object()
+    shared.provide(THING, mine)
+    queue = EmbeddedQueue(settings.var_dir / "queue.db", settings=settings, policy=FAST,
+                          resources=shared, poll_s=0.05)
+    try:
+        for n in range(2):
+            queue.enqueue("test.resource", {"n": n})
+        queue.start()
+        queue.drain(10)
+        assert ran("resource") == [mine, mine]
+    finally:
+        queue.close()
 
 
 def test_one_worker_per_queue_file(settings: Settings, queue: EmbeddedQueue) -> None:
@@ -495,7 +551,7 @@ async def test_an_editor_change_without_kafka_is_enqueued_once(
     assert (status["task"], status["state"]) == ("index_document", "done")
     assert await submit_change(settings, queue, {**change, "id": event_id}) == event_id
     assert queue.task_for_key(f"event:{event_id}") == status["id"]
-    assert queue.pending() == 0 and queue.applied_version("kettle") == 4
+    assert queue.pending() == 0 and queue.journal.applied_version("kettle") == 4
     with pytest.raises(InvalidPayload):
         await submit_change(settings, queue, {"op": "upsert", "kind": "video", "data": {}})
 
@@ -581,6 +637,8 @@ def test_admins_see_and_retry_dead_letters_over_http(tmp_path):  # type: ignore[
 
         admin, agent = login("boss@example.com"), login("ana@example.com")
         queue = client.app.state.task_queue
+        # The embedded worker's tasks embed with the API's own model: it is not loaded twice.
+        assert queue.resources.get(EMBEDDER) is client.app.state.embedder
         letter = queue.dead_letter("delete_entity", {"label": "Product"}, "KeyError: 'key'")
         assert client.get("/api/v1/admin/tasks/dead", headers=agent).status_code == 403
         (listed,) = client.get("/api/v1/admin/tasks/dead", headers=admin).json()
