@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -68,6 +69,21 @@ class Answer:
 
 
 SentenceCallback = Callable[[str], Awaitable[None]]
+
+
+class Answerer(Protocol):
+    """Questions in, grounded answers out (``KnowledgeAnswerer``)."""
+
+    async def answer(self, question: str, *, lang: str = "en",
+                     graph_nodes: Sequence[tuple[str, str]] = (), topic: str | None = None,
+                     on_sentence: SentenceCallback | None = None) -> Answer:
+        """``graph_nodes``: ``(label, key)`` of what the customer named, for facts;
+        ``on_sentence``: called with each sentence as soon as it passed the gate."""
+        ...
+
+    async def close(self) -> None:
+        """Close the stores it reads."""
+        ...
 
 
 class KnowledgeAnswerer:
@@ -177,10 +193,17 @@ class KnowledgeAnswerer:
             last = answer
         return last
 
+    async def close(self) -> None:
+        await self.index.close()
+        if self.graph is not None:
+            await self.graph.close()
+
     async def _generate(self, generator: Generator, messages: list[ChatMessage],
                         by_number: dict[int, str], sources: list[Source],
                         on_sentence: SentenceCallback | None) -> Answer:
-        buffer, kept, checks = "", [], []
+        buffer = ""
+        kept: list[SentenceCheck] = []
+        checks: list[SentenceCheck] = []
         async for piece in generator.stream(messages, max_tokens=200):
             buffer += piece
             complete = split_sentences(buffer)
@@ -201,8 +224,9 @@ class KnowledgeAnswerer:
         return Answer(joiner.join(c.sentence for c in kept), citations, False, "answered",
                       generator.name, checks, removed=sum(not c.supported for c in checks))
 
-    async def _release(self, sentence: str, by_number: dict[int, str], kept: list,
-                       checks: list, on_sentence: SentenceCallback | None) -> None:
+    async def _release(self, sentence: str, by_number: dict[int, str],
+                       kept: list[SentenceCheck], checks: list[SentenceCheck],
+                       on_sentence: SentenceCallback | None) -> None:
         if NOT_FOUND in sentence:
             checks.append(SentenceCheck(NOT_FOUND, False, None, 0.0, "not_found"))
             return

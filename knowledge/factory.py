@@ -1,11 +1,20 @@
-"""Build the knowledge stores and the answerer the settings ask for."""
+"""Build the knowledge stores and the answerer the settings ask for.
+
+Each factory returns the protocol, not the class: the embedded store (SQLite under
+``<var_dir>/kb/``) unless a server is configured. Vendor modules are imported only when
+their server is.
+"""
 
 from __future__ import annotations
 
 from core.config import Settings
+from knowledge.answer import Answerer
+from knowledge.documents.protocol import DocumentIndex
+from knowledge.generator.protocol import Generator
+from knowledge.graph.protocol import GraphStore
 
 
-def document_index(settings: Settings):  # type: ignore[no-untyped-def]
+def document_index(settings: Settings) -> DocumentIndex:
     if settings.elasticsearch_url:
         from knowledge.documents.elasticsearch import ElasticsearchDocumentIndex
 
@@ -17,7 +26,7 @@ def document_index(settings: Settings):  # type: ignore[no-untyped-def]
     return SQLiteDocumentIndex(settings.var_dir / "kb" / "documents.db")
 
 
-def graph_store(settings: Settings):  # type: ignore[no-untyped-def]
+def graph_store(settings: Settings) -> GraphStore:
     if settings.neo4j_url:
         from knowledge.graph.neo4j import Neo4jGraphStore
 
@@ -29,8 +38,10 @@ def graph_store(settings: Settings):  # type: ignore[no-untyped-def]
     return SQLiteGraphStore(settings.var_dir / "kb" / "graph.db")
 
 
-def generators(settings: Settings) -> list:  # type: ignore[type-arg]
-    chain: list = []  # type: ignore[type-arg]
+def generators(settings: Settings) -> list[Generator]:
+    """vLLM when configured, then SmolLM2 on the CPU when wanted and installed; the answerer
+    always adds the extractive generator last."""
+    chain: list[Generator] = []
     if settings.generator_url:
         from knowledge.generator.openai_compatible import OpenAICompatibleGenerator
 
@@ -48,9 +59,12 @@ def generators(settings: Settings) -> list:  # type: ignore[type-arg]
     return chain
 
 
-def answerer(settings: Settings):  # type: ignore[no-untyped-def]
+def answerer(settings: Settings, *, graph: GraphStore | None = None) -> Answerer:
+    """``graph``: a store this process already holds (else one of its own); closing the
+    answerer closes it."""
     from knowledge.answer import KnowledgeAnswerer
     from knowledge.embeddings import E5Embedder
 
     return KnowledgeAnswerer(index=document_index(settings), embedder=E5Embedder(),
-                             graph=graph_store(settings), generators=generators(settings))
+                             graph=graph or graph_store(settings),
+                             generators=generators(settings))

@@ -69,14 +69,14 @@ def check_sentence(sentence: str, sources: dict[int, str], *,
             coverage = len(terms & content_terms(window)) / len(terms)
             if coverage > best[0]:
                 best = (coverage, number, window)
-    coverage, number, window = best
-    if number is None or coverage < min_coverage:
-        return SentenceCheck(clean, False, number, coverage, "unsupported")
-    if not numbers(clean) <= numbers(sources[number]):
-        return SentenceCheck(clean, False, number, coverage, "number_mismatch")
+    coverage, found, window = best
+    if found is None or coverage < min_coverage:
+        return SentenceCheck(clean, False, found, coverage, "unsupported")
+    if not numbers(clean) <= numbers(sources[found]):
+        return SentenceCheck(clean, False, found, coverage, "number_mismatch")
     if _negation_flipped(clean, terms, window):
-        return SentenceCheck(clean, False, number, coverage, "negation_mismatch")
-    return SentenceCheck(clean, True, number, coverage, "supported")
+        return SentenceCheck(clean, False, found, coverage, "negation_mismatch")
+    return SentenceCheck(clean, True, found, coverage, "supported")
 
 
 def check_answer(text: str, sources: dict[int, str], *,

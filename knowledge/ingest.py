@@ -94,7 +94,8 @@ def parse_markdown_text(raw: str, *, source: str, default_id: str = "doc",
             raise ParseError("front matter must be a mapping")
         raw = raw[match.end():]
     sections: list[tuple[str, str]] = []
-    heading, lines, title = "", [], str(meta.get("title") or "")
+    lines: list[str] = []
+    heading, title = "", str(meta.get("title") or "")
     paragraph_open = False
     header: list[str] | None = None
     for line in raw.splitlines():
@@ -152,7 +153,7 @@ def parse_html(path: Path) -> list[Document]:
         comment.extract()
     # Hidden text is not what readers see, and a classic place to hide instructions.
     for node in soup.find_all(True):
-        style = (node.get("style") or "").replace(" ", "").lower()
+        style = str(node.get("style") or "").replace(" ", "").lower()
         if (node.has_attr("hidden") or node.get("aria-hidden") == "true"
                 or "display:none" in style or "visibility:hidden" in style):
             node.decompose()
@@ -161,7 +162,8 @@ def parse_html(path: Path) -> list[Document]:
     html_tag = soup.find("html")
     body = soup.body or soup
     sections: list[tuple[str, str]] = []
-    heading, lines = "", []
+    lines: list[str] = []
+    heading = ""
     for node in body.find_all(["h1", "h2", "h3", "h4", "p", "li", "td", "pre", "blockquote"]):
         text = node.get_text(" ", strip=True)
         if not text:

@@ -1,8 +1,12 @@
-"""What the bot's actions may ask of the company's knowledge."""
+"""What the bot's actions and the agents' console may ask of the company's order records.
+
+Products and policies are not here: they live in the company graph (``knowledge.products``,
+``knowledge.graph``), where the entity editor changes them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -28,29 +32,9 @@ class Order:
     refund: dict[str, object] | None = None
 
 
-@dataclass(frozen=True)
-class Policy:
-    id: str
-    title: dict[str, str]
-    text: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Product:
-    sku: str
-    name: dict[str, str]
-    description: dict[str, str]
-    price: float
-    warranty_months: int
-    returnable: bool
-    aliases: tuple[str, ...] = field(default_factory=tuple)
-
-
 class CompanyStore(Protocol):
-    """Orders, products and policies of the company the bot serves."""
+    """Orders of the company the bot serves, with their customer's email."""
 
-    def get_order(self, order_id: str) -> Order | None: ...
-
-    def get_policy(self, policy_id: str) -> Policy | None: ...
-
-    def find_product(self, name: str) -> Product | None: ...
+    def get_order(self, order_id: str) -> Order | None:
+        """The order (its id trimmed, any case), or ``None``."""
+        ...

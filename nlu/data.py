@@ -23,10 +23,21 @@ _ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<simple>[^)]+)\)|(?P<json
 
 @dataclass(frozen=True)
 class Entity:
+    """An entity in a text, the one span type of the NLU: annotated training data, pattern and
+    gazetteer matches and the model's predictions. ``text[start:end]`` is what was written,
+    ``value`` what it stands for (``PL-204817`` for "pl 204817"); ``extractor`` and
+    ``confidence`` say who found it, and how sure it was."""
+
     start: int
     end: int
     entity: str
     value: str
+    extractor: str = ""
+    confidence: float = 1.0
+
+    def to_rasa(self) -> dict[str, object]:
+        return {"entity": self.entity, "start": self.start, "end": self.end, "value": self.value,
+                "confidence_entity": round(self.confidence, 4), "extractor": self.extractor}
 
 
 @dataclass(frozen=True)

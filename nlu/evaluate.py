@@ -44,10 +44,7 @@ def predicted_entities(text: str, prediction: Prediction,
                        known: set[str]) -> set[tuple[str, int, int]]:
     """Model spans combined with pattern spans as the service does, limited to entity types the
     data knows (so a benchmark is not charged for Parley's own pattern types)."""
-    from nlu.patterns import Span
-
-    model_spans = [Span(s.start, s.end, s.entity, text[s.start:s.end]) for s in prediction.spans]
-    spans = combine([s for s in pattern_spans(text) if s.entity in known], model_spans)
+    spans = combine([s for s in pattern_spans(text) if s.entity in known], prediction.spans)
     return {(s.entity, s.start, s.end) for s in spans if s.entity in known}
 
 

@@ -4,7 +4,8 @@ from annotated spans. Matches never overlap: earlier, longer, higher-priority sp
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from nlu.data import Entity
 
 ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?:PL|pl|Pl|pL)[\s-]?(\d{6})(?!\d)")
 # Bare digit runs are only order-id *candidates*: the order form validates their format.
@@ -23,38 +24,30 @@ DATE = re.compile(
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
-    entity: str
-    value: str
-    extractor: str = "ParleyPatterns"
-    confidence: float = 1.0
-
-    def to_rasa(self) -> dict[str, object]:
-        return {"entity": self.entity, "start": self.start, "end": self.end, "value": self.value,
-                "confidence_entity": round(self.confidence, 4), "extractor": self.extractor}
+PATTERNS = "ParleyPatterns"
 
 
 def detect_language(text: str) -> str:
     return "zh" if CJK.search(text) else "en"
 
 
-def pattern_spans(text: str) -> list[Span]:
-    spans: list[Span] = []
+def pattern_spans(text: str) -> list[Entity]:
+    def span(m: re.Match[str], entity: str, value: str, confidence: float = 1.0) -> Entity:
+        return Entity(m.start(), m.end(), entity, value, PATTERNS, confidence)
+
+    spans: list[Entity] = []
     for m in ORDER_ID.finditer(text):
-        spans.append(Span(m.start(), m.end(), "order_id", f"PL-{m.group(1)}"))
+        spans.append(span(m, "order_id", f"PL-{m.group(1)}"))
     for m in EMAIL.finditer(text):
-        spans.append(Span(m.start(), m.end(), "email", m.group(0)))
+        spans.append(span(m, "email", m.group(0)))
     for m in ORDER_CANDIDATE.finditer(text):
-        spans.append(Span(m.start(), m.end(), "order_id", m.group(1), confidence=0.5))
+        spans.append(span(m, "order_id", m.group(1), confidence=0.5))
     for m in DATE.finditer(text):
-        spans.append(Span(m.start(), m.end(), "date", m.group(0)))
+        spans.append(span(m, "date", m.group(0)))
     for m in AMOUNT.finditer(text):
-        spans.append(Span(m.start(), m.end(), "amount", m.group(0)))
+        spans.append(span(m, "amount", m.group(0)))
     for m in PHONE.finditer(text):
-        spans.append(Span(m.start(), m.end(), "phone", m.group(0).strip()))
+        spans.append(span(m, "phone", m.group(0).strip()))
     return spans
 
 
@@ -67,11 +60,11 @@ class Gazetteer:
         self._regex = re.compile(
             "|".join(_boundary(re.escape(f)) for f in forms), re.IGNORECASE) if forms else None
 
-    def spans(self, text: str) -> list[Span]:
+    def spans(self, text: str) -> list[Entity]:
         if self._regex is None:
             return []
-        return [Span(m.start(), m.end(), self.values[m.group(0).lower()], m.group(0),
-                     extractor="ParleyGazetteer", confidence=0.9)
+        return [Entity(m.start(), m.end(), self.values[m.group(0).lower()], m.group(0),
+                       extractor="ParleyGazetteer", confidence=0.9)
                 for m in self._regex.finditer(text)]
 
 
@@ -79,9 +72,9 @@ def _boundary(form: str) -> str:
     return form if CJK.search(form) else rf"(?<!\w){form}(?!\w)"
 
 
-def merge(*groups: list[Span]) -> list[Span]:
+def merge(*groups: list[Entity]) -> list[Entity]:
     """Keep non-overlapping spans; earlier groups win, then longer spans."""
-    chosen: list[Span] = []
+    chosen: list[Entity] = []
     for group in groups:
         for span in sorted(group, key=lambda s: (-(s.end - s.start), s.start)):
             if all(span.end <= c.start or span.start >= c.end for c in chosen):
@@ -89,8 +82,8 @@ def merge(*groups: list[Span]) -> list[Span]:
     return sorted(chosen, key=lambda s: s.start)
 
 
-def combine(patterns: list[Span], model: list[Span], gazetteer: list[Span] | None = None
-            ) -> list[Span]:
+def combine(patterns: list[Entity], model: list[Entity], gazetteer: list[Entity] | None = None
+            ) -> list[Entity]:
     """Entities from every source without overlap: exact patterns (an ``PL-`` order id, an
     email) win, then the fine-tuned model, then pattern *candidates* (a bare number that may be
     an order id) and the gazetteer."""

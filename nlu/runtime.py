@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nlu import tagging
+from nlu.data import Entity
 
 EXTRACTOR = "ParleyTransformer"
 MODEL_FILE = "model.onnx"
@@ -26,7 +27,7 @@ class Prediction:
     confidence: float  # calibrated probability of the top in-scope intent
     ranking: list[tuple[str, float]]  # calibrated, best first
     rejected: bool  # below the out-of-scope threshold (or the out-of-scope class won)
-    spans: list[tagging.TaggedSpan]
+    spans: list[Entity]
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -144,6 +145,7 @@ class OnnxJointModel:
                 spans = tagging.decode(
                     text, enc.offsets, [bool(s) for s in enc.special_tokens_mask],
                     [self.tags[t] for t in tag_ids],
-                    [float(tag_probs[row, k, t]) for k, t in enumerate(tag_ids)])
+                    [float(tag_probs[row, k, t]) for k, t in enumerate(tag_ids)],
+                    extractor=EXTRACTOR)
                 out.append(Prediction(intent, float(scores[row]), ranking, rejected, spans))
         return out

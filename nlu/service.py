@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from nlu.patterns import Gazetteer, Span, combine, detect_language, pattern_spans
+from nlu.patterns import Gazetteer, combine, detect_language, pattern_spans
 from nlu.registry import Registry
-from nlu.runtime import EXTRACTOR, OnnxJointModel, Prediction
+from nlu.runtime import OnnxJointModel, Prediction
 from nlu.train import GAZETTEER_FILE
 
 logger = logging.getLogger(__name__)
@@ -261,9 +261,7 @@ class NLUService:
             ranking = [top, *ranking]
         else:
             top = next(dict(r) for r in ranking if r["name"] != oos_label)
-        model_spans = [Span(s.start, s.end, s.entity, text[s.start:s.end], extractor=EXTRACTOR,
-                            confidence=s.confidence) for s in prediction.spans]
-        spans = combine(pattern_spans(text), model_spans, model.gazetteer.spans(text))
+        spans = combine(pattern_spans(text), prediction.spans, model.gazetteer.spans(text))
         return {
             "text": text,
             "intent": top,

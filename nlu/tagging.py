@@ -7,7 +7,6 @@ the rest); decoding turns runs of tags back into character spans of the original
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from nlu.data import Entity
 
@@ -40,18 +39,12 @@ def token_tags(offsets: Sequence[tuple[int, int]], special: Sequence[bool],
     return tags
 
 
-@dataclass(frozen=True)
-class TaggedSpan:
-    start: int
-    end: int
-    entity: str
-    confidence: float
-
-
 def decode(text: str, offsets: Sequence[tuple[int, int]], special: Sequence[bool],
-           tags: Sequence[str], confidences: Sequence[float]) -> list[TaggedSpan]:
-    """Runs of ``B-x I-x …`` (an ``I-x`` after ``O`` opens a span too) become spans."""
-    spans: list[TaggedSpan] = []
+           tags: Sequence[str], confidences: Sequence[float], *,
+           extractor: str = "") -> list[Entity]:
+    """Runs of ``B-x I-x …`` (an ``I-x`` after ``O`` opens a span too) become spans, each
+    valued as written and as sure as its tags on average."""
+    spans: list[Entity] = []
     current: list[int] | None = None  # [start, end]
     entity = ""
     scores: list[float] = []
@@ -65,7 +58,8 @@ def decode(text: str, offsets: Sequence[tuple[int, int]], special: Sequence[bool
             while end > start and text[end - 1].isspace():
                 end -= 1
             if end > start:
-                spans.append(TaggedSpan(start, end, entity, sum(scores) / len(scores)))
+                spans.append(Entity(start, end, entity, text[start:end], extractor,
+                                    sum(scores) / len(scores)))
         current = None
 
     for (start, end), is_special, tag, conf in zip(offsets, special, tags, confidences,

@@ -1,4 +1,9 @@
-"""What actions depend on, built once per action-server process."""
+"""What actions depend on, built once per action-server process (tests swap ``_graph`` and
+``_answerer``).
+
+Orders come from the company store; products and policies from the company graph, the store
+the knowledge-base editor writes, so what an admin saves there is what the chat finds.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ from functools import lru_cache
 from typing import Any
 
 from core.config import get_settings
+from knowledge.answer import Answerer
 from knowledge.embedded import SQLiteCompanyStore
+from knowledge.graph.protocol import GraphStore
 from knowledge.protocol import CompanyStore
 
 
@@ -20,16 +27,27 @@ def language_of(tracker: Any) -> str:
     return tracker.get_slot("language") or "en"
 
 
-_answerer = None
+_graph: GraphStore | None = None
+_answerer: Answerer | None = None
 
 
-def answerer():  # type: ignore[no-untyped-def]
-    """The knowledge answerer (embedder and stores load on first use)."""
+def graph() -> GraphStore:
+    """The company graph: products, policies and their relations."""
+    global _graph
+    if _graph is None:
+        from knowledge.factory import graph_store
+
+        _graph = graph_store(get_settings())
+    return _graph
+
+
+def answerer() -> Answerer:
+    """The knowledge answerer (embedder and stores load on first use); it reads ``graph()``."""
     global _answerer
     if _answerer is None:
         from knowledge.factory import answerer as build
 
-        _answerer = build(get_settings())
+        _answerer = build(get_settings(), graph=graph())
     return _answerer
 
 

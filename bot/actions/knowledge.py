@@ -7,7 +7,8 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions.deps import answerer, company_store, language_of, stream_partial
+from bot.actions.deps import answerer, graph, language_of, stream_partial
+from knowledge.products import find_product
 
 # The knowledge-base tag for what the customer asked about (see the articles' front matter).
 TOPIC_FOR_INTENT = {
@@ -33,7 +34,7 @@ class ActionAnswerFromKnowledge(Action):
             nodes.append(("Order", order_id))
         for entity in tracker.latest_message.get("entities", []):
             if entity.get("entity") == "product":
-                product = company_store().find_product(str(entity.get("value")))
+                product = await find_product(graph(), str(entity.get("value")))
                 if product:
                     nodes.append(("Product", product.sku))
 

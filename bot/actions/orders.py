@@ -9,8 +9,9 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.actions.deps import company_store, language_of
-from knowledge.protocol import Order
+from bot.actions.deps import company_store, graph, language_of
+from knowledge.products import get_product
+from knowledge.protocol import Order, OrderItem
 
 ORDER_ID = re.compile(r"^PL-\d{6}$")
 
@@ -41,6 +42,14 @@ def status_text(order: Order, language: str) -> str:
         refund_amount=refund.get("amount", "-"), refund_date=refund.get("issued_on", "-"))
 
 
+async def product_name(item: OrderItem, language: str) -> str:
+    """The product's name as the graph has it now (the editor may have renamed it), else the
+    name the order was placed under."""
+    product = await get_product(graph(), item.sku)
+    names = product.name if product is not None else item.name
+    return names.get(language) or names.get("en") or item.sku
+
+
 class ValidateOrderStatusForm(FormValidationAction):
     def name(self) -> str:
         return "validate_order_status_form"
@@ -66,8 +75,8 @@ class ActionOrderStatus(Action):
         if order is None:
             dispatcher.utter_message(response="utter_order_not_found", order_id=order_id or "")
             return []
-        items = ", ".join(f"{item.qty} × {item.name.get(language) or item.name.get('en')}"
-                          for item in order.items)
+        items = ", ".join([f"{item.qty} × {await product_name(item, language)}"
+                           for item in order.items])
         dispatcher.utter_message(response="utter_order_status", order_id=order.id, items=items,
                                  status_text=status_text(order, language))
         return []

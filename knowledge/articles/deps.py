@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from core.deps import SettingsDep
 from knowledge import factory
-from knowledge.articles.flows import TaskQueue, task_queue
-from knowledge.documents.protocol import DocumentIndex
-from knowledge.embeddings import Embedder
+from knowledge.answer import Answerer
 from knowledge.graph.protocol import GraphStore
+from workers.queue import TaskQueue
 
 
-def get_task_queue(request: HTTPConnection, settings: SettingsDep) -> TaskQueue | None:
-    """The workers' queue (looked up once per app); ``None`` until ``workers.queue`` exists."""
-    state = request.app.state
-    if not hasattr(state, "task_queue"):
-        state.task_queue = task_queue(settings)
-    return state.task_queue
-
-
-def get_index(request: HTTPConnection) -> DocumentIndex | None:
-    return getattr(request.app.state, "document_index", None)
-
-
-def get_embedder(request: HTTPConnection) -> Embedder | None:
-    return getattr(request.app.state, "embedder", None)
+def get_task_queue(request: HTTPConnection) -> TaskQueue:
+    """The app's queue (``app.state.task_queue``; the embedded one unless a broker is set)."""
+    queue: TaskQueue = request.app.state.task_queue
+    return queue
 
 
 async def get_graph(settings: SettingsDep) -> AsyncIterator[GraphStore]:
@@ -40,18 +29,14 @@ async def get_graph(settings: SettingsDep) -> AsyncIterator[GraphStore]:
         await graph.close()
 
 
-async def get_answerer(settings: SettingsDep) -> AsyncIterator[Any]:
+async def get_answerer(settings: SettingsDep) -> AsyncIterator[Answerer]:
     answerer = factory.answerer(settings)
     try:
         yield answerer
     finally:
-        await answerer.index.close()
-        if answerer.graph is not None:
-            await answerer.graph.close()
+        await answerer.close()
 
 
-QueueDep = Annotated[TaskQueue | None, Depends(get_task_queue)]
-IndexDep = Annotated[DocumentIndex | None, Depends(get_index)]
-EmbedderDep = Annotated[Embedder | None, Depends(get_embedder)]
+QueueDep = Annotated[TaskQueue, Depends(get_task_queue)]
 GraphDep = Annotated[GraphStore, Depends(get_graph)]
-AnswererDep = Annotated[Any, Depends(get_answerer)]
+AnswererDep = Annotated[Answerer, Depends(get_answerer)]

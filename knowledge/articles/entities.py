@@ -66,13 +66,13 @@ async def upsert_payload(graph: GraphStore, *, label: str, key: str,
     props = clean_props(data.props)  # InvalidGraphName / InvalidGraphValue: 422
     edges = [{"rel": e.rel, "dst_label": e.dst_label, "dst_key": e.dst_key,
               "props": clean_props(e.props)} for e in data.edges or []]
-    for edge in edges:
-        if (edge["dst_label"], edge["dst_key"]) == (label, key):
+    for edge in data.edges or []:
+        if (edge.dst_label, edge.dst_key) == (label, key):
             raise Conflict("A relation cannot point at the entity itself.", code="self_relation")
-        if await graph.get(edge["dst_label"], edge["dst_key"]) is None:
-            raise Conflict(f"No {edge['dst_label']} {edge['dst_key']!r} to relate to.",
+        if await graph.get(edge.dst_label, edge.dst_key) is None:
+            raise Conflict(f"No {edge.dst_label} {edge.dst_key!r} to relate to.",
                            code="missing_endpoint",
-                           details={"label": edge["dst_label"], "key": edge["dst_key"]})
+                           details={"label": edge.dst_label, "key": edge.dst_key})
     return {"label": label, "key": key, "props": props, "edges": edges,
             "replace_edges": data.edges is not None}
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.deps import MakerDep, SettingsDep
-from knowledge.articles import entities, flows, service
-from knowledge.articles.deps import AnswererDep, EmbedderDep, GraphDep, IndexDep, QueueDep
+from core.deps import SessionDep, SettingsDep
+from knowledge.articles import entities, flows, service, submit
+from knowledge.articles.deps import AnswererDep, GraphDep, QueueDep
 from knowledge.articles.models import Article
 from knowledge.articles.render import render_markdown
 from knowledge.articles.schemas import (
@@ -45,7 +47,7 @@ from staff.deps import AdminAgent
 router = APIRouter(prefix="/api/v1/kb", tags=["knowledge editor"],
                    responses={401: {"description": "`missing_token`, `invalid_session`"},
                               403: {"description": "`admin_only`"}})
-CONFLICTS = {409: {"description": "`version_conflict`"}}
+CONFLICTS: dict[int | str, dict[str, Any]] = {409: {"description": "`version_conflict`"}}
 
 
 async def _detail(session: AsyncSession, article: Article) -> ArticleDetail:
@@ -55,16 +57,15 @@ async def _detail(session: AsyncSession, article: Article) -> ArticleDetail:
 
 
 @router.get("/articles", response_model=ArticlesPublic)
-async def list_articles(_: AdminAgent, maker: MakerDep,
+async def list_articles(_: AdminAgent, session: SessionDep,
                         q: str | None = Query(default=None, max_length=200),
                         lang: Lang | None = None, kind: Kind | None = None,
                         status: Status | None = None,
                         limit: int = Query(default=50, ge=1, le=200),
                         offset: int = Query(default=0, ge=0)) -> ArticlesPublic:
     """Articles and FAQ entries, newest first; ``q`` matches words in the title or body."""
-    async with maker() as session:
-        rows, total = await service.list_articles(session, query=q, lang=lang, kind=kind,
-                                                  status=status, limit=limit, offset=offset)
+    rows, total = await service.list_articles(session, query=q, lang=lang, kind=kind,
+                                              status=status, limit=limit, offset=offset)
     return ArticlesPublic(items=[ArticleSummary.model_validate(r) for r in rows], total=total,
                           limit=limit, offset=offset)
 
@@ -72,46 +73,39 @@ async def list_articles(_: AdminAgent, maker: MakerDep,
 @router.post("/articles", response_model=ArticleDetail, status_code=status.HTTP_201_CREATED,
              responses={409: {"description": "`article_exists`"}})
 async def create_article(body: ArticleCreate, admin: AdminAgent,
-                         maker: MakerDep) -> ArticleDetail:
-    async with maker() as session:
-        article = await service.create_article(session, data=body, actor_id=admin.id)
-        await session.commit()
-        return await _detail(session, article)
+                         session: SessionDep) -> ArticleDetail:
+    article = await service.create_article(session, data=body, actor_id=admin.id)
+    return await _detail(session, article)
 
 
 @router.get("/articles/{article_id}", response_model=ArticleDetail)
-async def get_article(article_id: str, _: AdminAgent, maker: MakerDep) -> ArticleDetail:
-    async with maker() as session:
-        return await _detail(session, await service.get_article(session, article_id=article_id))
+async def get_article(article_id: str, _: AdminAgent, session: SessionDep) -> ArticleDetail:
+    return await _detail(session, await service.get_article(session, article_id=article_id))
 
 
 @router.put("/articles/{article_id}", response_model=ArticleDetail, responses=CONFLICTS)
 async def edit_article(article_id: str, body: ArticleUpdate, admin: AdminAgent,
-                       maker: MakerDep) -> ArticleDetail:
+                       session: SessionDep) -> ArticleDetail:
     """Save a new version; refused with 409 `version_conflict` if ``version`` is stale."""
-    async with maker() as session:
-        article, _ = await service.edit_article(
-            session, article_id=article_id, version=body.version, title=body.title,
-            tags=body.tags, body=body.body, note=body.note, actor_id=admin.id)
-        await session.commit()
-        return await _detail(session, article)
+    article, _ = await service.edit_article(
+        session, article_id=article_id, version=body.version, title=body.title,
+        tags=body.tags, body=body.body, note=body.note, actor_id=admin.id)
+    return await _detail(session, article)
 
 
 @router.get("/articles/{article_id}/versions/{version}", response_model=VersionPublic)
 async def get_version(article_id: str, version: int, _: AdminAgent,
-                      maker: MakerDep) -> VersionPublic:
-    async with maker() as session:
-        return VersionPublic.model_validate(
-            await service.get_version(session, article_id=article_id, version=version))
+                      session: SessionDep) -> VersionPublic:
+    return VersionPublic.model_validate(
+        await service.get_version(session, article_id=article_id, version=version))
 
 
 @router.get("/articles/{article_id}/diff", response_model=DiffPublic)
-async def diff(article_id: str, _: AdminAgent, maker: MakerDep,
+async def diff(article_id: str, _: AdminAgent, session: SessionDep,
                from_version: int = Query(alias="from", ge=1),
                to_version: int = Query(alias="to", ge=1)) -> DiffPublic:
-    async with maker() as session:
-        lines = await service.diff(session, article_id=article_id, from_version=from_version,
-                                   to_version=to_version)
+    lines = await service.diff(session, article_id=article_id, from_version=from_version,
+                               to_version=to_version)
     return DiffPublic(article_id=article_id, from_version=from_version, to_version=to_version,
                       lines=lines)
 
@@ -119,40 +113,31 @@ async def diff(article_id: str, _: AdminAgent, maker: MakerDep,
 @router.post("/articles/{article_id}/restore", response_model=ArticleDetail,
              responses=CONFLICTS)
 async def restore(article_id: str, body: RestoreRequest, admin: AdminAgent,
-                  maker: MakerDep) -> ArticleDetail:
+                  session: SessionDep) -> ArticleDetail:
     """Save the content of an old version as a new version."""
-    async with maker() as session:
-        article = await service.restore_version(session, article_id=article_id,
-                                                version=body.version,
-                                                base_version=body.base_version,
-                                                actor_id=admin.id)
-        await session.commit()
-        return await _detail(session, article)
+    article = await service.restore_version(session, article_id=article_id,
+                                            version=body.version,
+                                            base_version=body.base_version, actor_id=admin.id)
+    return await _detail(session, article)
 
 
 @router.post("/articles/{article_id}/publish", response_model=ArticleChange,
              responses={**CONFLICTS, 422: {"description": "`nothing_to_index`"}})
-async def publish(article_id: str, body: VersionRef, admin: AdminAgent, maker: MakerDep,
-                  settings: SettingsDep, queue: QueueDep, index: IndexDep,
-                  embedder: EmbedderDep) -> ArticleChange:
+async def publish(article_id: str, body: VersionRef, admin: AdminAgent, session: SessionDep,
+                  settings: SettingsDep, queue: QueueDep) -> ArticleChange:
     """Hand the latest version to the indexer (task ``index_document``)."""
-    async with maker() as session:
-        article, task = await flows.publish(session, article_id=article_id,
-                                            version=body.version, actor=admin,
-                                            settings=settings, queue=queue, index=index,
-                                            embedder=embedder)
+    article, task = await flows.publish(session, article_id=article_id, version=body.version,
+                                        actor=admin, settings=settings, queue=queue)
     return ArticleChange(article=ArticlePublic.model_validate(article), task=task)
 
 
 @router.delete("/articles/{article_id}", response_model=ArticleChange,
                responses={409: {"description": "`article_deleted`"}})
-async def delete_article(article_id: str, admin: AdminAgent, maker: MakerDep,
-                         settings: SettingsDep, queue: QueueDep,
-                         index: IndexDep) -> ArticleChange:
+async def delete_article(article_id: str, admin: AdminAgent, session: SessionDep,
+                         settings: SettingsDep, queue: QueueDep) -> ArticleChange:
     """Take the article out of the index (task ``delete_document``); its history stays."""
-    async with maker() as session:
-        article, task = await flows.delete(session, article_id=article_id, actor=admin,
-                                           settings=settings, queue=queue, index=index)
+    article, task = await flows.delete(session, article_id=article_id, actor=admin,
+                                       settings=settings, queue=queue)
     return ArticleChange(article=ArticlePublic.model_validate(article), task=task)
 
 
@@ -160,7 +145,7 @@ async def delete_article(article_id: str, admin: AdminAgent, maker: MakerDep,
             responses={404: {"description": "`task_not_found`"}})
 async def task_status(task_id: str, _: AdminAgent, queue: QueueDep) -> TaskStatus:
     """Where a publish, delete or entity change handed to the workers stands."""
-    return await flows.task_status(queue, task_id=task_id)
+    return await submit.task_status(queue, task_id=task_id)
 
 
 @router.post("/preview", response_model=PreviewPublic)
@@ -170,17 +155,17 @@ async def preview(body: PreviewRequest, _: AdminAgent) -> PreviewPublic:
 
 
 @router.get("/audit", response_model=AuditsPublic)
-async def audit_log(_: AdminAgent, maker: MakerDep,
+async def audit_log(_: AdminAgent, session: SessionDep,
                     target: str | None = Query(default=None, max_length=200),
                     action: Action | None = None,
                     limit: int = Query(default=50, ge=1, le=200),
                     offset: int = Query(default=0, ge=0)) -> AuditsPublic:
-    async with maker() as session:
-        rows, total = await service.audit_log(session, target=target, action=action,
-                                              limit=limit, offset=offset)
+    rows, total = await service.audit_log(session, target=target, action=action,
+                                          limit=limit, offset=offset)
     return AuditsPublic(total=total, items=[
-        AuditPublic(id=row.id, actor_id=row.actor_id, actor_name=name, action=row.action,
-                    target=row.target, detail=row.detail, created_at=row.created_at)
+        AuditPublic.model_validate({  # the stored action is checked against ``Action`` here
+            "id": row.id, "actor_id": row.actor_id, "actor_name": name, "action": row.action,
+            "target": row.target, "detail": row.detail, "created_at": row.created_at})
         for row, name in rows])
 
 
@@ -207,22 +192,20 @@ async def get_entity(label: EntityLabel, key: str, _: AdminAgent,
             responses={409: {"description": "`missing_endpoint`, `self_relation`"},
                        422: {"description": "`invalid_graph_name`, `invalid_graph_value`"}})
 async def upsert_entity(label: EntityLabel, key: str, body: EntityUpsert, admin: AdminAgent,
-                        maker: MakerDep, graph: GraphDep, queue: QueueDep,
-                        settings: SettingsDep) -> EntityChange:
+                        session: SessionDep, graph: GraphDep, settings: SettingsDep,
+                        queue: QueueDep) -> EntityChange:
     """Create or replace a product or policy (task ``upsert_entity``)."""
-    async with maker() as session:
-        task = await flows.upsert_entity(session, label=label, key=key, data=body,
-                                         actor=admin, graph=graph, queue=queue,
-                                         settings=settings)
+    task = await flows.upsert_entity(session, label=label, key=key, data=body, actor=admin,
+                                     graph=graph, settings=settings, queue=queue)
     return EntityChange(label=label, key=key, task=task)
 
 
 @router.delete("/entities/{label}/{key}", response_model=EntityChange,
                responses={404: {"description": "`entity_not_found`"}})
-async def delete_entity(label: EntityLabel, key: str, admin: AdminAgent, maker: MakerDep,
-                        graph: GraphDep, queue: QueueDep, settings: SettingsDep) -> EntityChange:
+async def delete_entity(label: EntityLabel, key: str, admin: AdminAgent, session: SessionDep,
+                        graph: GraphDep, settings: SettingsDep,
+                        queue: QueueDep) -> EntityChange:
     """Delete a product or policy and its relations (task ``delete_entity``)."""
-    async with maker() as session:
-        task = await flows.delete_entity(session, label=label, key=key, actor=admin,
-                                         graph=graph, queue=queue, settings=settings)
+    task = await flows.delete_entity(session, label=label, key=key, actor=admin, graph=graph,
+                                     settings=settings, queue=queue)
     return EntityChange(label=label, key=key, task=task)

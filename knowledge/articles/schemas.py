@@ -15,7 +15,6 @@ Status = Literal["draft", "published", "deleted"]
 Action = Literal["create", "edit", "publish", "restore", "delete", "entity_upsert",
                  "entity_delete"]
 EntityLabel = Literal["Product", "Policy"]
-TaskState = Literal["queued", "done"]
 ARTICLE_ID = r"^[a-z0-9][a-z0-9:_-]{0,79}$"  # also the document id ("faq:3" from a FAQ CSV)
 MAX_BODY_CHARS = 50_000
 
@@ -131,9 +130,10 @@ class RestoreRequest(BaseModel):
 
 
 class TaskPublic(BaseModel):
-    task_id: str | None = Field(description="The worker task; null when done here and now.")
-    state: TaskState
-    detail: dict[str, Any] = Field(default_factory=dict)
+    task_id: str = Field(description="The worker task, or ``event:<id>`` for a change sent "
+                                     "through Kafka; follow it at "
+                                     "``/api/v1/kb/tasks/{task_id}``.")
+    state: Literal["queued"]
 
 
 class TaskStatus(BaseModel):

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Literal
 
+from elastic_transport import HttpxAsyncHttpNode
 from elasticsearch import (
     ApiError,
     AsyncElasticsearch,
@@ -100,7 +101,7 @@ class ElasticsearchDocumentIndex:
         self.refresh = refresh
         self._owns_client = client is None
         self._client = client or AsyncElasticsearch(
-            url, node_class="httpxasync", request_timeout=request_timeout, max_retries=2,
+            url, node_class=HttpxAsyncHttpNode, request_timeout=request_timeout, max_retries=2,
             retry_on_timeout=True)
         self._ready = False
         self._ready_lock = asyncio.Lock()
@@ -219,7 +220,7 @@ class ElasticsearchDocumentIndex:
                 response = await self._client.search(
                     index=self.index, query={"term": {"doc_id": doc_id}}, size=PAGE,
                     sort=[{"id": "asc"}], source_includes=["content_hash"],
-                    **({"search_after": after} if after else {}))
+                    search_after=after)
                 hits = response["hits"]["hits"]
                 hashes.update((hit["_id"], hit["_source"].get("content_hash", ""))
                               for hit in hits)

@@ -4,8 +4,8 @@
 FTS5 table over the title and text as ``tokenize.analyze`` tokens, space-separated, ranked by
 ``bm25()`` with the title weighted ×2; a third, unweighted column holds the language and tags
 as opaque tokens, so filters are part of the full-text match instead of a join. Query terms
-reach ``MATCH`` only as quoted strings. Vectors are searched exactly (cosine) in an in-memory
-numpy matrix, loaded on the first vector search and kept in step with every write.
+reach ``MATCH`` only as quoted strings. Vectors are searched exactly (cosine) in memory
+(``vectors.Vectors``), loaded on the first vector search and kept in step with every write.
 SQLite work runs in a worker thread, one call at a time.
 """
 
@@ -31,6 +31,7 @@ from knowledge.documents.fusion import VECTOR_WEIGHT, fuse
 from knowledge.documents.protocol import MAX_QUERY_CHARS, Chunk, Hit
 from knowledge.documents.snippet import snippet
 from knowledge.documents.tokenize import ANALYZER_VERSION, analyze, query_terms
+from knowledge.documents.vectors import Vectors
 
 T = TypeVar("T")
 BATCH = 500
@@ -100,115 +101,13 @@ def _chunk(row: Sequence, vector: bytes | None = None) -> Chunk:
                  else tuple(float(x) for x in np.frombuffer(vector, dtype="<f4")))
 
 
-class _Vectors:
-    """Unit-length rows of a float32 matrix, one per chunk that has a vector, with a language
-    code and one boolean column per tag alongside for filtering. Removal moves the last row
-    into the hole, so every write is O(1)."""
-
-    def __init__(self, dim: int, capacity: int = 1024) -> None:
-        self.dim = dim
-        self.size = 0
-        self.matrix = np.zeros((capacity, dim), dtype=np.float32)
-        self.lang = np.zeros(capacity, dtype=np.int32)
-        self.lang_codes: dict[str, int] = {}
-        self.tag_rows: dict[str, np.ndarray] = {}
-        self.pks: list[int] = []
-        self.tags: list[tuple[str, ...]] = []
-        self.row: dict[int, int] = {}
-
-    @classmethod
-    def load(cls, dim: int, rows: list[tuple[int, str, str, bytes]]) -> _Vectors:
-        """From ``(pk, lang, tags as JSON, float32 blob)`` rows, in one pass."""
-        vectors = cls(dim, capacity=max(1024, len(rows)))
-        if rows:
-            matrix = np.frombuffer(b"".join(row[3] for row in rows), dtype="<f4")
-            matrix = matrix.reshape(len(rows), dim)
-            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            vectors.matrix[:len(rows)] = matrix / np.where(norms == 0, 1, norms)
-        for at, (pk, lang, tags, _) in enumerate(rows):
-            vectors.row[pk] = at
-            vectors.pks.append(pk)
-            vectors.tags.append(())
-            vectors.lang[at] = vectors.lang_codes.setdefault(lang, len(vectors.lang_codes) + 1)
-            vectors._set_tags(at, tuple(dict.fromkeys(json.loads(tags))))
-        vectors.size = len(rows)
-        return vectors
-
-    def _grow(self) -> None:
-        self.matrix = np.concatenate([self.matrix, np.zeros_like(self.matrix)])
-        self.lang = np.concatenate([self.lang, np.zeros_like(self.lang)])
-        for tag, rows in self.tag_rows.items():
-            self.tag_rows[tag] = np.concatenate([rows, np.zeros_like(rows)])
-
-    def _set_tags(self, at: int, tags: tuple[str, ...]) -> None:
-        for tag in self.tags[at]:
-            self.tag_rows[tag][at] = False
-        for tag in tags:
-            if tag not in self.tag_rows:
-                self.tag_rows[tag] = np.zeros(len(self.matrix), dtype=bool)
-            self.tag_rows[tag][at] = True
-        self.tags[at] = tags
-
-    def put(self, pk: int, vector: np.ndarray, lang: str, tags: Iterable[str]) -> None:
-        at = self.row.get(pk)
-        if at is None:
-            if self.size == len(self.matrix):
-                self._grow()
-            at, self.size = self.size, self.size + 1
-            self.row[pk] = at
-            self.pks.append(pk)
-            self.tags.append(())
-        norm = float(np.linalg.norm(vector))
-        self.matrix[at] = vector / norm if norm else vector
-        self.lang[at] = self.lang_codes.setdefault(lang, len(self.lang_codes) + 1)
-        self._set_tags(at, tuple(dict.fromkeys(tags)))
-
-    def remove(self, pk: int) -> None:
-        at = self.row.pop(pk, None)
-        if at is None:
-            return
-        last = self.size - 1
-        if at != last:
-            self.matrix[at] = self.matrix[last]
-            self.lang[at] = self.lang[last]
-            self.pks[at] = self.pks[last]
-            self._set_tags(at, self.tags[last])
-            self.row[self.pks[at]] = at
-        self._set_tags(last, ())
-        self.pks.pop()
-        self.tags.pop()
-        self.size = last
-
-    def nearest(self, query: np.ndarray, n: int, lang: str | None,
-                tags: frozenset[str]) -> list[int]:
-        size = self.size
-        if size == 0:
-            return []
-        norm = float(np.linalg.norm(query))
-        # einsum rather than BLAS: one thread, whose latency holds up on a busy machine where
-        # a multi-threaded matrix-vector product (memory-bound anyway) has long tails.
-        scores = np.einsum("ij,j->i", self.matrix[:size], query / norm if norm else query)
-        if lang is not None or tags:
-            keep = np.ones(size, dtype=bool)
-            if lang is not None:
-                keep &= self.lang[:size] == self.lang_codes.get(lang, -1)
-            for tag in tags:
-                rows = self.tag_rows.get(tag)
-                keep &= rows[:size] if rows is not None else False
-            scores = np.where(keep, scores, -np.inf)
-        n = min(n, size)
-        best = np.argpartition(-scores, n - 1)[:n]
-        best = best[np.argsort(-scores[best], kind="stable")]
-        return [self.pks[i] for i in best if np.isfinite(scores[i])]
-
-
 class SQLiteDocumentIndex:
     """The default ``DocumentIndex``: persistent, in-process, bilingual."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._vectors: _Vectors | None = None
+        self._vectors: Vectors | None = None
         self._dim: int | None = None
         self._frequency: dict[str, int] = {}  # document frequency per term, until a write
         self._data_version = -1
@@ -275,10 +174,10 @@ class SQLiteDocumentIndex:
             self._dim = row[0] // 4 if row else None
         return self._dim
 
-    def _load_vectors(self) -> _Vectors | None:
+    def _load_vectors(self) -> Vectors | None:
         dim = self._stored_dim() if self._vectors is None else None
         if dim is not None:
-            self._vectors = _Vectors.load(dim, self._conn.execute(
+            self._vectors = Vectors.load(dim, self._conn.execute(
                 "SELECT pk, lang, tags, vector FROM chunks WHERE vector IS NOT NULL").fetchall())
         return self._vectors
 

@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from knowledge.generator.protocol import ChatMessage, GeneratorUnavailable
 
@@ -31,8 +32,9 @@ class LocalGenerator:
 
     def __init__(self, *, threads: int = 1) -> None:
         self.threads = threads
-        self._model = None
-        self._tokenizer = None
+        # transformers' model and tokenizer, loaded by warm_up (torch is imported there only)
+        self._model: Any = None
+        self._tokenizer: Any = None
         self._lock = threading.Lock()
         self._failed: str | None = None
 

@@ -1,7 +1,11 @@
-"""Custom actions run as coroutines against the demo company's embedded store."""
+"""Custom actions run as coroutines against the demo company: its orders in the embedded
+company store, its products and policies in a graph loaded from the same YAML (the store the
+entity editor writes)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +16,8 @@ from bot.actions.handoff import ActionHandoff
 from bot.actions.knowledge import ActionAnswerFromKnowledge
 from bot.actions.language import ActionDetectLanguage
 from bot.actions.orders import ActionOrderStatus, ValidateOrderStatusForm
+from knowledge.answer import Answer
+from knowledge.graph.embedded import SQLiteGraphStore
 
 pytestmark = pytest.mark.unit
 
@@ -48,6 +54,21 @@ async def test_order_form_rejects_bad_ids_and_says_why(value):
     assert dispatcher.messages[0]["response"] == "utter_invalid_order_id"
 
 
+@pytest.fixture(autouse=True)
+async def graph(tmp_path: Path) -> AsyncIterator[SQLiteGraphStore]:
+    """The actions' company graph: the demo company, as ``knowledge.sync`` loads it."""
+    from bot.actions import deps
+    from core.config import ROOT
+    from knowledge.graph.company import load_company
+
+    store = SQLiteGraphStore(tmp_path / "graph.db")
+    await load_company(store, ROOT / "data" / "company")
+    previous, deps._graph = deps._graph, store
+    yield store
+    deps._graph = previous
+    await store.close()
+
+
 async def test_order_status_reads_the_order():
     messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817"}))
     (message,) = messages
@@ -61,36 +82,41 @@ async def test_order_status_in_chinese():
     assert "送达" in messages[0]["status_text"]
 
 
+async def test_order_status_names_the_products_as_the_graph_has_them(graph):
+    from knowledge.articles.entities import apply_upsert
+
+    await apply_upsert(graph, {  # what the entity editor's task writes
+        "label": "Product", "key": "NH-BL-200", "props": {"name": {"en": "Blender 200 Classic"}},
+        "edges": [], "replace_edges": False})
+    messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817"}))
+    assert messages[0]["items"] == "1 × Blender 200 Classic"
+
+
 async def test_unknown_order_is_reported():
     messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-000000"}))
     assert messages[0]["response"] == "utter_order_not_found"
 
 
 @pytest.fixture
-async def knowledge(tmp_path):  # type: ignore[no-untyped-def]
-    """The action's answerer over a small real knowledge base."""
+async def knowledge(tmp_path, graph):  # type: ignore[no-untyped-def]
+    """The action's answerer over a small real knowledge base and the company graph."""
     from bot.actions import deps
-    from core.config import ROOT
     from knowledge.answer import KnowledgeAnswerer
     from knowledge.documents.embedded import SQLiteDocumentIndex
     from knowledge.embeddings import E5Embedder
-    from knowledge.graph.company import load_company
-    from knowledge.graph.embedded import SQLiteGraphStore
     from knowledge.ingest import import_path
     from tests.unit.test_knowledge_answers import RETURNS, RETURNS_ZH
 
     (tmp_path / "kb").mkdir()
     (tmp_path / "kb" / "r.md").write_text(RETURNS)
     (tmp_path / "kb" / "r-zh.md").write_text(RETURNS_ZH)
-    index, graph = SQLiteDocumentIndex(tmp_path / "d.db"), SQLiteGraphStore(tmp_path / "g.db")
+    index = SQLiteDocumentIndex(tmp_path / "d.db")
     await import_path(tmp_path / "kb", index=index, embedder=E5Embedder())
-    await load_company(graph, ROOT / "data" / "company")
     previous, deps._answerer = deps._answerer, KnowledgeAnswerer(
         index=index, embedder=E5Embedder(), graph=graph)
     yield
     deps._answerer = previous
     await index.close()
-    await graph.close()
 
 
 async def test_knowledge_answer_is_cited(knowledge):
@@ -116,6 +142,55 @@ async def test_unanswerable_questions_abstain_and_offer_a_person(knowledge):
     oos, _ = await run(ActionAnswerFromKnowledge(), tracker(
         text="what's the weather in Paris?", intent="out_of_scope"))
     assert oos[0]["response"] == "utter_out_of_scope"
+
+
+class AskedAbout:
+    """An answerer that records which graph nodes the action asked about, and abstains."""
+
+    def __init__(self) -> None:
+        self.nodes: list[tuple[str, str]] = []
+
+    async def answer(self, question: str, *, lang: str = "en",
+                     graph_nodes: Sequence[tuple[str, str]] = (), topic: str | None = None,
+                     on_sentence: Any = None) -> Answer:
+        self.nodes = list(graph_nodes)
+        return Answer("", [], True, "no_sources")
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("value", "sku"), [("blender", "NH-BL-200"), ("破壁机", "NH-BL-200"),
+                                            ("Nimbus Aura Electric Kettle 1.7 L", "NH-KT-170"),
+                                            ("hovercraft", None)])
+async def test_the_product_the_customer_names_is_found_in_the_graph(value, sku, monkeypatch):
+    from bot.actions import deps
+
+    asked = AskedAbout()
+    monkeypatch.setattr(deps, "_answerer", asked)
+    await run(ActionAnswerFromKnowledge(), tracker(
+        text=f"tell me about the {value}", intent="product_info",
+        entities=[{"entity": "product", "value": value}]))
+    assert asked.nodes == ([("Product", sku)] if sku else [])
+
+
+async def test_a_product_saved_in_the_entity_editor_is_found_from_the_chat(graph, monkeypatch):
+    from bot.actions import deps
+    from knowledge.articles.entities import apply_upsert, upsert_payload
+    from knowledge.articles.schemas import EntityUpsert
+
+    body = EntityUpsert.model_validate({
+        "props": {"name": {"en": "Nimbus Frost Ice Maker"}, "aliases": ["ice maker"]},
+        "edges": [{"rel": "COVERED_BY", "dst_label": "Policy", "dst_key": "returns"}]})
+    # The editor's request builds the payload; the upsert_entity task applies it.
+    await apply_upsert(graph, await upsert_payload(graph, label="Product", key="NH-IM-900",
+                                                   data=body))
+    asked = AskedAbout()
+    monkeypatch.setattr(deps, "_answerer", asked)
+    await run(ActionAnswerFromKnowledge(), tracker(
+        text="can I return the ice maker?", intent="return_policy",
+        entities=[{"entity": "product", "value": "Ice Maker"}]))
+    assert asked.nodes == [("Product", "NH-IM-900")]
 
 
 async def test_handoff_action_emits_the_control_payload():

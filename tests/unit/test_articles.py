@@ -2,15 +2,14 @@
 preview, search, publishing to the document index, asking the bot, the entity editor and
 importing files.
 
-Publishing goes through the workers' task queue; here the queue dependency is ``None`` (the
-editor then indexes in process, as it does until ``workers.queue`` exists), except in the
-tests that check what is handed to the queue.
+Every change reaches the index and the graph through the workers: the app's own embedded
+queue, whose worker runs in the test's app process as it does under ``parley run``. A test
+that needs a change applied waits for its task, as the editor page does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +18,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from knowledge.articles.deps import get_task_queue
+from knowledge import factory
 from knowledge.articles.render import render_markdown
-from knowledge.articles.router import router as kb_router
+from knowledge.products import Product, find_product
 from staff.schemas import AgentCreate
 from web.app import create_app
 
@@ -39,25 +38,10 @@ You can return most items within 30 days of delivery, for any reason.
 """
 
 
-class RecordingQueue:
-    """Stands in for ``workers.queue``: keeps what was enqueued, after a JSON round trip."""
-
-    def __init__(self) -> None:
-        self.tasks: list[tuple[str, dict[str, Any], str | None]] = []
-
-    def enqueue(self, task: str, payload: dict[str, Any], *, key: str | None = None) -> str:
-        self.tasks.append((task, json.loads(json.dumps(payload)), key))
-        return f"task-{len(self.tasks)}"
-
-
 @pytest.fixture
 def app(settings, dialogue):  # type: ignore[no-untyped-def]
     settings.cpu_llm = "never"  # deterministic answers: the extractive generator
-    application = create_app(settings, dialogue=dialogue)
-    if not any(getattr(r, "path", "").startswith(KB) for r in application.routes):
-        application.include_router(kb_router)  # until web/app.py mounts it
-    application.dependency_overrides[get_task_queue] = lambda: None
-    return application
+    return create_app(settings, dialogue=dialogue)
 
 
 @pytest.fixture
@@ -106,12 +90,45 @@ def edit(client: TestClient, headers: dict[str, str], article: dict[str, Any],
     return client.put(f"{KB}/articles/{article['id']}", headers=headers, json=body)
 
 
+def wait_for_task(client: TestClient, headers: dict[str, str], task_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = client.get(f"{KB}/tasks/{task_id}", headers=headers).json()
+        if status["state"] in ("done", "skipped", "dead"):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} did not finish")
+
+
+def applied(client: TestClient, headers: dict[str, str], response: Any) -> dict[str, Any]:
+    """A change's response, once the workers have applied the change."""
+    assert response.status_code == 200, response.text
+    change = response.json()
+    assert change["task"]["state"] == "queued"
+    status = wait_for_task(client, headers, change["task"]["task_id"])
+    assert (status["state"], status["error"]) == ("done", ""), status
+    return change
+
+
 def publish(client: TestClient, headers: dict[str, str], article: dict[str, Any]
             ) -> dict[str, Any]:
-    response = client.post(f"{KB}/articles/{article['id']}/publish", headers=headers,
-                           json={"version": article["version"]})
-    assert response.status_code == 200, response.text
-    return response.json()
+    """Publish the article and wait until the worker has indexed it."""
+    return applied(client, headers, client.post(
+        f"{KB}/articles/{article['id']}/publish", headers=headers,
+        json={"version": article["version"]}))
+
+
+def save_entity(client: TestClient, headers: dict[str, str], label: str, key: str,
+                body: dict[str, Any]) -> dict[str, Any]:
+    """Save an entity and wait until the worker has written it to the graph."""
+    return applied(client, headers,
+                   client.put(f"{KB}/entities/{label}/{key}", headers=headers, json=body))
+
+
+def delete_entity(client: TestClient, headers: dict[str, str], label: str,
+                  key: str) -> dict[str, Any]:
+    return applied(client, headers,
+                   client.delete(f"{KB}/entities/{label}/{key}", headers=headers))
 
 
 def error(response: Any) -> tuple[int, str]:
@@ -274,10 +291,9 @@ def search_index(client: TestClient, text: str) -> list[Any]:
     return client.portal.call(lambda: index.search(text, k=5))  # type: ignore[union-attr]
 
 
-def test_publish_makes_the_new_text_searchable(client, app, admin):
+def test_publish_makes_the_new_text_searchable(client, admin):
     article = create(client, admin)
     published = publish(client, admin, article)
-    assert published["task"]["state"] == "done" and published["task"]["detail"]["added"] >= 1
     assert published["article"]["status"] == "published"
     assert published["article"]["published_version"] == 1
     latest = edit(client, admin, published["article"],
@@ -291,6 +307,27 @@ def test_publish_makes_the_new_text_searchable(client, app, admin):
     assert any("45 days" in text for text in texts)
     assert not any("30 days" in text for text in texts)  # the old version's chunk is gone
     assert hits[0].chunk.title == "Returns at a glance"
+
+
+def test_the_request_hands_over_and_the_worker_indexes(client, app, admin):
+    queue = app.state.task_queue
+    queue.stop()  # the worker is paused: what the request did is all there is
+    article = create(client, admin, kind="faq", id="faq-window", tags=["returns"])
+    published = client.post(f"{KB}/articles/faq-window/publish", headers=admin,
+                            json={"version": article["version"]}).json()
+    assert published["article"]["status"] == "published"
+    assert published["task"]["state"] == "queued"
+    status = client.get(f"{KB}/tasks/{published['task']['task_id']}", headers=admin).json()
+    assert (status["task"], status["state"]) == ("index_document", "queued")
+    assert search_index(client, "return items") == []  # the worker indexes, not the request
+    logged = client.get(f"{KB}/audit", headers=admin, params={"action": "publish"}).json()
+    assert logged["items"][0]["detail"] == {"version": 1, **published["task"]}
+
+    queue.start()
+    assert wait_for_task(client, admin, published["task"]["task_id"])["state"] == "done"
+    chunk = search_index(client, "return most items within days")[0].chunk
+    assert (chunk.doc_id, chunk.tags, chunk.lang, chunk.source) == \
+        ("faq-window", ("returns", "faq"), "en", "editor")
 
 
 def test_ask_the_bot_answers_from_the_published_article_with_a_citation(client, admin):
@@ -311,8 +348,10 @@ def test_ask_the_bot_answers_from_the_published_article_with_a_citation(client, 
 def test_delete_takes_the_article_out_of_the_index_and_the_list(client, admin):
     article = create(client, admin)
     publish(client, admin, article)
-    deleted = client.delete(f"{KB}/articles/returns", headers=admin).json()
-    assert deleted["article"]["status"] == "deleted" and deleted["task"]["detail"]["removed"] >= 1
+    deleted = applied(client, admin, client.delete(f"{KB}/articles/returns", headers=admin))
+    assert deleted["article"]["status"] == "deleted"
+    status = wait_for_task(client, admin, deleted["task"]["task_id"])
+    assert status["task"] == "delete_document"
     assert not [h for h in search_index(client, "return items days")
                 if h.chunk.doc_id == "returns"]
     listed = client.get(f"{KB}/articles", headers=admin).json()["items"]
@@ -323,83 +362,13 @@ def test_delete_takes_the_article_out_of_the_index_and_the_list(client, admin):
         (409, "article_deleted")
 
 
-def test_publish_and_delete_hand_tasks_to_the_queue(client, app, admin):
-    queue = RecordingQueue()
-    app.dependency_overrides[get_task_queue] = lambda: queue
-    article = create(client, admin, kind="faq", id="faq-window", tags=["returns"])
-    published = publish(client, admin, article)
-    assert published["task"] == {"task_id": "task-1", "state": "queued", "detail": {}}
-    assert published["article"]["status"] == "published"
-    ((task, payload, _),) = queue.tasks
-    assert task == "index_document"
-    assert payload == {"doc_id": "faq-window", "title": "Returns at a glance", "lang": "en",
-                       "tags": ["returns", "faq"], "text": RETURNS.strip(),
-                       "source": "editor", "version": 1}
-    assert search_index(client, "return items") == []  # the worker indexes, not us
-
-    deleted = client.delete(f"{KB}/articles/faq-window", headers=admin).json()
-    assert deleted["task"]["task_id"] == "task-2"
-    assert queue.tasks[1][:2] == ("delete_document", {"doc_id": "faq-window"})
-
-
-@pytest.fixture
-def worker(app, settings) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    """The real embedded queue of ``workers`` with its worker thread."""
-    queue_module = pytest.importorskip("workers.queue")
-    queue = queue_module.EmbeddedQueue(settings.var_dir / "kb-test-queue.db", settings=settings,
-                                       poll_s=0.05)
-    queue.start()
-    app.dependency_overrides[get_task_queue] = lambda: queue
-    try:
-        yield queue
-    finally:
-        queue.stop()
-
-
-def wait_for_task(client: TestClient, headers: dict[str, str], task_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = client.get(f"{KB}/tasks/{task_id}", headers=headers).json()
-        if status["state"] in ("done", "skipped", "dead"):
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} did not finish")
-
-
-def test_the_workers_queue_indexes_what_is_published(client, worker, admin):
+def test_publishing_again_after_a_delete_indexes_again(client, admin):
     article = create(client, admin, body=RETURNS.replace("30 days", "45 days"))
-    published = publish(client, admin, article)
-    assert published["task"]["state"] == "queued"
-    status = wait_for_task(client, admin, published["task"]["task_id"])
-    assert (status["task"], status["state"], status["error"]) == ("index_document", "done", "")
-    assert any("45 days" in h.chunk.text for h in search_index(client, "return items days"))
-    answer = client.post(f"{KB}/ask", headers=admin, json={
-        "question": "how many days do I have to return something?"}).json()
-    assert "45 days" in answer["text"] and answer["citations"][0]["source_id"] == "returns"
-
-    # Deleted, then published again at the same version: indexed again, not skipped.
-    deleted = client.delete(f"{KB}/articles/returns", headers=admin).json()
-    assert wait_for_task(client, admin, deleted["task"]["task_id"])["state"] == "done"
+    publish(client, admin, article)
+    deleted = applied(client, admin, client.delete(f"{KB}/articles/returns", headers=admin))
     assert search_index(client, "return items days") == []
-    again = publish(client, admin, deleted["article"])
-    assert wait_for_task(client, admin, again["task"]["task_id"])["state"] == "done"
-    assert search_index(client, "return items days")
-
-
-def test_the_workers_queue_writes_entities(client, worker, admin):
-    saved = client.put(f"{KB}/entities/Policy/returns", headers=admin,
-                       json={"props": {"title": {"en": "Returns"}}}).json()
-    assert wait_for_task(client, admin, saved["task"]["task_id"])["state"] == "done"
-    saved = client.put(f"{KB}/entities/Product/NH-KT-170", headers=admin, json={
-        "props": {"name": {"en": "Kettle"}},
-        "edges": [{"rel": "COVERED_BY", "dst_label": "Policy", "dst_key": "returns"}]}).json()
-    assert wait_for_task(client, admin, saved["task"]["task_id"])["state"] == "done"
-    kettle = client.get(f"{KB}/entities/Product/NH-KT-170", headers=admin).json()
-    assert [(r["rel"], r["key"]) for r in kettle["relations"]] == [("COVERED_BY", "returns")]
-    deleted = client.delete(f"{KB}/entities/Product/NH-KT-170", headers=admin).json()
-    assert wait_for_task(client, admin, deleted["task"]["task_id"])["state"] == "done"
-    assert error(client.get(f"{KB}/entities/Product/NH-KT-170", headers=admin)) == \
-        (404, "entity_not_found")
+    publish(client, admin, deleted["article"])  # the same version: indexed, not skipped
+    assert any("45 days" in h.chunk.text for h in search_index(client, "return items days"))
 
 
 def test_an_unknown_task_is_404(client, admin):
@@ -422,6 +391,7 @@ def test_the_audit_log_says_who_did_what_and_when(client, admin):
     assert {e["actor_name"] for e in log["items"]} == {"Root"}
     assert log["items"][1]["detail"] == {"version": 3, "restored": 1}
     assert log["items"][2]["detail"]["version"] == 2
+    assert log["items"][2]["detail"]["state"] == "queued"
     assert log["items"][0]["created_at"] >= log["items"][-1]["created_at"]
     only = client.get(f"{KB}/audit", headers=admin, params={"action": "publish"}).json()
     assert [e["action"] for e in only["items"]] == ["publish"]
@@ -432,14 +402,12 @@ def test_the_audit_log_says_who_did_what_and_when(client, admin):
 def test_the_entity_editor_saves_products_policies_and_relations(client, admin):
     policy = {"props": {"title": {"en": "Returns", "zh": "退货政策"},
                         "text": {"en": "Returns within 30 days."}}}
-    saved = client.put(f"{KB}/entities/Policy/returns", headers=admin, json=policy)
-    assert saved.status_code == 200, saved.text
-    assert saved.json()["task"] == {"task_id": None, "state": "done", "detail": {}}
+    saved = save_entity(client, admin, "Policy", "returns", policy)
+    assert saved["task"]["state"] == "queued"
     product = {"props": {"name": {"en": "Aura Kettle"}, "price": 39.9, "returnable": True,
                          "aliases": ["kettle"]},
                "edges": [{"rel": "COVERED_BY", "dst_label": "Policy", "dst_key": "returns"}]}
-    assert client.put(f"{KB}/entities/Product/NH-KT-170", headers=admin,
-                      json=product).status_code == 200
+    save_entity(client, admin, "Product", "NH-KT-170", product)
 
     kettle = client.get(f"{KB}/entities/Product/NH-KT-170", headers=admin).json()
     assert kettle["name"] == "Aura Kettle" and kettle["props"]["price"] == 39.9
@@ -452,15 +420,15 @@ def test_the_entity_editor_saves_products_policies_and_relations(client, admin):
     assert listed == [{"label": "Product", "key": "NH-KT-170", "name": "Aura Kettle"}]
 
     # Saving without "edges" keeps the relations; an empty list removes them.
-    client.put(f"{KB}/entities/Product/NH-KT-170", headers=admin,
-               json={"props": {"name": {"en": "Aura Kettle 2"}}})
+    save_entity(client, admin, "Product", "NH-KT-170",
+                {"props": {"name": {"en": "Aura Kettle 2"}}})
     kettle = client.get(f"{KB}/entities/Product/NH-KT-170", headers=admin).json()
     assert kettle["name"] == "Aura Kettle 2" and len(kettle["relations"]) == 1
-    client.put(f"{KB}/entities/Product/NH-KT-170", headers=admin,
-               json={"props": kettle["props"], "edges": []})
+    save_entity(client, admin, "Product", "NH-KT-170", {"props": kettle["props"], "edges": []})
     assert client.get(f"{KB}/entities/Product/NH-KT-170", headers=admin).json()[
         "relations"] == []
 
+    # Refused at once, before anything is handed to the workers:
     missing = client.put(f"{KB}/entities/Product/NH-KT-170", headers=admin, json={
         "props": {}, "edges": [{"rel": "COVERED_BY", "dst_label": "Policy", "dst_key": "nope"}]})
     assert error(missing) == (409, "missing_endpoint")
@@ -471,7 +439,7 @@ def test_the_entity_editor_saves_products_policies_and_relations(client, admin):
     assert error(client.get(f"{KB}/entities/Customer/c1", headers=admin)) == \
         (422, "validation_error")
 
-    assert client.delete(f"{KB}/entities/Product/NH-KT-170", headers=admin).status_code == 200
+    delete_entity(client, admin, "Product", "NH-KT-170")
     assert error(client.get(f"{KB}/entities/Product/NH-KT-170", headers=admin)) == \
         (404, "entity_not_found")
     assert error(client.delete(f"{KB}/entities/Product/NH-KT-170", headers=admin)) == \
@@ -482,23 +450,55 @@ def test_the_entity_editor_saves_products_policies_and_relations(client, admin):
     assert actions.count(("entity_upsert", "Product:NH-KT-170")) == 3
 
 
-def test_entity_changes_go_to_the_queue_when_there_is_one(client, app, admin):
-    client.put(f"{KB}/entities/Policy/returns", headers=admin, json={"props": {"days": 30}})
-    queue = RecordingQueue()
-    app.dependency_overrides[get_task_queue] = lambda: queue
+def test_the_worker_writes_the_graph_not_the_request(client, app, admin):
+    save_entity(client, admin, "Policy", "returns", {"props": {"days": 30}})
+    queue = app.state.task_queue
+    queue.stop()
     body = {"props": {"name": "Kettle"}, "edges": [
         {"rel": "COVERED_BY", "dst_label": "Policy", "dst_key": "returns", "props": {"n": 1}}]}
     saved = client.put(f"{KB}/entities/Product/NH-KT-170", headers=admin, json=body).json()
-    assert saved["task"]["task_id"] == "task-1"
-    assert queue.tasks[0][:2] == ("upsert_entity", {
-        "label": "Product", "key": "NH-KT-170", "props": {"name": "Kettle"},
-        "edges": [{"rel": "COVERED_BY", "dst_label": "Policy", "dst_key": "returns",
-                   "props": {"n": 1}}], "replace_edges": True})
-    client.delete(f"{KB}/entities/Policy/returns", headers=admin)
-    assert queue.tasks[1][:2] == ("delete_entity", {"label": "Policy", "key": "returns"})
-    # The worker writes the graph, not the request.
+    status = client.get(f"{KB}/tasks/{saved['task']['task_id']}", headers=admin).json()
+    assert (status["task"], status["state"]) == ("upsert_entity", "queued")
     assert error(client.get(f"{KB}/entities/Product/NH-KT-170", headers=admin)) == \
         (404, "entity_not_found")
+
+    queue.start()
+    assert wait_for_task(client, admin, saved["task"]["task_id"])["state"] == "done"
+    kettle = client.get(f"{KB}/entities/Product/NH-KT-170", headers=admin).json()
+    assert [(r["rel"], r["key"], r["props"]) for r in kettle["relations"]] == \
+        [("COVERED_BY", "returns", {"n": 1})]
+    delete_entity(client, admin, "Policy", "returns")
+    assert client.get(f"{KB}/entities/Product/NH-KT-170", headers=admin).json()[
+        "relations"] == []
+
+
+def test_a_product_saved_in_the_editor_is_the_one_the_chat_finds(client, settings, admin):
+    """The chat's ``find_product`` reads the graph the entity editor writes."""
+
+    def chat_finds(name: str) -> Product | None:
+        async def lookup() -> Product | None:
+            graph = factory.graph_store(settings)  # what the action server opens
+            try:
+                return await find_product(graph, name)
+            finally:
+                await graph.close()
+
+        return asyncio.run(lookup())
+
+    assert chat_finds("ice maker") is None
+    save_entity(client, admin, "Product", "NH-IM-900", {"props": {
+        "name": {"en": "Nimbus Frost Ice Maker", "zh": "Nimbus 制冰机"}, "price": 129.0,
+        "aliases": ["ice maker", "制冰机"]}})
+    for name in ("Ice Maker", " nimbus frost ice maker ", "制冰机", "Nimbus 制冰机"):
+        found = chat_finds(name)
+        assert found is not None and (found.sku, found.price) == ("NH-IM-900", 129.0), name
+
+    save_entity(client, admin, "Product", "NH-IM-900",
+                {"props": {"name": {"en": "Nimbus Frost Ice Maker"}, "aliases": ["icemaker"]}})
+    assert chat_finds("ice maker") is None  # an alias taken away in the editor is gone
+    assert chat_finds("icemaker") is not None
+    delete_entity(client, admin, "Product", "NH-IM-900")
+    assert chat_finds("icemaker") is None
 
 
 # ---------------------------------------------------------------- ask: input
@@ -511,9 +511,10 @@ def test_ask_refuses_an_empty_or_huge_question(client, admin):
 
 # ---------------------------------------------------------------- import from files
 
-def test_import_files_creates_updates_and_publishes_changed_ones(client, settings, tmp_path):
+def test_import_files_creates_updates_and_publishes_changed_ones(client, app, settings,
+                                                                 tmp_path):
     from core import db
-    from knowledge.articles import flows
+    from knowledge.articles.imports import FilesImported, import_files
 
     folder = tmp_path / "kb"
     folder.mkdir()
@@ -526,20 +527,23 @@ def test_import_files_creates_updates_and_publishes_changed_ones(client, setting
     (folder / "broken.md").write_text("---\nid: [unclosed\n---\ntext", encoding="utf-8")
     (folder / "page.html").write_text("<p>not an article</p>", encoding="utf-8")
 
-    async def run() -> flows.FilesImported:
+    async def run() -> FilesImported:
         engine = db.create_engine(settings.database_url)
         try:
             async with db.sessionmaker(engine)() as session:
-                return await flows.import_files(session, folder, settings=settings, queue=None)
+                return await import_files(session, folder, settings=settings,
+                                          queue=app.state.task_queue, wait=True)
         finally:
             await engine.dispose()
 
     first = asyncio.run(run())
     assert sorted(first.created) == ["faq:1", "returns-overview"]
     assert sorted(first.published) == ["faq:1", "returns-overview"]
+    assert len(first.tasks) == 2
     assert [Path(name).name for name, _ in first.failed] == ["broken.md"]
     assert [Path(name).name for name in first.skipped] == ["page.html"]
-    assert sorted(asyncio.run(run()).unchanged) == ["faq:1", "returns-overview"]
+    again = asyncio.run(run())
+    assert sorted(again.unchanged) == ["faq:1", "returns-overview"] and again.tasks == []
 
     (folder / "returns.md").write_text((folder / "returns.md").read_text(encoding="utf-8")
                                        .replace("30 days", "45 days"), encoding="utf-8")
