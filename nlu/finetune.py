@@ -1,9 +1,9 @@
 """Fine-tune a pretrained transformer encoder end to end for intents and BIO entities.
 
-One encoder, two heads: the intent head reads the mean-pooled sentence, the entity head reads
-every token. After training the model is exported to ONNX; confidence is calibrated by
-temperature scaling on validation data, the out-of-scope threshold is chosen there too, and the
-int8 export replaces the float one only where validation accuracy holds.
+``fit`` trains the network of ``nlu.network`` (one encoder, an intent and an entity head, or
+an ensemble of them), exports it to ONNX (``nlu.export``: int8 only where validation accuracy
+holds) and calibrates the served model on validation data (``nlu.calibration``: temperature,
+out-of-scope thresholds).
 
 Training is seeded and resumable: a checkpoint is written after every epoch into a work folder
 named by the data and the configuration, and a rerun continues from the last one.
@@ -19,18 +19,20 @@ import math
 import os
 import random
 import shutil
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nlu import tagging
+from nlu.calibration import calibrate
 from nlu.data import Example
 from nlu.encoders import DEFAULT_BASE, resolve_base
-from nlu.runtime import HEADS_FILE, MODEL_FILE, pad
+from nlu.export import FitResult, export_onnx, settle_format, write_heads
+from nlu.network import ensemble, joint_model, set_attention
+from nlu.runtime import MODEL_FILE, pad
 
 logger = logging.getLogger(__name__)
 
@@ -80,18 +82,6 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
-@dataclass
-class FitResult:
-    directory: Path  # holds model.onnx, tokenizer.json, heads.json
-    labels: list[str]
-    tags: list[str]
-    oos_label: str | None
-    temperature: float
-    threshold: float
-    similarity_threshold: float = -1.0
-    serving: dict[str, Any] = field(default_factory=dict)
-
-
 def split_validation(examples: list[Example], fraction: float,
                      seed: int) -> tuple[list[Example], list[Example]]:
     """Stratified hold-out: ``fraction`` of each intent with at least five examples."""
@@ -130,48 +120,6 @@ def _pad_batch(encodings: Sequence[Any], pad_id: int,
     return batch
 
 
-def _torch_model(base_dir: Path, config: TrainConfig, n_intents: int, n_tags: int):  # type: ignore[no-untyped-def]
-    import torch
-    from torch import nn
-    from transformers import AutoConfig, AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # unused layers of a truncated encoder are expected
-    hf_logging.disable_progress_bar()
-    encoder_config = AutoConfig.from_pretrained(base_dir)
-    if config.layers:
-        encoder_config.num_hidden_layers = min(config.layers, encoder_config.num_hidden_layers)
-    encoder_config._attn_implementation = "sdpa"  # training; the export switches to eager
-    kwargs: dict[str, Any] = {"config": encoder_config}
-    if encoder_config.model_type == "bert":
-        kwargs["add_pooling_layer"] = False
-    encoder = AutoModel.from_pretrained(base_dir, **kwargs)
-
-    class JointModel(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            hidden = encoder_config.hidden_size
-            self.encoder = encoder
-            self.dropout = nn.Dropout(0.1)
-            self.intent_head = nn.Linear(hidden, n_intents)
-            self.tag_head = nn.Linear(hidden, n_tags)
-
-        def forward(self, input_ids, attention_mask):  # type: ignore[no-untyped-def]
-            hidden = self.encoder(input_ids=input_ids,
-                                  attention_mask=attention_mask).last_hidden_state
-            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-            return (self.intent_head(self.dropout(pooled)),
-                    self.tag_head(self.dropout(hidden)), pooled)
-
-    model = JointModel()
-    if config.freeze_word_embeddings:
-        model.encoder.get_input_embeddings().weight.requires_grad_(False)
-    torch.nn.init.normal_(model.intent_head.weight, std=0.02)
-    torch.nn.init.zeros_(model.intent_head.bias)
-    return model
-
-
 def _trainable_state(model: Any, config: TrainConfig) -> dict[str, Any]:
     """What a checkpoint must hold: everything but a frozen word-embedding table."""
     return {k: v for k, v in model.state_dict().items()
@@ -202,13 +150,6 @@ def _precision(config: TrainConfig, device: str) -> str:
     return "bf16" if native else "fp32"
 
 
-def _set_attention(model: Any, implementation: str) -> None:
-    try:
-        model.encoder.set_attn_implementation(implementation)
-    except (AttributeError, ValueError):
-        model.encoder.config._attn_implementation = implementation
-
-
 def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache: Path,
         workdir: Path, progress: Progress = lambda phase, done, total: None) -> FitResult:
     """Fine-tune on ``train``, calibrate on ``val``, export to ``workdir``. ``cache`` holds the
@@ -219,14 +160,17 @@ def fit(train: list[Example], val: list[Example], config: TrainConfig, *, cache:
     export = workdir / "export"
     shutil.rmtree(export, ignore_errors=True)
     export.mkdir()
-    model = trained[0] if len(trained) == 1 else _ensemble(trained, config)
-    _export_onnx(model.to("cpu").eval(), export / MODEL_FILE, data.pad_id)
+    model = trained[0] if len(trained) == 1 else ensemble(
+        trained, shared_word_embeddings=config.freeze_word_embeddings)
+    export_onnx(model.to("cpu").eval(), export / MODEL_FILE, data.pad_id)
     shutil.copy(data.base_dir / "tokenizer.json", export / "tokenizer.json")
     result = FitResult(export, data.labels, data.tags, data.oos_label, 1.0, 0.3)
-    _write_heads(result, config, data.pad_id)
+    write_heads(result, max_length=config.max_length, pad_id=data.pad_id)
     progress("exporting", 1, 1)
     progress("calibrating", 0, 1)
-    calibrate(result, train, val, config)
+    served = settle_format(result, val, int8=config.quantize,
+                           max_drop=config.max_quantization_drop, threads=config.threads or None)
+    calibrate(result, served, train, val)
     progress("calibrating", 1, 1)
     return result
 
@@ -310,7 +254,9 @@ def _train_member(data: _TrainingData, config: TrainConfig, *, seed: int,
     torch.manual_seed(seed)
     device = _device(config)
     n_tags = len(data.tags)
-    model = _torch_model(data.base_dir, config, len(data.labels), n_tags).to(device)
+    model = joint_model(data.base_dir, n_intents=len(data.labels), n_tags=n_tags,
+                        layers=config.layers,
+                        freeze_word_embeddings=config.freeze_word_embeddings).to(device)
     heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     body = [p for n, p in model.named_parameters()
             if n.startswith("encoder.") and p.requires_grad]
@@ -369,35 +315,8 @@ def _train_member(data: _TrainingData, config: TrainConfig, *, seed: int,
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                    workdir / "checkpoint.tmp")
         os.replace(workdir / "checkpoint.tmp", checkpoint)
-    _set_attention(model, "eager")  # exports cleanly to ONNX
+    set_attention(model, "eager")  # exports cleanly to ONNX
     return model
-
-
-def _ensemble(members: list[Any], config: TrainConfig) -> Any:
-    """One module that averages the members' intent and tag logits; its sentence vector joins
-    the members' unit vectors, so its cosine similarity is the members' mean. A frozen word
-    embedding table is the same in every member and is stored once."""
-    import torch
-    from torch import nn
-
-    if config.freeze_word_embeddings:
-        shared = members[0].encoder.get_input_embeddings()
-        for member in members[1:]:
-            member.encoder.set_input_embeddings(shared)
-
-    class Ensemble(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.members = nn.ModuleList(members)
-
-        def forward(self, input_ids, attention_mask):  # type: ignore[no-untyped-def]
-            outputs = [m(input_ids, attention_mask) for m in self.members]
-            intent = torch.stack([o[0] for o in outputs]).mean(0)
-            tags = torch.stack([o[1] for o in outputs]).mean(0)
-            sentence = torch.cat([nn.functional.normalize(o[2], dim=-1) for o in outputs], -1)
-            return intent, tags, sentence
-
-    return Ensemble()
 
 
 def _length_bucketed(rng: np.random.Generator, lengths: list[int], batch_size: int) -> np.ndarray:
@@ -419,142 +338,6 @@ def _pad_id(base_dir: Path) -> int:
         return int(json.loads(meta.read_text())["special"]["pad"])
     config = json.loads((base_dir / "config.json").read_text())
     return int(config.get("pad_token_id") or 0)
-
-
-def _export_onnx(model: Any, path: Path, pad_id: int) -> None:
-    import torch
-
-    ids = torch.full((2, 8), pad_id, dtype=torch.long)
-    ids[:, 0] = 0
-    ids[:, 1:6] = 100
-    mask = torch.ones_like(ids)
-    mask[1, 6:] = 0
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes about shapes the export keeps dynamic
-        torch.onnx.export(
-            model, (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
-            output_names=["intent_logits", "tag_logits", "sentence"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
-                          "attention_mask": {0: "batch", 1: "sequence"},
-                          "intent_logits": {0: "batch"},
-                          "tag_logits": {0: "batch", 1: "sequence"},
-                          "sentence": {0: "batch"}},
-            opset_version=17, dynamo=False)
-
-
-def _write_heads(result: FitResult, config: TrainConfig, pad_id: int) -> None:
-    (result.directory / HEADS_FILE).write_text(json.dumps({
-        "labels": result.labels, "tags": result.tags, "oos_label": result.oos_label,
-        "temperature": result.temperature, "threshold": result.threshold,
-        "similarity_threshold": result.similarity_threshold,
-        "max_length": config.max_length, "pad_id": pad_id, "model_file": MODEL_FILE,
-        "serving": result.serving,
-    }, indent=2, ensure_ascii=False))
-
-
-def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
-    """The temperature minimising validation negative log-likelihood."""
-    best_t, best_nll = 1.0, math.inf
-    for t in np.exp(np.linspace(math.log(0.2), math.log(10.0), 80)):
-        z = logits / t
-        z = z - z.max(axis=1, keepdims=True)
-        log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        nll = -log_probs[np.arange(len(targets)), targets].mean()
-        if nll < best_nll:
-            best_t, best_nll = float(t), float(nll)
-    return best_t
-
-
-MIN_OOS_FOR_BALANCE = 20  # fewer out-of-scope validation examples: too few to trade against
-
-
-def choose_thresholds(scores: np.ndarray, similarity: np.ndarray | None, correct: np.ndarray,
-                      is_oos: np.ndarray, default: float = 0.3) -> tuple[float, float]:
-    """Out-of-scope thresholds on the top in-scope probability and on the similarity to the
-    nearest in-scope intent centroid (-1 disables the latter).
-
-    With enough out-of-scope validation examples: the pair maximising the mean of in-scope
-    accuracy (a rejected in-scope example counts as wrong) and out-of-scope recall. Otherwise:
-    the highest probability threshold that rejects at most 2% of correctly classified
-    validation examples, and no similarity threshold."""
-    if len(scores) == 0:
-        return default, -1.0
-    grid = np.linspace(0.05, 0.95, 91)
-    if is_oos.sum() >= MIN_OOS_FOR_BALANCE and (~is_oos).any():
-        sim_grid = [-1.0]
-        if similarity is not None:
-            sim_grid += list(np.quantile(similarity[~is_oos], np.linspace(0.0, 0.2, 41)))
-        accepted_p = scores[None, :] >= grid[:, None]  # [taus, examples]
-        best, best_value = (default, -1.0), -1.0
-        for sim_tau in sim_grid:
-            accepted = accepted_p if similarity is None or sim_tau < 0 \
-                else accepted_p & (similarity >= sim_tau)[None, :]
-            in_acc = (accepted & correct[None, :])[:, ~is_oos].mean(axis=1)
-            recall = (~accepted)[:, is_oos].mean(axis=1)
-            value = (in_acc + recall) / 2
-            i = int(value.argmax())
-            if value[i] > best_value + 1e-9:
-                best, best_value = (float(grid[i]), float(sim_tau)), float(value[i])
-        return best
-    good = np.sort(scores[correct & ~is_oos])
-    if len(good) == 0:
-        return default, -1.0
-    return float(min(0.5, max(0.05, good[int(len(good) * 0.02)] - 1e-6))), -1.0
-
-
-def calibrate(result: FitResult, train: list[Example], val: list[Example],
-              config: TrainConfig) -> None:
-    """Serving format (int8 where accuracy holds), temperature, intent centroids and the
-    out-of-scope thresholds, from the validation data and the served model itself."""
-    from nlu.runtime import CENTROIDS_FILE, OnnxJointModel, quantize
-
-    threads = config.threads or None
-    label_index = {label: i for i, label in enumerate(result.labels)}
-    known = [e for e in val if e.intent in label_index]
-    targets = np.array([label_index[e.intent] for e in known], dtype=np.int64)
-    float_model = OnnxJointModel(result.directory, threads=threads)
-    served = float_model
-    result.serving = {"format": "onnx-fp32"}
-    if config.quantize:
-        quantized = result.directory / "model.int8.onnx"
-        quantize(result.directory / MODEL_FILE, quantized)
-        int8_model = OnnxJointModel(result.directory, threads=threads, model_file=quantized.name)
-        fp32_acc = int8_acc = None
-        if known:
-            texts = [e.text for e in known]
-            fp32_acc = float((float_model.intent_logits(texts).argmax(1) == targets).mean())
-            int8_acc = float((int8_model.intent_logits(texts).argmax(1) == targets).mean())
-        keep = fp32_acc is None or int8_acc >= fp32_acc - config.max_quantization_drop
-        result.serving = {"format": "onnx-int8" if keep else "onnx-fp32",
-                          "val_accuracy_fp32": fp32_acc, "val_accuracy_int8": int8_acc}
-        if keep:
-            os.replace(quantized, result.directory / MODEL_FILE)
-            served = OnnxJointModel(result.directory, threads=threads)
-        else:
-            quantized.unlink()
-    # intent centroids of the training examples (unit vectors), for out-of-scope similarity
-    vectors = served.sentence_vectors([e.text for e in train])
-    centroids = np.zeros((len(result.labels), vectors.shape[1]), dtype=np.float32)
-    for label, i in label_index.items():
-        rows = [k for k, e in enumerate(train) if e.intent == label]
-        if rows and label != result.oos_label:
-            mean = vectors[rows].mean(axis=0)
-            centroids[i] = mean / max(float(np.linalg.norm(mean)), 1e-9)
-    np.save(result.directory / CENTROIDS_FILE, centroids)
-    served.centroids = centroids
-    if known:
-        logits, vectors = served.intent_logits(
-            [e.text for e in known], with_vectors=True)  # type: ignore[misc]
-        result.temperature = fit_temperature(logits, targets)
-        served.temperature = result.temperature
-        scores, predicted = served.in_scope(logits)
-        similarity = served.similarity(vectors)
-        is_oos = np.array([e.intent == result.oos_label for e in known])
-        correct = np.array([result.labels[p] == e.intent
-                            for p, e in zip(predicted, known, strict=True)])
-        result.threshold, result.similarity_threshold = choose_thresholds(
-            scores, similarity, correct, is_oos)
-    _write_heads(result, config, served.pad_id)
 
 
 def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:

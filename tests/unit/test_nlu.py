@@ -433,7 +433,7 @@ def test_bio_tags_round_trip_through_tokens(text: str, entities, base_encoders: 
 def test_out_of_scope_thresholds_trade_accuracy_for_recall_only_with_enough_evidence() -> None:
     import numpy as np
 
-    from nlu.finetune import choose_thresholds
+    from nlu.calibration import choose_thresholds
 
     rng = np.random.default_rng(0)
     n_in, n_oos = 400, 40
