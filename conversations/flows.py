@@ -15,13 +15,14 @@ import asyncio
 import logging
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversations import service
+from conversations.data import Button, MessageData
 from conversations.dialogue import DialogueEngine, Turn
 from conversations.escalation import Escalation, TurnSignals
 from conversations.models import Message
@@ -58,7 +59,7 @@ async def post_customer_message(
             if message is None:
                 message = Message(conversation_id=conversation_id, role="customer", text=text,
                                   client_message_id=body.client_message_id,
-                                  status=service.PENDING, data={})
+                                  status=service.PENDING, data=MessageData())
                 session.add(message)
                 try:
                     await session.commit()
@@ -85,7 +86,7 @@ async def post_customer_message(
             replies = await service.replies_to(session, message_id=message.id)
             return TurnPublic(messages=[service.to_public(message),
                                         *(service.to_public(r) for r in replies)],
-                              state=conversation.state)
+                              state=State(conversation.state))
 
 
 async def process_pending(
@@ -119,9 +120,9 @@ async def process_pending(
     async with maker() as session:
         # Claim the right to store this turn's replies: exactly one writer wins, even across
         # API processes (a concurrent recovery pass got the same, replayed, replies).
-        claimed = await session.execute(
+        claimed = cast(CursorResult[Any], await session.execute(
             update(Message).where(Message.id == message_id, Message.status == service.PENDING)
-            .values(status=service.DONE).execution_options(synchronize_session=False))
+            .values(status=service.DONE).execution_options(synchronize_session=False)))
         if claimed.rowcount != 1:
             await session.rollback()
             return
@@ -138,7 +139,8 @@ async def process_pending(
                 language = turn.slots.get("language") or conversation.locale
                 stored.append(service.add_reply(
                     session, conversation_id=conversation_id, reply_to=message.id, role="bot",
-                    text=HANDOFF_NOTICE.get(language, HANDOFF_NOTICE["en"]), data={}))
+                    text=HANDOFF_NOTICE.get(language, HANDOFF_NOTICE["en"]),
+                    data=MessageData()))
             metrics.HANDOFFS.labels(reason=reason).inc()
         state = conversation.state
         await session.commit()
@@ -158,28 +160,24 @@ def _store_turn(session: AsyncSession, *, message: Message, turn: Turn) -> list[
             # Rasa delivers a response's custom payload as a message of its own: citations
             # belong to the text before them; control payloads (hand-off) carry nothing visible.
             if citations and stored:
-                stored[-1].data = {**stored[-1].data, "citations": citations}
+                stored[-1].data = stored[-1].data.replace(citations=citations)
             continue
-        data: dict[str, Any] = {}
-        if reply.buttons:
-            data["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")}
-                               for b in reply.buttons]
-        if citations:
-            data["citations"] = citations
+        buttons = [Button(title=b.get("title", ""), payload=b.get("payload", ""))
+                   for b in reply.buttons or ()]
         stored.append(service.add_reply(session, conversation_id=message.conversation_id,
                                         reply_to=message.id, role="bot", text=reply.text or "",
-                                        data=data))
+                                        data=MessageData(buttons=buttons,
+                                                         citations=citations or [])))
     message.status = service.DONE
-    message.data = {**(message.data or {}),
-                    "intent": (turn.intent or {}).get("name"),
-                    "confidence": (turn.intent or {}).get("confidence"),
-                    "entities": [{"entity": e.get("entity"), "value": e.get("value")}
-                                 for e in turn.entities],
-                    "slots": turn.slots, "active_loop": turn.active_loop,
-                    "abstained": any((r.custom or {}).get("abstained") for r in turn.replies),
-                    "abstain_reason": next((r.custom["reason"] for r in turn.replies
-                                            if (r.custom or {}).get("abstained")
-                                            and r.custom.get("reason")), None)}
+    message.data = message.data.replace(
+        intent=(turn.intent or {}).get("name"),
+        confidence=(turn.intent or {}).get("confidence"),
+        entities=[{"entity": e.get("entity"), "value": e.get("value")} for e in turn.entities],
+        slots=turn.slots, active_loop=turn.active_loop,
+        abstained=any((r.custom or {}).get("abstained") for r in turn.replies),
+        abstain_reason=next((r.custom["reason"] for r in turn.replies
+                             if r.custom and r.custom.get("abstained")
+                             and r.custom.get("reason")), None))
     return stored
 
 
@@ -209,8 +207,8 @@ def typing(hub: StreamHub, *, conversation_id: str, role: str,
         hub.publish(AGENTS_TOPIC, {**event, "conversation_id": conversation_id})
 
 
-def _signals(data: dict[str, Any]) -> TurnSignals:
-    return TurnSignals(intent=data.get("intent"), abstained=bool(data.get("abstained")))
+def _signals(data: MessageData) -> TurnSignals:
+    return TurnSignals(intent=data.intent, abstained=data.abstained)
 
 
 async def _recent_signals(session: AsyncSession, *, conversation_id: str,
@@ -220,7 +218,7 @@ async def _recent_signals(session: AsyncSession, *, conversation_id: str,
                                        Message.status == service.DONE)
             .order_by(Message.seq.desc()).limit(3))
     rows = (await session.execute(stmt)).scalars().all()
-    return [_signals(data or {}) for data in reversed(rows)]
+    return [_signals(data) for data in reversed(rows)]
 
 
 def _handoff_trigger(escalation: Escalation, turn: Turn, *, text: str,

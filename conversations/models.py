@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, UTCDateTime, utcnow
+from conversations.data import MessageData
+from core.db import Base, JSONModel, UTCDateTime, utcnow
+
+Role = Literal["customer", "bot", "agent"]
 
 
 def new_id() -> str:
@@ -44,7 +47,8 @@ class Message(Base):
 
     ``status`` is ``pending`` from the moment the customer message is stored until its
     replies are stored in the same transaction that marks it ``done``; a message left
-    ``pending`` by a crash is finished by the recovery pass at the next start.
+    ``pending`` by a crash is finished by the recovery pass at the next start. ``data`` is what
+    the message carries besides its text (``conversations.data.MessageData``).
     """
 
     __tablename__ = "messages"
@@ -57,12 +61,12 @@ class Message(Base):
     conversation_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text, default="")
     client_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     reply_to: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     status: Mapped[str] = mapped_column(String(16), default="done", index=True)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data: Mapped[MessageData] = mapped_column(JSONModel(MessageData), default=MessageData)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

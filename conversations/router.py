@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
+from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, WebSocket, status
 
 from conversations import flows, service
 from conversations.deps import ConversationAccess, DialogueDep, EscalationDep, HubDep
@@ -17,15 +15,16 @@ from conversations.schemas import (
     TranscriptPublic,
     TurnPublic,
 )
-from conversations.stream import StreamHub
-from core.deps import MakerDep, SettingsDep
+from conversations.state import State
+from conversations.stream import pump, refuse
+from core.deps import MakerDep, SessionDep, SettingsDep
 from core.errors import ParleyError
 from core.logging import conversation_id_var
 from core.security import mint_conversation_token, verify_conversation_token
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid JSON (`invalid_json`)"},
     401: {"description": "Missing, invalid or expired token (`missing_token`, `invalid_token`, "
                          "`token_expired`)"},
@@ -38,15 +37,13 @@ ERRORS = {
 
 @router.post("", response_model=ConversationPublic, status_code=status.HTTP_201_CREATED,
              responses={k: ERRORS[k] for k in (400, 413, 422)})
-async def create_conversation(settings: SettingsDep, maker: MakerDep,
+async def create_conversation(settings: SettingsDep, session: SessionDep,
                               body: ConversationCreate | None = None) -> ConversationPublic:
-    async with maker() as session:
-        conversation = await service.create_conversation(
-            session, locale=(body.locale if body and body.locale else "en"))
-        await session.commit()
+    conversation = await service.create_conversation(
+        session, locale=(body.locale if body and body.locale else "en"))
     token = mint_conversation_token(conversation.id, key=settings.secret_key.get_secret_value())
     return ConversationPublic(id=conversation.id, token=token, locale=conversation.locale,
-                              state=conversation.state)
+                              state=State(conversation.state))
 
 
 @router.post("/{conversation_id}/messages", response_model=TurnPublic,
@@ -62,11 +59,11 @@ async def post_message(conversation_id: ConversationAccess, body: MessageCreate,
 
 @router.get("/{conversation_id}/messages", response_model=TranscriptPublic,
             response_model_exclude_none=True, responses={k: ERRORS[k] for k in (401, 403, 404)})
-async def get_transcript(conversation_id: ConversationAccess, maker: MakerDep) -> TranscriptPublic:
-    async with maker() as session:
-        conversation = await service.get_conversation(session, conversation_id=conversation_id)
-        messages = await service.transcript(session, conversation_id=conversation_id)
-    return TranscriptPublic(id=conversation.id, state=conversation.state,
+async def get_transcript(conversation_id: ConversationAccess,
+                         session: SessionDep) -> TranscriptPublic:
+    conversation = await service.get_conversation(session, conversation_id=conversation_id)
+    messages = await service.transcript(session, conversation_id=conversation_id)
+    return TranscriptPublic(id=conversation.id, state=State(conversation.state),
                             locale=conversation.locale,
                             messages=[service.to_public(m) for m in messages])
 
@@ -76,47 +73,23 @@ async def stream(websocket: WebSocket, conversation_id: str, settings: SettingsD
                  maker: MakerDep, hub: HubDep) -> None:
     """Live events: ``{"type": "message", "message": {...}}`` and ``{"type": "state", ...}``.
 
-    Browsers cannot set headers on a WebSocket, so the token comes as ``?token=``.
+    Browsers cannot set headers on a WebSocket, so the token comes as ``?token=``. The widget
+    sends ``{"type": "typing"}`` while the customer types; it reaches the agent consoles.
     """
-    token = websocket.query_params.get("token")
     try:
-        verify_conversation_token(token, conversation_id,
+        verify_conversation_token(websocket.query_params.get("token"), conversation_id,
                                   key=settings.secret_key.get_secret_value(),
                                   ttl_s=settings.token_ttl_s)
+        # Its own short session: a session held for the socket's life would hold a transaction.
         async with maker() as session:
             await service.get_conversation(session, conversation_id=conversation_id)
     except ParleyError as exc:
-        # Accept first: a close before the handshake reaches browsers as a bare 1006.
-        await websocket.accept()
-        await websocket.close(code=4000 + exc.status_code, reason=exc.code)
+        await refuse(websocket, exc)
         return
     await websocket.accept()
-    queue = hub.subscribe(conversation_id)
-    receiver = asyncio.create_task(_drain(websocket, hub, conversation_id))
-    try:
-        while not receiver.done():
-            getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                await websocket.send_json(getter.result())
-            else:
-                getter.cancel()
-    except (WebSocketDisconnect, RuntimeError):
-        pass
-    finally:
-        hub.unsubscribe(conversation_id, queue)
-        receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-            await receiver
 
+    def on_frame(frame: dict[str, Any]) -> None:
+        if frame.get("type") == "typing":
+            flows.typing(hub, conversation_id=conversation_id, role="customer")
 
-async def _drain(websocket: WebSocket, hub: StreamHub, conversation_id: str) -> None:
-    """Read client frames until the client goes away; ``{"type": "typing"}`` is relayed to
-    the agent consoles, anything else is ignored."""
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            if json.loads(message.get("text") or "{}").get("type") == "typing":
-                flows.typing(hub, conversation_id=conversation_id, role="customer")
+    await pump(websocket, hub, conversation_id, on_frame=on_frame)

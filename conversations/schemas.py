@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conversations.data import Button
+from conversations.models import Role
 from conversations.state import State
 from knowledge.schemas import Citation
-
-Role = Literal["customer", "bot", "agent"]
 
 
 class ConversationCreate(BaseModel):
@@ -32,11 +32,6 @@ class MessageCreate(BaseModel):
     client_message_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
                                    description="Client-chosen id; resending it returns the "
                                                "same reply instead of a second one.")
-
-
-class Button(BaseModel):
-    title: str
-    payload: str
 
 
 class MessagePublic(BaseModel):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conversations.models import Conversation, Message
+from conversations.data import MessageData
+from conversations.models import Conversation, Message, Role
 from conversations.schemas import MessagePublic
 from core.errors import NotFound, Unprocessable
 
@@ -65,8 +64,8 @@ async def pending_customer_messages(session: AsyncSession, *, limit: int = 500) 
     return list((await session.execute(stmt)).scalars())
 
 
-def add_reply(session: AsyncSession, *, conversation_id: str, reply_to: str, role: str,
-              text: str, data: dict[str, Any]) -> Message:
+def add_reply(session: AsyncSession, *, conversation_id: str, reply_to: str, role: Role,
+              text: str, data: MessageData) -> Message:
     message = Message(conversation_id=conversation_id, role=role, text=text, reply_to=reply_to,
                       status=DONE, data=data)
     session.add(message)
@@ -74,11 +73,11 @@ def add_reply(session: AsyncSession, *, conversation_id: str, reply_to: str, rol
 
 
 def to_public(message: Message) -> MessagePublic:
-    data = message.data or {}
+    data = message.data
     return MessagePublic(
         id=message.id, role=message.role, text=message.text, created_at=message.created_at,
-        buttons=data.get("buttons") or None, citations=data.get("citations") or None,
+        buttons=data.buttons or None, citations=data.citations or None,
         client_message_id=message.client_message_id,
-        author=data.get("agent_name"),
-        system=True if data.get("system") else None,
+        author=data.agent_name,
+        system=True if data.system else None,
     )

@@ -1,12 +1,18 @@
-"""Database engine and sessions (SQLAlchemy 2, async). SQLite file by default, PostgreSQL by URL."""
+"""Database engine and sessions (SQLAlchemy 2, async). SQLite file by default, PostgreSQL by URL.
+
+Column types every domain uses: ``UTCDateTime`` (timezone-aware UTC on every backend) and
+``JSONModel`` (a pydantic model stored as a JSON object).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, TypeDecorator, event
+from pydantic import BaseModel
+from sqlalchemy import JSON, DateTime, Dialect, TypeDecorator, event
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -43,6 +49,34 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class JSONModel(TypeDecorator[ModelT]):
+    """A pydantic model stored as a JSON object.
+
+    Reading validates the stored object, so a row written before a key existed reads with that
+    key's default (and NULL reads as the model's defaults); writing stores only the values that
+    differ from their defaults, plus any extra keys the model keeps. Assign a new model to
+    change a column: SQLAlchemy does not see changes made inside the one it holds.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, model: type[ModelT]) -> None:
+        super().__init__()
+        self.model = model
+
+    def process_bind_param(self, value: ModelT | None, dialect: Dialect) -> dict[str, Any]:
+        if value is None:
+            value = self.model()
+        return value.model_dump(mode="json", exclude_defaults=True)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> ModelT:
+        return self.model.model_validate(value or {})
+
+
 def sync_url(url: str) -> str:
     """The URL Alembic and other synchronous tools use."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -66,7 +100,7 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(async_url(url), connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             # Let SQLAlchemy control transactions so they can start as BEGIN IMMEDIATE: a
             # read-then-write transaction (claiming a chat) then never hits a lock-upgrade
             # deadlock; writers queue on the busy timeout instead.
@@ -78,7 +112,7 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
-        def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
+        def _begin_immediate(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
@@ -102,8 +136,3 @@ def upgrade_database(url: str) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sync_url(url))
     command.upgrade(cfg, "head")
-
-
-async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    async with maker() as session:
-        yield session

@@ -2,7 +2,14 @@
 ``app.dependency_overrides``.
 
 ``SessionDep`` is one database session per request, committed when the route returns without
-an error and rolled back otherwise, so a route never opens or commits a session itself.
+an error and rolled back otherwise, so a route never opens or commits a session itself. The
+commit happens before the response is sent: a client that got a 2xx can read what it wrote, and
+a failed commit answers with an error. A route that tells others (the live stream hub) about
+what it wrote commits explicitly first, so nobody hears of a change that is not stored.
+
+A route on ``SessionDep`` must not open a second session from the maker while its own holds a
+transaction: on SQLite every transaction begins IMMEDIATE, and the second would wait for the
+first. Multi-step flows that commit between steps take ``MakerDep`` instead.
 """
 
 from __future__ import annotations
@@ -42,4 +49,6 @@ async def get_session(maker: MakerDep) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the exit code (commit or rollback) runs when the route returns, before the
+# response is sent, not after it.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversations import service as conversations
+from conversations.data import MessageData
 from conversations.dialogue import DialogueEngine
 from conversations.flows import conversation_lock, publish
 from conversations.models import Conversation, Message
@@ -26,7 +27,6 @@ from handoff.suggestions import suggestions
 from knowledge.documents.protocol import DocumentIndex
 from knowledge.embeddings import Embedder
 from knowledge.protocol import CompanyStore
-from knowledge.schemas import Citation
 from staff.models import Agent
 
 CSAT_PROMPT = {
@@ -49,7 +49,8 @@ def queue_item(conversation: Conversation, *, settings: Settings,
                       resolution_s=settings.sla_resolution_s)
     waiting = ((utcnow() - conversation.queued_at).total_seconds()
                if conversation.queued_at and conversation.state == State.QUEUED else None)
-    return QueueItem(id=conversation.id, state=conversation.state, locale=conversation.locale,
+    return QueueItem(id=conversation.id, state=State(conversation.state),
+                     locale=conversation.locale,
                      priority=conversation.priority, skill=conversation.skill,
                      handoff_reason=conversation.handoff_reason,
                      queued_at=conversation.queued_at, waiting_s=waiting,
@@ -58,13 +59,12 @@ def queue_item(conversation: Conversation, *, settings: Settings,
 
 
 def summarise(messages: list[Message], conversation: Conversation) -> Summary:
-    customer = [m for m in messages if m.role == "customer" and m.data]
-    intents = [m.data["intent"] for m in customer if m.data.get("intent")]
-    slots = next((m.data.get("slots") for m in reversed(customer) if m.data.get("slots")), {})
-    entities = [e for m in customer for e in (m.data.get("entities") or [])]
-    citations = [Citation(**c) for m in messages if m.role == "bot"
-                 for c in (m.data or {}).get("citations", [])]
-    visible = {k: v for k, v in (slots or {}).items()
+    customer = [m.data for m in messages if m.role == "customer"]
+    intents = [data.intent for data in customer if data.intent]
+    slots = next((data.slots for data in reversed(customer) if data.slots), {})
+    entities = [e.model_dump() for data in customer for e in data.entities]
+    citations = [c for m in messages if m.role == "bot" for c in m.data.citations]
+    visible = {k: v for k, v in slots.items()
                if v not in (None, False, "") and k not in {"requested_slot",
                                                            "session_started_metadata"}}
     return Summary(intents=intents, slots=visible, entities=entities,
@@ -95,9 +95,7 @@ def _system_message(session: AsyncSession, conversation: Conversation,
                     table: dict[str, str], agent: Agent | None = None,
                     **values: Any) -> Message:
     text = table.get(conversation.locale, table["en"]).format(**values)
-    data: dict[str, Any] = {"system": True}
-    if agent is not None:
-        data["agent_name"] = agent.name
+    data = MessageData(system=True, agent_name=agent.name if agent is not None else None)
     message = Message(conversation_id=conversation.id, role="bot", text=text, status="done",
                       data=data)
     session.add(message)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Query, Request, WebSocket, status
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations import service as conversations
 from conversations.deps import DialogueDep, HubDep
 from conversations.flows import AGENTS_TOPIC, typing
 from conversations.models import Conversation, Message
 from conversations.schemas import MessagePublic
-from core.deps import MakerDep, SettingsDep
+from conversations.stream import pump, refuse
+from core.deps import MakerDep, SessionDep, SettingsDep
 from core.errors import ParleyError
 from handoff import flows, service
 from handoff.schemas import (
@@ -36,7 +35,7 @@ router = APIRouter(prefix="/api/v1/agent", tags=["agent console"])
 SESSION_RECHECK_S = 10.0
 
 
-async def _last_customer_texts(session, ids: list[str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+async def _last_customer_texts(session: AsyncSession, ids: list[str]) -> dict[str, str]:
     if not ids:
         return {}
     rows = (await session.execute(
@@ -47,31 +46,30 @@ async def _last_customer_texts(session, ids: list[str]) -> dict[str, str]:  # ty
 
 
 @router.get("/queue", response_model=list[QueueItem])
-async def queue(agent: CurrentAgent, maker: MakerDep, settings: SettingsDep) -> list[QueueItem]:
+async def queue(agent: CurrentAgent, session: SessionDep,
+                settings: SettingsDep) -> list[QueueItem]:
     """Conversations waiting for a person, highest priority and longest wait first."""
-    async with maker() as session:
-        waiting = await service.queue(session)
-        last = await _last_customer_texts(session, [c.id for c in waiting])
+    waiting = await service.queue(session)
+    last = await _last_customer_texts(session, [c.id for c in waiting])
     return [flows.queue_item(c, settings=settings, last_message=last.get(c.id)) for c in waiting]
 
 
 @router.get("/conversations", response_model=list[QueueItem])
-async def my_conversations(agent: CurrentAgent, maker: MakerDep, settings: SettingsDep,
+async def my_conversations(agent: CurrentAgent, session: SessionDep, settings: SettingsDep,
                            state: Literal["with_agent", "resolved"] = "with_agent",
                            limit: int = Query(default=50, ge=1, le=200)) -> list[QueueItem]:
     """The conversations this agent holds (admins: everyone's); ``state=resolved`` lists the
     ones people resolved, newest first (their CSAT included)."""
-    async with maker() as session:
-        stmt = select(Conversation).where(Conversation.state == state)
-        if state == "resolved":
-            stmt = stmt.where(Conversation.assigned_at.is_not(None)).order_by(
-                Conversation.resolved_at.desc())
-        else:
-            stmt = stmt.order_by(Conversation.assigned_at)
-        if agent.role != "admin" and state == "with_agent":
-            stmt = stmt.where(Conversation.agent_id == agent.id)
-        held = list((await session.execute(stmt.limit(limit))).scalars())
-        last = await _last_customer_texts(session, [c.id for c in held])
+    stmt = select(Conversation).where(Conversation.state == state)
+    if state == "resolved":
+        stmt = stmt.where(Conversation.assigned_at.is_not(None)).order_by(
+            Conversation.resolved_at.desc())
+    else:
+        stmt = stmt.order_by(Conversation.assigned_at)
+    if agent.role != "admin" and state == "with_agent":
+        stmt = stmt.where(Conversation.agent_id == agent.id)
+    held = list((await session.execute(stmt.limit(limit))).scalars())
+    last = await _last_customer_texts(session, [c.id for c in held])
     return [flows.queue_item(c, settings=settings, last_message=last.get(c.id)) for c in held]
 
 
@@ -94,13 +92,12 @@ async def claim(conversation_id: str, agent: CurrentAgent, maker: MakerDep, hub:
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
-async def detail(conversation_id: str, agent: CurrentAgent, maker: MakerDep,
+async def detail(conversation_id: str, agent: CurrentAgent, session: SessionDep,
                  settings: SettingsDep, request: Request) -> ConversationDetail:
-    async with maker() as session:
-        return await flows.detail(session, conversation_id=conversation_id, settings=settings,
-                                  store=request.app.state.company_store,
-                                  index=request.app.state.document_index,
-                                  embedder=request.app.state.embedder)
+    return await flows.detail(session, conversation_id=conversation_id, settings=settings,
+                              store=request.app.state.company_store,
+                              index=request.app.state.document_index,
+                              embedder=request.app.state.embedder)
 
 
 @router.post("/conversations/{conversation_id}/messages", response_model=MessagePublic,
@@ -117,14 +114,12 @@ async def send(conversation_id: str, body: AgentMessageCreate, agent: CurrentAge
 @router.post("/conversations/{conversation_id}/notes", response_model=NotePublic,
              status_code=status.HTTP_201_CREATED)
 async def add_note(conversation_id: str, body: NoteCreate, agent: CurrentAgent,
-                   maker: MakerDep, hub: HubDep) -> NotePublic:
-    async with maker() as session:
-        conversation = await conversations.get_conversation(session,
-                                                            conversation_id=conversation_id)
-        note = service.add_note(session, conversation=conversation, agent=agent,
-                                text=body.text.strip())
-        await session.commit()
-        public = NotePublic.model_validate(note)
+                   session: SessionDep, hub: HubDep) -> NotePublic:
+    conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
+    note = service.add_note(session, conversation=conversation, agent=agent,
+                            text=body.text.strip())
+    await session.commit()  # stored before the consoles hear of it
+    public = NotePublic.model_validate(note)
     hub.publish(AGENTS_TOPIC, {"type": "note", "conversation_id": conversation_id,
                                "note": public.model_dump(mode="json")})
     return public
@@ -160,68 +155,41 @@ async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep) -> None:
     """Live console events: queue changes, messages, typing, notes, presence.
 
     The session token comes as ``?token=``; the console sends ``{"type": "typing",
-    "conversation_id": ...}`` while an agent types.
+    "conversation_id": ...}`` while an agent types. The session is checked again every
+    ``SESSION_RECHECK_S``: a logged-out or expired session stops receiving customer data.
     """
+    token = websocket.query_params.get("token")
+
+    async def check() -> None:
+        # Short sessions of its own: one held for the socket's life would hold a transaction.
+        async with maker() as session:
+            await auth_service.agent_for_token(session, token=token)
+
     try:
         async with maker() as session:
-            agent = await auth_service.agent_for_token(
-                session, token=websocket.query_params.get("token"))
+            agent = await auth_service.agent_for_token(session, token=token)
     except ParleyError as exc:
-        # Accept first: a close before the handshake reaches browsers as a bare 1006.
-        await websocket.accept()
-        await websocket.close(code=4000 + exc.status_code, reason=exc.code)
+        await refuse(websocket, exc)
         return
     await websocket.accept()
-    queue_ = hub.subscribe(AGENTS_TOPIC)
 
-    async def receive() -> None:
-        while True:
-            message = await websocket.receive_json()
-            if message.get("type") == "typing" and isinstance(message.get("conversation_id"),
-                                                                str):
-                typing(hub, conversation_id=message["conversation_id"], role="agent",
-                             name=agent.name)
+    def on_frame(frame: dict[str, Any]) -> None:
+        conversation_id = frame.get("conversation_id")
+        if frame.get("type") == "typing" and isinstance(conversation_id, str):
+            typing(hub, conversation_id=conversation_id, role="agent", name=agent.name)
 
-    receiver = asyncio.create_task(receive())
-    token = websocket.query_params.get("token")
-    checked = time.monotonic()
-    try:
-        await websocket.send_json({"type": "hello", "agent_id": agent.id})
-        while not receiver.done():
-            getter = asyncio.create_task(queue_.get())
-            done, _ = await asyncio.wait({getter, receiver}, timeout=SESSION_RECHECK_S,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if time.monotonic() - checked >= SESSION_RECHECK_S:
-                # A logged-out or expired session stops receiving customer data.
-                try:
-                    async with maker() as session:
-                        await auth_service.agent_for_token(session, token=token)
-                except ParleyError as exc:
-                    getter.cancel()
-                    await websocket.close(code=4000 + exc.status_code, reason=exc.code)
-                    return
-                checked = time.monotonic()
-            if getter in done:
-                await websocket.send_json(getter.result())
-            else:
-                getter.cancel()
-    except (WebSocketDisconnect, RuntimeError):
-        pass
-    finally:
-        hub.unsubscribe(AGENTS_TOPIC, queue_)
-        receiver.cancel()
-        with contextlib.suppress(BaseException):
-            await receiver
+    await pump(websocket, hub, AGENTS_TOPIC, on_frame=on_frame,
+               hello={"type": "hello", "agent_id": agent.id},
+               check=check, check_every_s=SESSION_RECHECK_S)
 
 
 @router.put("/presence", response_model=AgentPublic)
-async def set_presence(body: PresenceUpdate, agent: CurrentAgent, maker: MakerDep,
+async def set_presence(body: PresenceUpdate, agent: CurrentAgent, session: SessionDep,
                        hub: HubDep) -> Agent:
-    async with maker() as session:
-        record = await session.get(Agent, agent.id)
-        assert record is not None
-        record.presence = body.presence
-        await session.commit()
+    record = await session.get(Agent, agent.id)
+    assert record is not None
+    record.presence = body.presence
+    await session.commit()  # stored before the consoles hear of it
     hub.publish(AGENTS_TOPIC, {"type": "presence", "agent_id": agent.id,
                                "presence": body.presence})
     return record

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conversations.data import MessageData
 from conversations.models import Conversation, Message, StateTransition
 from conversations.state import State, transition
 from core.db import utcnow
@@ -24,11 +25,11 @@ from staff.models import Agent
 
 # ---------------------------------------------------------------- routing
 
-def _eligible(agent: Agent):  # type: ignore[no-untyped-def]
-    conditions = [Conversation.state == State.QUEUED]
+def _eligible(agent: Agent) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Conversation.state == State.QUEUED]
     if agent.languages:
         conditions.append(Conversation.locale.in_(agent.languages))
-    skill_ok = Conversation.skill.is_(None)
+    skill_ok: ColumnElement[bool] = Conversation.skill.is_(None)
     if agent.skills:
         skill_ok = skill_ok | Conversation.skill.in_(agent.skills)
     conditions.append(skill_ok)
@@ -58,11 +59,11 @@ async def claim(session: AsyncSession, *, conversation_id: str, agent_id: int,
         raise Conflict("You are at your limit of concurrent conversations.",
                        code="agent_at_capacity")
     now = utcnow()
-    result = await session.execute(
+    result = cast(CursorResult[Any], await session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.state == State.QUEUED)
         .values(state=State.WITH_AGENT, agent_id=agent.id, assigned_at=now, updated_at=now)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)))
     if result.rowcount != 1:
         exists = await session.get(Conversation, conversation_id)
         if exists is None:
@@ -143,7 +144,7 @@ def add_agent_message(session: AsyncSession, *, conversation: Conversation, agen
     if conversation.first_agent_reply_at is None:
         conversation.first_agent_reply_at = utcnow()
     message = Message(conversation_id=conversation.id, role="agent", text=text, status="done",
-                      data={"agent_id": agent.id, "agent_name": agent.name})
+                      data=MessageData(agent_id=agent.id, agent_name=agent.name))
     session.add(message)
     return message
 

@@ -10,9 +10,9 @@ from core import db
 from core.config import Settings, _dev_secret
 from staff import service
 from staff.models import Agent
-from staff.schemas import AgentCreate
+from staff.schemas import AgentCreate, Role
 
-DEMO_STAFF = (
+DEMO_STAFF: tuple[tuple[str, str, Role, list[str], list[str]], ...] = (
     ("admin@nimbushome.example", "Nimbus Admin", "admin", ["billing", "technical"], ["en", "zh"]),
     ("agent@nimbushome.example", "Alex Chen", "agent", ["billing"], ["en", "zh"]),
 )

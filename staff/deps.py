@@ -16,7 +16,8 @@ from staff.models import Agent
 
 async def current_agent(request: HTTPConnection, maker: MakerDep,
                         authorization: Annotated[str | None, Header()] = None) -> Agent:
-    """The logged-in staff member (agent or admin)."""
+    """The logged-in staff member (agent or admin), looked up in a short session of its own:
+    routes that run multi-step flows open sessions of their own after it (see ``core.deps``)."""
     token = bearer(authorization) or (request.query_params.get("token")
                                       if request.scope["type"] == "websocket" else None)
     async with maker() as session:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, status
 from sqlalchemy import select
 
-from core.deps import MakerDep, SettingsDep
+from core.deps import SessionDep, SettingsDep
 from core.security import bearer
 from staff import service
 from staff.deps import AdminAgent, CurrentAgent
@@ -19,22 +19,19 @@ router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 @router.post("/auth/login", response_model=SessionPublic,
              responses={401: {"description": "`invalid_credentials`"}})
-async def login(body: LoginRequest, maker: MakerDep, settings: SettingsDep) -> SessionPublic:
-    async with maker() as session:
-        token, record, agent = await service.login(session, email=body.email,
-                                                   password=body.password,
-                                                   ttl_s=settings.agent_session_ttl_s)
-        await session.commit()
+async def login(body: LoginRequest, session: SessionDep,
+                settings: SettingsDep) -> SessionPublic:
+    token, record, agent = await service.login(session, email=body.email,
+                                               password=body.password,
+                                               ttl_s=settings.agent_session_ttl_s)
     return SessionPublic(token=token, expires_at=record.expires_at,
                          agent=AgentPublic.model_validate(agent))
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(agent: CurrentAgent, maker: MakerDep,
+async def logout(agent: CurrentAgent, session: SessionDep,
                  authorization: Annotated[str | None, Header()] = None) -> None:
-    async with maker() as session:
-        await service.logout(session, token=bearer(authorization) or "")
-        await session.commit()
+    await service.logout(session, token=bearer(authorization) or "")
 
 
 @router.get("/auth/me", response_model=AgentPublic)
@@ -43,22 +40,17 @@ async def me(agent: CurrentAgent) -> Agent:
 
 
 @router.get("/admin/agents", response_model=list[AgentPublic])
-async def list_agents(_: AdminAgent, maker: MakerDep) -> list[Agent]:
-    async with maker() as session:
-        return list((await session.execute(select(Agent).order_by(Agent.id))).scalars())
+async def list_agents(_: AdminAgent, session: SessionDep) -> list[Agent]:
+    return list((await session.execute(select(Agent).order_by(Agent.id))).scalars())
 
 
 @router.get("/agents", response_model=list[AgentPublic])
-async def colleagues(_: CurrentAgent, maker: MakerDep) -> list[Agent]:
+async def colleagues(_: CurrentAgent, session: SessionDep) -> list[Agent]:
     """Everyone an agent may transfer a conversation to."""
-    async with maker() as session:
-        return list((await session.execute(select(Agent).order_by(Agent.name))).scalars())
+    return list((await session.execute(select(Agent).order_by(Agent.name))).scalars())
 
 
 @router.post("/admin/agents", response_model=AgentPublic, status_code=status.HTTP_201_CREATED,
              responses={409: {"description": "`agent_exists`"}})
-async def create_agent(body: AgentCreate, _: AdminAgent, maker: MakerDep) -> Agent:
-    async with maker() as session:
-        agent = await service.create_agent(session, data=body)
-        await session.commit()
-        return agent
+async def create_agent(body: AgentCreate, _: AdminAgent, session: SessionDep) -> Agent:
+    return await service.create_agent(session, data=body)

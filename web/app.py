@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -29,9 +29,11 @@ from knowledge import factory as knowledge_factory
 from knowledge.articles.router import router as kb_router
 from knowledge.embedded import SQLiteCompanyStore
 from knowledge.embeddings import E5Embedder
+from knowledge.tasks import EMBEDDER
 from nlu.admin_router import router as nlu_admin_router
 from staff.router import router as auth_router
 from web import health
+from workers.context import Resources
 from workers.embedded import EmbeddedQueue
 from workers.errors import WorkerAlreadyRunning
 from workers.queue import get_queue
@@ -72,8 +74,10 @@ def create_app(settings: Settings | None = None, *,
         app.state.company_store = SQLiteCompanyStore(settings.company_data_dir,
                                                      settings.var_dir / "knowledge.db")
         app.state.document_index = knowledge_factory.document_index(settings)
-        app.state.embedder = E5Embedder()
-        app.state.task_queue = queue = get_queue(settings)
+        app.state.embedder = embedder = E5Embedder()
+        shared = Resources()
+        shared.provide(EMBEDDER, embedder)  # the embedded worker's tasks use the same model
+        app.state.task_queue = queue = get_queue(settings, resources=shared)
         if isinstance(queue, EmbeddedQueue):
             try:
                 queue.start()  # the embedded default works its queue in the API process
@@ -106,7 +110,8 @@ def create_app(settings: Settings | None = None, *,
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.middleware("http")
-    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def count_requests(request: Request,
+                             call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         route = request.scope.get("route")
         REQUESTS.labels(request.method, getattr(route, "path", "unmatched"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.deps import SessionDep
+
 pytestmark = pytest.mark.unit
 
 
@@ -212,6 +214,85 @@ def test_stream_refuses_a_wrong_token(client, conversation):
     with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(url) as ws:
         ws.receive_json()
     assert closed.value.code == 4403
+
+
+def test_stream_ignores_frames_that_are_not_json_objects(client, conversation, dialogue):
+    url = f"/api/v1/conversations/{conversation['id']}/stream?token={conversation['token']}"
+    with client.websocket_connect(url) as ws:
+        ws.send_text("not json")
+        ws.send_json(["typing"])
+        ws.send_bytes(b"\x00")
+        post(client, conversation, "still here?", cid="f1")
+        assert ws.receive_json()["message"]["text"] == "still here?"
+
+
+def test_message_data_reads_rows_from_before_the_schema_and_keeps_unknown_keys(
+        client, conversation, settings):
+    import json
+    import sqlite3
+
+    post(client, conversation, "hello", cid="d1")
+    path = settings.database_url.split("///", 1)[1]
+    with sqlite3.connect(path) as db:
+        # The shape _store_turn wrote before MessageData, plus a key no code knows.
+        db.execute("UPDATE messages SET data = ? WHERE role = 'customer'", (json.dumps(
+            {"intent": "test", "confidence": None, "entities": [], "slots": {},
+             "active_loop": None, "abstained": False, "abstain_reason": None,
+             "from_the_future": [1]}),))
+        db.execute("UPDATE messages SET data = ? WHERE role = 'bot'", (json.dumps(
+            {"buttons": [{"title": "Yes", "payload": "/affirm"}],
+             "citations": [{"source_id": "kb:1", "title": "Returns", "snippet": "30 days"}]}),))
+    transcript = client.get(f"/api/v1/conversations/{conversation['id']}/messages",
+                            headers=conversation["headers"]).json()["messages"]
+    assert transcript[1]["buttons"] == [{"title": "Yes", "payload": "/affirm"}]
+    assert transcript[1]["citations"][0]["source_id"] == "kb:1"
+
+    post(client, conversation, "again", cid="d2")  # reads the earlier turn's data as history
+    with sqlite3.connect(path) as db:
+        rows = [json.loads(d) for (d,) in db.execute(
+            "SELECT data FROM messages WHERE role = 'customer' ORDER BY seq")]
+    assert rows[0]["from_the_future"] == [1] and rows[0]["intent"] == "test"
+    assert rows[1]["intent"] == "test" and rows[1]["confidence"] == 1.0
+
+
+def test_session_dep_commits_before_answering_and_rolls_back_on_errors(settings):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from sqlalchemy import func, select
+
+    from core import db
+    from core.errors import Conflict
+    from core.handlers import install_error_handlers
+    from staff.models import Agent
+
+    db.upgrade_database(settings.database_url)
+    app = FastAPI()
+    install_error_handlers(app)
+    engine = db.create_engine(settings.database_url)
+    app.state.maker = db.sessionmaker(engine)
+
+    def agent(email: str) -> Agent:
+        return Agent(email=email, name="x", password_hash="x")
+
+    @app.post("/twice")
+    async def twice(session: SessionDep) -> dict[str, bool]:
+        session.add_all([agent("same@example.com"), agent("same@example.com")])
+        return {"stored": True}  # the unique email fails only at the commit
+
+    @app.post("/refused")
+    async def refused(session: SessionDep) -> None:
+        session.add(agent("refused@example.com"))
+        await session.flush()
+        raise Conflict("no", code="refused")
+
+    @app.get("/count")
+    async def count(session: SessionDep) -> int:
+        return (await session.execute(select(func.count()).select_from(Agent))).scalar_one()
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        assert test_client.post("/twice").status_code == 500  # not a 200 for a lost write
+        assert test_client.post("/refused").status_code == 409
+        assert test_client.get("/count").json() == 0
 
 
 def test_openapi_documents_the_public_contract(client):

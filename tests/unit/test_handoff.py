@@ -301,6 +301,23 @@ def test_console_stream_needs_a_session(client):
     assert closed.value.code == 4401
 
 
+def test_console_stream_closes_when_the_session_ends(client, staff, monkeypatch):
+    from starlette.websockets import WebSocketDisconnect
+
+    from handoff import router
+
+    monkeypatch.setattr(router, "SESSION_RECHECK_S", 0.05)
+    headers = login(client, "ana@example.com", online=False)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    with pytest.raises(WebSocketDisconnect) as closed, \
+            client.websocket_connect(f"/api/v1/agent/stream?token={token}") as console:
+        assert console.receive_json()["type"] == "hello"
+        console.send_text("not json")  # ignored: the socket stays open
+        assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+        console.receive_json()
+    assert (closed.value.code, closed.value.reason) == (4401, "invalid_session")
+
+
 # ---------------------------------------------------------------- SLA
 
 def test_sla_flags():

@@ -7,11 +7,9 @@
   "use strict";
 
   var $ = ParleyDom.$, el = ParleyDom.el, append = ParleyDom.append, fill = ParleyDom.fill;
-  var D = ParleyDom, parseTime = ParleyDom.parseTime;
+  var parseTime = ParleyDom.parseTime;
 
   var API = "/api/v1";
-  var TOKEN_KEY = "parley.console.token";
-  var AGENT_KEY = "parley.console.agent";
   var RECENT_KEY = "parley.console.recent";
   var TYPING_SHOW_MS = 3000;
   var TYPING_SEND_MS = 2000;
@@ -34,7 +32,6 @@
   var ROLE_LABEL = { customer: "Customer", bot: "Bot", agent: "Agent" };
 
   var S = {
-    token: null,
     agent: null,
     queue: [],
     mine: [],
@@ -60,11 +57,6 @@
   };
 
   // ------------------------------------------------------------------ helpers
-
-
-
-
-
 
   function clock(value) {
     var t = parseTime(value);
@@ -103,32 +95,21 @@
     setTimeout(function () { item.remove(); }, 6000);
   }
 
-  // ------------------------------------------------------------------ API
-
-  function api(method, path, body, opts) {
-    var anonymous = !!(opts && opts.anonymous);
-    return D.request(method, path, body, {
-      token: S.token, anonymous: anonymous,
-      onError: function (err) { if (err.status === 401 && !anonymous) expire(); }
-    });
-  }
-
-  function report(err) {
-    if (err && err.status === 401) return; // already back on the login form
-    toast((err && err.message) || "Something went wrong.");
-  }
-
   // ------------------------------------------------------------------ session
 
-  function showLogin(message) {
-    $("app").hidden = true;
-    $("login-view").hidden = false;
-    var box = $("login-message");
-    box.textContent = message || "";
-    box.hidden = !message;
-    $("login-password").value = "";
-    (message ? $("login-password") : $("login-email")).focus();
-    if ($("login-email").value) $("login-password").focus();
+  var session = ParleySession.create({
+    storageKey: "parley.console.token",
+    adminOnly: null,
+    onStart: start,
+    onClear: clearPageState,
+    // Going offline first: customers should not wait for someone who has left.
+    beforeLogout: function () { return api("PUT", "/agent/presence", { presence: "offline" }); }
+  });
+  var api = session.api;
+
+  function report(err) {
+    if (session.handled(err)) return; // already back on the login form
+    toast((err && err.message) || "Something went wrong.");
   }
 
   function stopLive() {
@@ -138,60 +119,18 @@
     clearTimeout(S.refreshTimer); clearTimeout(S.typingTimer);
   }
 
-  function clearSession() {
+  function clearPageState() {
     stopLive();
-    S.token = null; S.agent = null; S.openId = null; S.detail = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    sessionStorage.removeItem(AGENT_KEY);
+    S.agent = null; S.openId = null; S.detail = null;
     ["transfer-dialog", "handback-dialog"].forEach(function (id) {
       var d = $(id); if (d.open) d.close();
     });
   }
 
-  function expire() {
-    if (!S.token) return;
-    clearSession();
-    showLogin("Your session has expired. Please sign in again.");
-  }
-
-  function login(event) {
-    event.preventDefault();
-    var email = $("login-email").value.trim(), password = $("login-password").value;
-    if (!email || !password) { showLogin("Enter your email and password."); return; }
-    $("login-submit").disabled = true;
-    api("POST", "/auth/login", { email: email, password: password }, { anonymous: true })
-      .then(function (session) {
-        S.token = session.token;
-        sessionStorage.setItem(TOKEN_KEY, session.token);
-        start(session.agent);
-      })
-      .catch(function (err) {
-        showLogin(err.code === "invalid_credentials" || err.status === 422
-          ? "Wrong email or password." : err.message);
-      })
-      .then(function () { $("login-submit").disabled = false; });
-  }
-
-  function logout() {
-    var token = S.token;
-    if (!token) return;
-    // Going offline first: customers should not wait for someone who has left.
-    api("PUT", "/agent/presence", { presence: "offline" }).catch(function () { /* best effort */ })
-      .then(function () { return api("POST", "/auth/logout"); })
-      .catch(function () { /* the session ends locally anyway */ })
-      .then(function () {
-        clearSession();
-        showLogin("You have signed out.");
-      });
-  }
-
   function start(agent) {
     S.agent = agent;
-    sessionStorage.setItem(AGENT_KEY, JSON.stringify(agent));
     try { S.recent = JSON.parse(sessionStorage.getItem(RECENT_KEY + "." + agent.id) || "[]"); }
     catch (e) { S.recent = []; }
-    $("login-view").hidden = true;
-    $("app").hidden = false;
     $("agent-name").textContent = agent.name + (agent.role === "admin" ? " (admin)" : "");
     renderPresence();
     renderRecent();
@@ -201,15 +140,6 @@
     connect();
     S.tickTimer = setInterval(tick, 1000);
     S.pollTimer = setInterval(function () { loadLists(); }, POLL_MS);
-  }
-
-  function resume() {
-    var token = sessionStorage.getItem(TOKEN_KEY);
-    if (!token) { showLogin(""); return; }
-    S.token = token;
-    api("GET", "/auth/me").then(start).catch(function (err) {
-      if (err.status !== 401) { clearSession(); showLogin(err.message); }
-    });
   }
 
   // ------------------------------------------------------------------ presence
@@ -230,7 +160,6 @@
     button.disabled = true;
     api("PUT", "/agent/presence", { presence: next }).then(function (agent) {
       S.agent.presence = agent.presence;
-      sessionStorage.setItem(AGENT_KEY, JSON.stringify(S.agent));
       renderPresence();
     }).catch(report).then(function () { button.disabled = false; });
   }
@@ -245,7 +174,7 @@
   }
 
   function loadLists() {
-    if (!S.token) return Promise.resolve();
+    if (!session.token()) return Promise.resolve();
     var fetchedAt = Date.now();
     return Promise.all([api("GET", "/agent/queue"), api("GET", "/agent/conversations")])
       .then(function (results) {
@@ -852,9 +781,10 @@
   }
 
   function connect() {
-    if (!S.token) return;
+    if (!session.token()) return;
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var url = scheme + location.host + API + "/agent/stream?token=" + encodeURIComponent(S.token);
+    var url = scheme + location.host + API + "/agent/stream?token=" +
+      encodeURIComponent(session.token());
     var ws;
     try { ws = new WebSocket(url); } catch (e) { reconnectLater(); return; }
     S.ws = ws;
@@ -868,14 +798,14 @@
     ws.onclose = function (event) {
       if (S.ws !== ws) return;
       S.ws = null;
-      if (event.code === 4401 || event.code === 4403) { expire(); return; }
+      if (event.code === 4401 || event.code === 4403) { session.expire(); return; }
       reconnectLater();
     };
     ws.onerror = function () { /* onclose follows */ };
   }
 
   function reconnectLater() {
-    if (!S.token) return;
+    if (!session.token()) return;
     var delay = Math.min(30000, 1000 * Math.pow(2, S.wsAttempt)) * (0.8 + Math.random() * 0.4);
     S.wsAttempt += 1;
     setConnection("offline", "Offline — reconnecting…");
@@ -960,8 +890,6 @@
   // ------------------------------------------------------------------ wiring
 
   function wire() {
-    $("login-form").addEventListener("submit", login);
-    $("logout").addEventListener("click", logout);
     $("presence").addEventListener("click", togglePresence);
     $("take-next").addEventListener("click", takeNext);
     $("conv-take").addEventListener("click", function (e) { if (S.openId) claim(S.openId, e.currentTarget); });
@@ -990,12 +918,12 @@
       button.addEventListener("click", function () { button.closest("dialog").close(); });
     });
     document.addEventListener("visibilitychange", function () {
-      if (document.visibilityState === "visible" && S.token) loadLists();
+      if (document.visibilityState === "visible" && session.token()) loadLists();
     });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     wire();
-    resume();
+    session.start();
   });
 })();

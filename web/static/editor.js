@@ -8,10 +8,8 @@
   "use strict";
 
   var $ = ParleyDom.$, el = ParleyDom.el, append = ParleyDom.append, fill = ParleyDom.fill;
-  var D = ParleyDom, parseTime = ParleyDom.parseTime;
+  var parseTime = ParleyDom.parseTime;
 
-  var API = "/api/v1";
-  var TOKEN_KEY = "parley.editor.token";
   var PAGE_SIZE = 50;
   var PREVIEW_DELAY_MS = 250;
   var STATUS_TEXT = { draft: "Draft", published: "Published", deleted: "Deleted" };
@@ -19,7 +17,6 @@
   var LANG_TEXT = { en: "EN", zh: "中文" };
 
   var S = {
-    token: null,
     agent: null,
     agents: {},          // id -> name, for version authors
     view: "articles",
@@ -37,14 +34,9 @@
 
   // ------------------------------------------------------------------ helpers
 
-
-
-
-
   function option(value, text, selected) {
     return el("option", { value: value, text: text, selected: !!selected });
   }
-
 
   function when(value) {
     var t = parseTime(value);
@@ -82,21 +74,18 @@
 
   // ------------------------------------------------------------------ API
 
-  var ApiError = D.ApiError;
+  var ApiError = ParleyDom.ApiError;
 
-  function api(method, path, body, opts) {
-    var anonymous = !!(opts && opts.anonymous);
-    return D.request(method, path, body, {
-      token: S.token, anonymous: anonymous,
-      onError: function (err) {
-        if (err.status === 401 && !anonymous) expire();
-        if (err.code === "admin_only") adminsOnly();
-      }
-    });
-  }
+  var session = ParleySession.create({
+    storageKey: "parley.editor.token",
+    adminOnly: "Admins only: the knowledge editor needs the admin role.",
+    onStart: start,
+    onClear: function () { S.agent = null; S.current = null; S.entity = null; }
+  });
+  var api = session.api;
 
   function report(err) {
-    if (err && (err.status === 401 || err.code === "admin_only")) return; // shown already
+    if (session.handled(err)) return; // shown already
     var message = (err && err.message) || "Something went wrong.";
     if (err && err.code === "validation_error" && Array.isArray(err.details) && err.details.length) {
       message = err.details.map(function (d) {
@@ -120,65 +109,8 @@
 
   // ------------------------------------------------------------------ session
 
-  function showLogin(message) {
-    $("app").hidden = true;
-    $("login-view").hidden = false;
-    var box = $("login-message");
-    box.textContent = message || "";
-    box.hidden = !message;
-    $("login-password").value = "";
-    ($("login-email").value ? $("login-password") : $("login-email")).focus();
-  }
-
-  function clearSession() {
-    S.token = null; S.agent = null; S.current = null; S.entity = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-  }
-
-  function expire() {
-    if (!S.token) return;
-    clearSession();
-    showLogin("Your session has expired. Please sign in again.");
-  }
-
-  function adminsOnly() {
-    var token = S.token;
-    clearSession();
-    if (token) {  // end the session this page opened: it cannot use it
-      fetch(API + "/auth/logout", { method: "POST", headers: { "Authorization": "Bearer " + token } })
-        .catch(function () { /* best effort */ });
-    }
-    showLogin("Admins only: the knowledge editor needs the admin role.");
-  }
-
-  function login(event) {
-    event.preventDefault();
-    var email = $("login-email").value.trim(), password = $("login-password").value;
-    if (!email || !password) { showLogin("Enter your email and password."); return; }
-    $("login-submit").disabled = true;
-    api("POST", "/auth/login", { email: email, password: password }, { anonymous: true })
-      .then(function (session) {
-        S.token = session.token;
-        if (session.agent.role !== "admin") { adminsOnly(); return; }
-        sessionStorage.setItem(TOKEN_KEY, session.token);
-        start(session.agent);
-      })
-      .catch(function (err) {
-        showLogin(err.code === "invalid_credentials" || err.status === 422
-          ? "Wrong email or password." : err.message);
-      })
-      .then(function () { $("login-submit").disabled = false; });
-  }
-
-  function logout() {
-    api("POST", "/auth/logout").catch(function () { /* the session ends locally anyway */ })
-      .then(function () { clearSession(); showLogin("You have signed out."); });
-  }
-
   function start(agent) {
     S.agent = agent;
-    $("login-view").hidden = true;
-    $("app").hidden = false;
     $("agent-name").textContent = agent.name + " (admin)";
     api("GET", "/agents").then(function (agents) {
       (agents || []).forEach(function (a) { S.agents[a.id] = a.name; });
@@ -187,18 +119,6 @@
     showView("articles");
     closeArticle();
     loadArticles();
-  }
-
-  function resume() {
-    var token = sessionStorage.getItem(TOKEN_KEY);
-    if (!token) { showLogin(""); return; }
-    S.token = token;
-    api("GET", "/auth/me").then(function (agent) {
-      if (agent.role !== "admin") { adminsOnly(); return; }
-      start(agent);
-    }).catch(function (err) {
-      if (err.status !== 401) { clearSession(); showLogin(err.message); }
-    });
   }
 
   // ------------------------------------------------------------------ views
@@ -431,7 +351,7 @@
           if (Date.now() - started > 120000) { resolve(status); return; }
           setTimeout(poll, 700);
         }).catch(function (err) {
-          if (err.status === 401 || err.code === "admin_only") { resolve(null); return; }
+          if (session.handled(err)) { resolve(null); return; }
           setTimeout(poll, 2000);
         });
       }
@@ -796,8 +716,6 @@
   // ------------------------------------------------------------------ wiring
 
   function wire() {
-    $("login-form").addEventListener("submit", login);
-    $("logout").addEventListener("click", logout);
     document.querySelectorAll(".ed-tab").forEach(function (tab) {
       tab.addEventListener("click", function () { showView(tab.dataset.view); });
     });
@@ -855,7 +773,7 @@
     $("audit-refresh").addEventListener("click", function () { loadAudit(true); });
     $("audit-more").addEventListener("click", function () { loadAudit(false); });
     window.addEventListener("beforeunload", function (event) {
-      if (S.token && isDirty()) { event.preventDefault(); event.returnValue = ""; }
+      if (session.token() && isDirty()) { event.preventDefault(); event.returnValue = ""; }
     });
     var labels = el("datalist", { id: "entity-labels" },
       ["Policy", "Product", "Category"].map(function (l) { return option(l, l); }));
@@ -864,6 +782,6 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     wire();
-    resume();
+    session.start();
   });
 })();

@@ -1,0 +1,54 @@
+"""What a message carries besides its text: ``messages.data``, as one typed schema.
+
+Guarantees:
+- every key is optional, so rows written before a key existed read with its default;
+- keys this schema does not know are kept, so reading and writing a row loses nothing;
+- only values that differ from their defaults are stored (``core.db.JSONModel``), in the JSON
+  format rows have always had: a missing key and its default read the same;
+- ``MessageData`` is frozen: ``replace`` returns a validated copy to assign to
+  ``Message.data``, so SQLAlchemy sees every change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from knowledge.schemas import Citation
+
+
+class Button(BaseModel):
+    title: str
+    payload: str
+
+
+class Entity(BaseModel):
+    """An entity the NLU found in a customer message."""
+
+    entity: str | None = None
+    value: Any = None
+
+
+class MessageData(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    # A customer message, once the bot has processed it: what Rasa understood.
+    intent: str | None = None
+    confidence: float | None = None
+    entities: list[Entity] = Field(default_factory=list)
+    slots: dict[str, Any] = Field(default_factory=dict)
+    active_loop: str | None = None
+    abstained: bool = Field(default=False, description="The knowledge answer abstained.")
+    abstain_reason: str | None = None
+    # A bot reply.
+    buttons: list[Button] = Field(default_factory=list)
+    citations: list[Citation] = Field(default_factory=list)
+    # An agent's message, or a notice from Parley itself (an agent joined, hand-back, rating).
+    agent_id: int | None = None
+    agent_name: str | None = None
+    system: bool = False
+
+    def replace(self, **changes: Any) -> MessageData:
+        """A copy with ``changes`` applied, validated as a stored row is."""
+        return MessageData.model_validate({**self.model_dump(exclude_defaults=True), **changes})
