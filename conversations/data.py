@@ -23,8 +23,9 @@ class Button(BaseModel):
     payload: str
 
 
-class Entity(BaseModel):
-    """An entity the NLU found in a customer message."""
+class EntityValue(BaseModel):
+    """An entity the NLU found in a customer message, as Rasa reports it: name and value
+    (the span in the text, with offsets, is ``nlu.data.Entity``)."""
 
     entity: str | None = None
     value: Any = None
@@ -36,7 +37,7 @@ class MessageData(BaseModel):
     # A customer message, once the bot has processed it: what Rasa understood.
     intent: str | None = None
     confidence: float | None = None
-    entities: list[Entity] = Field(default_factory=list)
+    entities: list[EntityValue] = Field(default_factory=list)
     slots: dict[str, Any] = Field(default_factory=dict)
     active_loop: str | None = None
     abstained: bool = Field(default=False, description="The knowledge answer abstained.")

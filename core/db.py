@@ -1,4 +1,5 @@
 """Database engine and sessions (SQLAlchemy 2, async). SQLite file by default, PostgreSQL by URL.
+Migrations are the ``migrations`` package's Alembic scripts, in a checkout or installed.
 
 Column types every domain uses: ``UTCDateTime`` (timezone-aware UTC on every backend) and
 ``JSONModel`` (a pydantic model stored as a JSON object).
@@ -6,6 +7,7 @@ Column types every domain uses: ``UTCDateTime`` (timezone-aware UTC on every bac
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,8 +22,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
 class Base(DeclarativeBase):
@@ -123,6 +123,18 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def migrations_dir() -> Path:
+    """Alembic's script folder: the ``migrations`` package, in a checkout or installed.
+
+    Found, not imported: its ``env.py`` imports every domain's models, which ``core`` must not.
+    """
+    spec = importlib.util.find_spec("migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("The 'migrations' package is not installed; reinstall Parley "
+                           "(pip install -e .).")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def upgrade_database(url: str) -> None:
     """Apply Alembic migrations up to head (idempotent)."""
     from alembic import command
@@ -133,6 +145,6 @@ def upgrade_database(url: str) -> None:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", sync_url(url))
     command.upgrade(cfg, "head")

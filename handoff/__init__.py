@@ -1,1 +1,3 @@
-"""Who holds a conversation (bot, queue, agent) and the audited transitions between them."""
+"""Human hand-off: when the bot brings in a person (triggers), the queue, routing and claiming,
+the agent console API, notes, suggested replies, CSAT and SLA. The states and their audited
+transitions are ``conversations.state``; this package moves conversations through them."""

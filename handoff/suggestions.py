@@ -1,6 +1,12 @@
-"""Suggested replies for agents, from the knowledge base and the customer's order."""
+"""Suggested replies for agents, from the knowledge base and the customer's order.
+
+The embedder runs in a thread: it is shared with the embedded worker, which holds it for whole
+batches, and the event loop must not wait for it.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 from handoff.schemas import Suggestion
 from knowledge.documents.protocol import DocumentIndex
@@ -24,7 +30,8 @@ async def suggestions(*, store: CompanyStore, index: DocumentIndex, embedder: Em
                                      + (f", {order.carrier} {order.tracking}"
                                         if order.tracking else "")))
     if last_customer_text:
-        vector = embedder.embed([last_customer_text], query=True)[0].tolist()
+        vectors = await asyncio.to_thread(embedder.embed, [last_customer_text], query=True)
+        vector = vectors[0].tolist()
         seen: set[str] = set()
         for hit in await index.search(last_customer_text, vector=vector, k=8, lang=language):
             if hit.chunk.doc_id in seen:

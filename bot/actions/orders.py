@@ -1,7 +1,12 @@
-"""Order tracking: the order form's validation and the status answer."""
+"""Order tracking: the order form's validation and the status answer.
+
+The answer names the products as the graph has them; when the graph store fails (its server
+down), it names them as the order has them, so the customer still gets the status.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -10,8 +15,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.actions.deps import company_store, graph, language_of
+from knowledge.graph.errors import GraphError
 from knowledge.products import get_product
 from knowledge.protocol import Order, OrderItem
+
+logger = logging.getLogger(__name__)
 
 ORDER_ID = re.compile(r"^PL-\d{6}$")
 
@@ -44,8 +52,13 @@ def status_text(order: Order, language: str) -> str:
 
 async def product_name(item: OrderItem, language: str) -> str:
     """The product's name as the graph has it now (the editor may have renamed it), else the
-    name the order was placed under."""
-    product = await get_product(graph(), item.sku)
+    name the order was placed under (also when the graph store fails)."""
+    try:
+        product = await get_product(graph(), item.sku)
+    except GraphError as exc:
+        logger.warning("product %s: the graph failed (%s), using the order's name",
+                       item.sku, exc.code)
+        product = None
     names = product.name if product is not None else item.name
     return names.get(language) or names.get("en") or item.sku
 

@@ -6,19 +6,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends
-from starlette.requests import HTTPConnection
 
 from core.deps import SettingsDep
 from knowledge import factory
 from knowledge.answer import Answerer
 from knowledge.graph.protocol import GraphStore
-from workers.queue import TaskQueue
-
-
-def get_task_queue(request: HTTPConnection) -> TaskQueue:
-    """The app's queue (``app.state.task_queue``; the embedded one unless a broker is set)."""
-    queue: TaskQueue = request.app.state.task_queue
-    return queue
 
 
 async def get_graph(settings: SettingsDep) -> AsyncIterator[GraphStore]:
@@ -37,6 +29,5 @@ async def get_answerer(settings: SettingsDep) -> AsyncIterator[Answerer]:
         await answerer.close()
 
 
-QueueDep = Annotated[TaskQueue, Depends(get_task_queue)]
 GraphDep = Annotated[GraphStore, Depends(get_graph)]
 AnswererDep = Annotated[Answerer, Depends(get_answerer)]

@@ -4,6 +4,10 @@ Each file becomes articles the way the editor makes them: a new version when the
 changed, then published through the workers like any publish (``flows.publish``). A file
 that cannot be read is reported in ``failed`` and the rest are imported; with ``wait``, so is
 an article whose indexing task ends dead.
+
+No transaction is left open between articles, nor while ``wait`` waits for the workers: on
+SQLite every transaction holds the write lock (``BEGIN IMMEDIATE``), and the running API must
+be able to write meanwhile.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ async def import_files(session: AsyncSession, path: Path, actor: Agent | None = 
     working ``queue``), reporting each article whose task ended dead in ``failed``.
     """
     result = FilesImported()
+    await session.commit()  # ends what the caller began (looking ``actor`` up)
     for file in collect_files(Path(path)):
         progress(file)
         result.files += 1
@@ -129,6 +134,7 @@ async def _import_one(session: AsyncSession, data: ArticleCreate, actor: Agent |
           and article.status != "deleted"):
         if article.published_version == article.version:
             result.unchanged.append(article.id)
+            await session.commit()  # nothing written: ends the transaction the read began
             return
     else:
         article.lang, article.kind = data.lang, data.kind

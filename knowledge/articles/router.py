@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.deps import SessionDep, SettingsDep
 from knowledge.articles import entities, flows, service, submit
-from knowledge.articles.deps import AnswererDep, GraphDep, QueueDep
+from knowledge.articles.deps import AnswererDep, GraphDep
 from knowledge.articles.models import Article
 from knowledge.articles.render import render_markdown
 from knowledge.articles.schemas import (
@@ -43,6 +43,7 @@ from knowledge.articles.schemas import (
     VersionSummary,
 )
 from staff.deps import AdminAgent
+from workers.deps import TaskQueueDep
 
 router = APIRouter(prefix="/api/v1/kb", tags=["knowledge editor"],
                    responses={401: {"description": "`missing_token`, `invalid_session`"},
@@ -124,7 +125,7 @@ async def restore(article_id: str, body: RestoreRequest, admin: AdminAgent,
 @router.post("/articles/{article_id}/publish", response_model=ArticleChange,
              responses={**CONFLICTS, 422: {"description": "`nothing_to_index`"}})
 async def publish(article_id: str, body: VersionRef, admin: AdminAgent, session: SessionDep,
-                  settings: SettingsDep, queue: QueueDep) -> ArticleChange:
+                  settings: SettingsDep, queue: TaskQueueDep) -> ArticleChange:
     """Hand the latest version to the indexer (task ``index_document``)."""
     article, task = await flows.publish(session, article_id=article_id, version=body.version,
                                         actor=admin, settings=settings, queue=queue)
@@ -134,7 +135,7 @@ async def publish(article_id: str, body: VersionRef, admin: AdminAgent, session:
 @router.delete("/articles/{article_id}", response_model=ArticleChange,
                responses={409: {"description": "`article_deleted`"}})
 async def delete_article(article_id: str, admin: AdminAgent, session: SessionDep,
-                         settings: SettingsDep, queue: QueueDep) -> ArticleChange:
+                         settings: SettingsDep, queue: TaskQueueDep) -> ArticleChange:
     """Take the article out of the index (task ``delete_document``); its history stays."""
     article, task = await flows.delete(session, article_id=article_id, actor=admin,
                                        settings=settings, queue=queue)
@@ -143,7 +144,7 @@ async def delete_article(article_id: str, admin: AdminAgent, session: SessionDep
 
 @router.get("/tasks/{task_id}", response_model=TaskStatus,
             responses={404: {"description": "`task_not_found`"}})
-async def task_status(task_id: str, _: AdminAgent, queue: QueueDep) -> TaskStatus:
+async def task_status(task_id: str, _: AdminAgent, queue: TaskQueueDep) -> TaskStatus:
     """Where a publish, delete or entity change handed to the workers stands."""
     return await submit.task_status(queue, task_id=task_id)
 
@@ -193,7 +194,7 @@ async def get_entity(label: EntityLabel, key: str, _: AdminAgent,
                        422: {"description": "`invalid_graph_name`, `invalid_graph_value`"}})
 async def upsert_entity(label: EntityLabel, key: str, body: EntityUpsert, admin: AdminAgent,
                         session: SessionDep, graph: GraphDep, settings: SettingsDep,
-                        queue: QueueDep) -> EntityChange:
+                        queue: TaskQueueDep) -> EntityChange:
     """Create or replace a product or policy (task ``upsert_entity``)."""
     task = await flows.upsert_entity(session, label=label, key=key, data=body, actor=admin,
                                      graph=graph, settings=settings, queue=queue)
@@ -204,7 +205,7 @@ async def upsert_entity(label: EntityLabel, key: str, body: EntityUpsert, admin:
                responses={404: {"description": "`entity_not_found`"}})
 async def delete_entity(label: EntityLabel, key: str, admin: AdminAgent, session: SessionDep,
                         graph: GraphDep, settings: SettingsDep,
-                        queue: QueueDep) -> EntityChange:
+                        queue: TaskQueueDep) -> EntityChange:
     """Delete a product or policy and its relations (task ``delete_entity``)."""
     task = await flows.delete_entity(session, label=label, key=key, actor=admin, graph=graph,
                                      settings=settings, queue=queue)

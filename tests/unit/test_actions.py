@@ -92,6 +92,19 @@ async def test_order_status_names_the_products_as_the_graph_has_them(graph):
     assert messages[0]["items"] == "1 × Blender 200 Classic"
 
 
+async def test_order_status_names_the_products_as_ordered_when_the_graph_fails(graph, caplog):
+    from bot.actions.deps import company_store
+
+    await graph.close()  # the real store, now failing as it does when its database is gone
+    messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817"}))
+    assert messages[0]["response"] == "utter_order_status"
+    order = company_store().get_order("PL-204817")
+    assert order is not None and order.items[0].name["en"] == "Nimbus PowerBlend 200 Blender"
+    assert messages[0]["items"] == "1 × Nimbus PowerBlend 200 Blender"  # as it was ordered
+    (record,) = [r for r in caplog.records if r.name == "bot.actions.orders"]
+    assert record.levelname == "WARNING" and "graph_unavailable" in record.getMessage()
+
+
 async def test_unknown_order_is_reported():
     messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-000000"}))
     assert messages[0]["response"] == "utter_order_not_found"

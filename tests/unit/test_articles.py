@@ -563,3 +563,54 @@ def test_import_files_creates_updates_and_publishes_changed_ones(client, app, se
     history = client.get(f"{KB}/articles/returns-overview", headers=admin).json()["versions"]
     assert [v["version"] for v in history] == [2, 1]
     assert history[0]["author_id"] is None and history[0]["note"] == "Imported from returns.md"
+
+
+def test_import_files_holds_no_write_lock_while_it_waits(client, app, settings, tmp_path):
+    """SQLite: every transaction holds the write lock, so one left open by the import (an
+    unchanged article read last) would lock the API out while the workers index."""
+    import sqlite3
+
+    from core import db
+    from knowledge.articles.imports import import_files
+
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.md").write_text(f"---\nid: {name}\ntitle: Article {name}\n---\n\n"
+                                           f"{RETURNS}", encoding="utf-8")
+    path = settings.database_url.split("///", 1)[-1]
+    writes: list[str] = []
+
+    class ProbingQueue:
+        """The app's queue; each status poll of the wait first tries to take the write lock."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(app.state.task_queue, name)
+
+        def status(self, task_id: str) -> dict[str, Any] | None:
+            other = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                writes.append("ok")
+            except sqlite3.OperationalError as exc:
+                writes.append(str(exc))
+            finally:
+                other.close()
+            return app.state.task_queue.status(task_id)  # type: ignore[no-any-return]
+
+    async def run() -> bool:
+        engine = db.create_engine(settings.database_url)
+        try:
+            async with db.sessionmaker(engine)() as session:
+                await import_files(session, folder, settings=settings, queue=ProbingQueue(),
+                                   wait=True)
+                return session.in_transaction()
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(run()) is False
+    (folder / "a.md").write_text((folder / "a.md").read_text(encoding="utf-8")
+                                 .replace("30 days", "45 days"), encoding="utf-8")
+    assert asyncio.run(run()) is False  # a: published, then b: unchanged, then the wait
+    assert writes and set(writes) == {"ok"}

@@ -361,10 +361,7 @@
 
   function publishMessage(version, task) {
     var head = "Published version " + version + ": ";
-    if (task.state === "done") {
-      return head + "the bot uses it now" + (task.detail && task.detail.added !== undefined
-        ? " (" + task.detail.added + " passages added, " + task.detail.removed + " removed)." : ".");
-    }
+    if (task.state === "done") return head + "the bot uses it now.";
     if (task.state === "skipped") return head + "a newer version was indexed already.";
     if (task.state === "dead") return "Version " + version + " could not be indexed: " + (task.error || "unknown error");
     return head + (TASK_TEXT[task.state] || task.state) + "… (task " + task.task_id + ")";
