@@ -80,6 +80,8 @@ async def import_files(session: AsyncSession, path: Path, actor: Agent | None = 
     """
     result = FilesImported()
     await session.commit()  # ends what the caller began (looking ``actor`` up)
+    if actor is not None:
+        session.expunge(actor)  # a rollback of one refused article must not expire it
     for file in collect_files(Path(path)):
         progress(file)
         result.files += 1

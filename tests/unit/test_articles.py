@@ -614,3 +614,4 @@ def test_import_files_holds_no_write_lock_while_it_waits(client, app, settings, 
                                  .replace("30 days", "45 days"), encoding="utf-8")
     assert asyncio.run(run()) is False  # a: published, then b: unchanged, then the wait
     assert writes and set(writes) == {"ok"}
+
