@@ -8,6 +8,7 @@ reach the customer, so neither invented facts nor the system prompt can leak.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,9 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
+from knowledge.compose import Passage, compose
 from knowledge.documents.protocol import Chunk, DocumentIndex, Hit
 from knowledge.embeddings import Embedder
-from knowledge.generator.extractive import ExtractiveGenerator
 from knowledge.generator.protocol import ChatMessage, Generator, GeneratorUnavailable
 from knowledge.graph.protocol import GraphStore
 from knowledge.grounding import SentenceCheck, check_sentence
@@ -28,7 +29,7 @@ from knowledge.text import content_terms, split_sentences
 logger = logging.getLogger(__name__)
 NOT_FOUND = "NOT_FOUND"
 SYSTEM_PROMPT = (
-    "You are the customer-service assistant of {company}. Rules you always follow:\n"
+    "You are {assistant}. Rules you always follow:\n"
     "1. Answer ONLY with facts stated in the numbered sources. Never add facts.\n"
     "2. After every sentence cite its source number in square brackets, like [1].\n"
     f"3. If the sources do not answer the question, reply exactly {NOT_FOUND}.\n"
@@ -42,6 +43,7 @@ PREDICATE_NAMES = {"zh": {"description": "简介", "warranty_months": "保修期
                           "covered by": "适用政策", "in category": "类别", "contains": "包含",
                           "status": "状态", "category": "类别"}}
 LANGUAGE_NAMES = {"en": "English", "zh": "Simplified Chinese"}
+EXTRACTIVE = "extractive"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Source:
     source_id: str
     title: str
     text: str
+    faq: bool = False  # a FAQ row: the title is its question, the text its answer
 
     def citation(self) -> dict[str, str]:
         snippet = self.text if len(self.text) <= 240 else self.text[:237] + "…"
@@ -89,21 +92,24 @@ class Answerer(Protocol):
 class KnowledgeAnswerer:
     def __init__(self, *, index: DocumentIndex, embedder: Embedder,
                  graph: GraphStore | None = None, generators: Sequence[Generator] = (),
-                 company: str = "Nimbus Home", k: int = 4, min_relevance: float = 0.34) -> None:
+                 company: str = "", k: int = 4, min_relevance: float = 0.34) -> None:
         self.index = index
         self.embedder = embedder
         self.graph = graph
-        self.generators = [*generators, ExtractiveGenerator(embedder)]
+        self.generators = list(generators)
         self.company = company
         self.k = k
         self.min_relevance = min_relevance
 
     async def retrieve(self, question: str, *, lang: str,
                        graph_nodes: Sequence[tuple[str, str]] = (),
-                       topic: str | None = None) -> list[Source]:
+                       topic: str | None = None,
+                       query: np.ndarray | None = None) -> list[Source]:
         """``topic`` (a tag such as "returns", from the NLU intent) favours documents about
         it: they are searched a second time and their scores count twice."""
-        query = self.embedder.embed([question], query=True)[0]
+        if query is None:
+            query = await asyncio.to_thread(self.embedder.embed, [question], query=True)
+            query = query[0]
         hits = await self.index.search(question, vector=query.tolist(), k=2 * self.k, lang=lang)
         if not hits:
             hits = await self.index.search(question, vector=query.tolist(), k=2 * self.k)
@@ -129,7 +135,8 @@ class KnowledgeAnswerer:
                 logger.warning("dropped %d instruction-like sentence(s) from %s", removed,
                                hit.chunk.id)
             if text.strip():
-                sources.append(Source(len(sources) + 1, hit.chunk.doc_id, hit.chunk.title, text))
+                sources.append(Source(len(sources) + 1, hit.chunk.doc_id, hit.chunk.title, text,
+                                      faq="faq" in hit.chunk.tags))
         # Facts about the product or order the customer named come after the articles: they
         # answer "how much / how long / which", the articles answer "can I / how do I".
         for label, key in graph_nodes:
@@ -161,7 +168,9 @@ class KnowledgeAnswerer:
         return similarity >= 0.88 or (similarity >= 0.84 and overlap >= 0.15)
 
     def prompt(self, question: str, sources: list[Source], lang: str) -> list[ChatMessage]:
-        system = SYSTEM_PROMPT.format(company=self.company,
+        assistant = (f"the customer-service assistant of {self.company}" if self.company
+                     else "a customer-service assistant")
+        system = SYSTEM_PROMPT.format(assistant=assistant,
                                       language=LANGUAGE_NAMES.get(lang, "English"))
         listed = "\n\n".join(f"[{s.number}] {s.title}\n{s.text}" for s in sources)
         return [ChatMessage("system", system),
@@ -171,7 +180,9 @@ class KnowledgeAnswerer:
                      graph_nodes: Sequence[tuple[str, str]] = (), topic: str | None = None,
                      on_sentence: SentenceCallback | None = None) -> Answer:
         started = time.perf_counter()
-        sources = await self.retrieve(question, lang=lang, graph_nodes=graph_nodes, topic=topic)
+        query = (await asyncio.to_thread(self.embedder.embed, [question], query=True))[0]
+        sources = await self.retrieve(question, lang=lang, graph_nodes=graph_nodes, topic=topic,
+                                      query=query)
         retrieval_ms = (time.perf_counter() - started) * 1000
         if not sources:
             return Answer("", [], True, "no_sources", retrieval_ms=retrieval_ms)
@@ -191,7 +202,30 @@ class KnowledgeAnswerer:
             if not answer.abstained:
                 return answer
             last = answer
-        return last
+        answer = await self._extract(question, query, sources, by_number, on_sentence)
+        answer.retrieval_ms = retrieval_ms
+        return answer if not answer.abstained or not self.generators else last
+
+    async def _extract(self, question: str, query: np.ndarray, sources: list[Source],
+                       by_number: dict[int, str],
+                       on_sentence: SentenceCallback | None) -> Answer:
+        """The answer without a language model: quoted from the sources by ``compose``, then
+        through the same gate as any generator's sentences."""
+
+        def similarity(sentences: list[str]) -> list[float]:
+            return [float(x) for x in self.embedder.embed(sentences) @ query]
+
+        passages = [Passage(s.number, s.title, s.text, s.faq) for s in sources]
+        composed = await asyncio.to_thread(compose, question, passages, similarity=similarity)
+        if not composed.sentences:
+            return Answer("", [], True, "not_found", EXTRACTIVE,
+                          [SentenceCheck(NOT_FOUND, False, None, composed.coverage,
+                                         composed.reason)])
+        kept: list[SentenceCheck] = []
+        checks: list[SentenceCheck] = []
+        for number, sentence in composed.sentences:
+            await self._release(f"{sentence} [{number}]", by_number, kept, checks, on_sentence)
+        return self._finish(EXTRACTIVE, kept, checks, sources)
 
     async def close(self) -> None:
         await self.index.close()
@@ -214,15 +248,19 @@ class KnowledgeAnswerer:
                 buffer = buffer[buffer.rfind(complete[-1]):]
         if buffer.strip():
             await self._release(buffer, by_number, kept, checks, on_sentence)
+        return self._finish(generator.name, kept, checks, sources)
+
+    @staticmethod
+    def _finish(name: str, kept: list[SentenceCheck], checks: list[SentenceCheck],
+                sources: list[Source]) -> Answer:
         if not kept:
             reason = "not_found" if any(NOT_FOUND in c.sentence for c in checks) else "unsupported"
-            return Answer("", [], True, reason, generator.name, checks,
-                          removed=len(checks))
+            return Answer("", [], True, reason, name, checks, removed=len(checks))
         used = sorted({c.source for c in kept if c.source is not None})
         citations = [s.citation() for s in sources if s.number in used]
         joiner = "" if all(ord(c.sentence[-1]) > 0x2E80 for c in kept) else " "
         return Answer(joiner.join(c.sentence for c in kept), citations, False, "answered",
-                      generator.name, checks, removed=sum(not c.supported for c in checks))
+                      name, checks, removed=sum(not c.supported for c in checks))
 
     async def _release(self, sentence: str, by_number: dict[int, str],
                        kept: list[SentenceCheck], checks: list[SentenceCheck],

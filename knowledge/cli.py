@@ -4,6 +4,10 @@
 it waits until they are indexed, working the embedded queue itself unless another process
 does; with ``--background`` it returns once they are queued. It exits 2 when the path is
 missing or ``--as`` names no admin, and 1 when some files (or articles) were skipped.
+
+``kb eval`` measures the answers on a knowledge base of its own, in a temporary folder
+(``knowledge.evaluation``); it exits 2, with one ``error:`` line, when a path is missing or a
+line of the questions file is malformed.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from core.cli import console, fail, progress
+from core.cli import console, errors, fail, progress
 from core.config import get_settings
 
 app = typer.Typer(help="The knowledge base: documents, FAQs and the company graph.")
@@ -98,3 +102,61 @@ def kb_import(
         console.print(f"{len(articles.tasks)} indexing tasks queued for the workers")
     if articles.failed or others.failed:
         raise typer.Exit(1)
+
+
+@app.command("eval")
+def kb_eval(
+    kb: Annotated[list[Path], typer.Option(
+        "--kb", help="A file or folder, as `kb import` takes; repeat for more.")],
+    questions: Annotated[Path, typer.Option(
+        help="JSONL: {question, answers: [...] ([] = unanswerable), lang?, source?}.")],
+    report: Annotated[Path | None, typer.Option(
+        help="Write the figures here, and each question's result to <name>.questions.jsonl."
+    )] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Ask only the first N.")] = None,
+) -> None:
+    """Answer a questions file from a throwaway knowledge base and report how well it went.
+
+    The knowledge base is imported into a temporary folder, never the live one; every
+    question goes through retrieval, the configured generators and the gate.
+    """
+    import asyncio
+
+    from rich.markup import escape
+    from rich.progress import TaskID
+    from rich.table import Table
+
+    from knowledge.evaluation import evaluate
+    from knowledge.evaluation_questions import load_questions
+
+    for path in kb:
+        if not path.exists():
+            fail(f"{path} does not exist")
+    if report is not None and not report.parent.is_dir():
+        fail(f"{report.parent} is not a folder")
+    with errors():
+        asked = load_questions(questions)
+        with progress() as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def step(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)
+
+            result = asyncio.run(evaluate(kb, asked, settings=get_settings(), limit=limit,
+                                          progress=step))
+    for name, error in result.import_failed:
+        console.print(f"[yellow]skipped {escape(name)}: {escape(error)}[/]")
+    figures = result.figures()
+    table = Table("figure", "value", title=f"{result.n} questions, {result.kb_chunks} chunks")
+    shares = ("right", "wrong", "abstained_answerable", "abstained_unanswerable", "cited",
+              "source_top1", "recall_at_5")
+    for key in ("answerable", "unanswerable", *shares, "p50_ms", "p95_ms",
+                "import_chunks_per_s"):
+        value = figures[key]
+        table.add_row(key, "–" if value is None else f"{value:.1%}" if key in shares
+                      else str(value))
+    console.print(table)
+    if report is not None:
+        console.print(f"report: {report}; per question: {result.write(report)}")

@@ -44,7 +44,7 @@ def _paths(group: Any, prefix: str = "") -> Iterator[str]:
 
 def test_every_command_keeps_its_name_and_place() -> None:
     assert list(_paths(typer.main.get_command(app))) == [
-        "train", "run", "worker", "chat", "kb import", "kafka consume", "tasks dead",
+        "train", "run", "worker", "chat", "kb import", "kb eval", "kafka consume", "tasks dead",
         "tasks retry", "serve api", "serve nlu", "nlu train", "nlu eval", "nlu parse",
         "nlu versions", "nlu activate", "nlu rollback", "nlu canary", "agents create"]
 

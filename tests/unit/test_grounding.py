@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge.generator.extractive import extract_answer
 from knowledge.grounding import check_answer, check_sentence
 
 pytestmark = pytest.mark.unit
@@ -52,17 +51,6 @@ def test_each_sentence_of_an_answer_is_judged_alone():
     checks = check_answer("You can return most items within 30 days of delivery [1]. "
                           "Shipping is always free worldwide [1].", SOURCES)
     assert [c.supported for c in checks] == [True, False]
-
-
-def test_extractive_answer_quotes_the_best_matching_source_sentence():
-    picked = extract_answer("can I return an opened blender?", [(1, RETURNS), (2, WARRANTY_ZH)])
-    assert picked[0] == (1, "Opened small appliances such as blenders can be returned within "
-                            "14 days if they have not been used with food.")
-    assert all(check_sentence(s, SOURCES).supported for _, s in picked)
-
-
-def test_extractive_answer_finds_nothing_for_unrelated_questions():
-    assert extract_answer("who won the football match", [(1, RETURNS)]) == []
 
 
 def test_a_negation_the_source_does_not_make_is_blocked():

@@ -125,7 +125,8 @@ async def test_unsupported_sentences_are_dropped_supported_ones_kept(stores):
 
 
 async def test_an_injected_instruction_does_not_leak_the_system_prompt(stores):
-    obedient = ScriptedGenerator(SYSTEM_PROMPT.format(company="Nimbus Home", language="English")
+    obedient = ScriptedGenerator(SYSTEM_PROMPT.format(assistant="a customer-service assistant",
+                                                      language="English")
                                  + " Every order is free.")
     answer = await answerer(stores, obedient).answer("when do I need to order for Christmas?",
                                                      lang="en")

@@ -1,0 +1,228 @@
+"""Choosing what answers the question: the FAQ row that was asked, or the passage that answers
+the question's type, taken from the sources retrieval ranked; or nothing.
+
+The answer is quoted from the sources, so it is always supported; this module decides whether
+it answers *this* question, which a supported sentence about a neighbouring question does not:
+
+- A FAQ row is matched on its own question and answered with its own answer (trimmed at a
+  sentence end when long), never with a neighbour's sentences.
+- Otherwise every sentence of the sources is scored by how much of the question it covers,
+  each question term weighted by how rare it is among the candidates (a term every sentence
+  has says little), with the sentences around it counting for half, plus whether it has what
+  the question's type asks for (a number for "how much / 多少", a time for "when / 什么时候"),
+  plus the source's rank. The best sentence is the answer; the next sentence of the same
+  source joins it only when the question's type is not met without it.
+- It abstains when the best sentence leaves too much of the question uncovered, or when the
+  question names a number or a year that its passage never states: a question written to
+  look answerable from a passage usually changes one such term.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from knowledge.text import content_terms, numbers, split_sentences
+
+MIN_COVERAGE = 0.5   # share of the question's (rarity-weighted) terms the answer must cover
+MIN_MEANING = 0.86   # ... unless its meaning is this close to the question's (e5 cosine)
+MEANING_WEIGHT = 5.0  # e5 cosines of related sentences differ by only a few hundredths
+MEANING_BASE = 0.8
+FAQ_MATCH = 0.6      # a FAQ row's question must cover this much of the asked question
+CONTEXT_WEIGHT = 0.5
+TYPE_BONUS = 0.15
+RANK_PRIOR = 0.1
+MAX_FAQ_CHARS = 400
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
+_TIME_WORDS = re.compile(
+    r"\b(january|february|march|april|may|june|july|august|september|october|november|"
+    r"december|century|centuries|year|years|decade|day|days|week|weeks|month|months|hour|"
+    r"hours|minute|minutes|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"spring|summer|autumn|winter|ago|since|until|during|before|after)\b|\d|[年月日时周天]")
+_NUMBER_WORDS = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+    r"forty|fifty|hundred|thousand|million|billion|dozen|half|several|few|many)\b|"
+    r"[一二两三四五六七八九十百千万亿半]")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("number", re.compile(r"\bhow (many|much|long|far|old|big|large|often|tall|high|fast)\b|"
+                          r"\bwhat (percentage|percent|number|amount|fraction|proportion)\b|"
+                          r"多少|几|多久|多长|多大|多远|多高|多重|比例")),
+    ("time", re.compile(r"\bwhen\b|\bwhat (year|century|decade|date|day|month|time|period)\b|"
+                        r"\bwhich (year|century|decade|date|day|month)\b|什么时候|何时|哪一?年|"
+                        r"哪个?时期|哪一?天|几月|几点")),
+    ("person", re.compile(r"\bwho(m|se)?\b|谁")),
+    ("place", re.compile(r"\bwhere\b|哪里|哪儿|在哪|什么地方|哪个(国家|城市|地区)")),
+)
+
+
+# Words that frame a question rather than say what it is about.
+FRAME_WORDS = frozenset("""mean tell know explain want need like possible able way please
+kindly anyone someone thing something happen there take tak""".split())
+FRAME_ZH = re.compile(r"请问|能不能|可不可以|可以吗|是不是|是否|能否|还能|怎么样|怎么|怎样|如何|"
+                      r"为什么|什么|哪些|哪个|哪里|哪儿|多少|多久|多长|几|吗|呢|吧|呀|啊")
+CHAR_STOP = frozenset("的了吗呢吧啊呀是在和与及或也都就还能会要我你他她它们这那有个把被给对从到")
+
+
+def terms_of(text: str) -> set[str]:
+    """Content terms (``knowledge.text.content_terms``) and, for Chinese, single characters
+    too: bigrams alone miss paraphrases such as 拆开 / 拆封."""
+    return content_terms(text) | {c for c in _CJK.findall(text) if c not in CHAR_STOP}
+
+
+def question_terms(question: str) -> set[str]:
+    """What the question is about: its terms without the words that frame it ("how long",
+    "what does … mean", 请问, 多久, 吗)."""
+    core = question.lower()
+    for _, pattern in QUESTION_TYPES:
+        core = pattern.sub(" ", core)
+    core = FRAME_ZH.sub(" ", core)
+    return {t for t in terms_of(core) if t not in FRAME_WORDS}
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved source as composition sees it (``number`` is its citation number)."""
+
+    number: int
+    title: str
+    text: str
+    faq: bool = False  # a FAQ row: ``title`` is its question, ``text`` its answer
+
+
+@dataclass(frozen=True)
+class Composed:
+    sentences: list[tuple[int, str]]  # (source number, sentence), in answer order
+    coverage: float                   # how much of the question the answer covers, 0..1
+    reason: str                       # faq | passage | not_covered | number_missing | empty
+
+
+def question_type(question: str) -> str | None:
+    lowered = question.lower()
+    for name, pattern in QUESTION_TYPES:
+        if pattern.search(lowered):
+            return name
+    return None
+
+
+def has_type(kind: str | None, sentence: str) -> bool | None:
+    """Whether ``sentence`` holds what a ``kind`` question asks for (None: no expectation)."""
+    if kind == "number":
+        return bool(_NUMBER_WORDS.search(sentence.lower()))
+    if kind == "time":
+        return bool(_TIME_WORDS.search(sentence.lower()))
+    if kind in ("person", "place"):
+        return bool(_NAME.search(sentence)) or bool(_CJK.search(sentence))
+    return None
+
+
+def _weights(question_terms: set[str], candidates: Sequence[set[str]]) -> dict[str, float]:
+    """Inverse document frequency of each question term among the candidate sentences."""
+    df = Counter(t for terms in candidates for t in terms & question_terms)
+    n = len(candidates) + 1
+    # A term no candidate has counts as if one had it: it may be a paraphrase, not the point.
+    return {t: math.log(1 + n / (0.5 + max(df[t], 1))) for t in question_terms}
+
+
+def _coverage(weights: dict[str, float], terms: set[str], context: set[str]) -> float:
+    total = sum(weights.values()) or 1.0
+    inside = sum(w for t, w in weights.items() if t in terms)
+    around = sum(w for t, w in weights.items() if t in context and t not in terms)
+    return (inside + CONTEXT_WEIGHT * around) / total
+
+
+def _trim(text: str, limit: int = MAX_FAQ_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    kept = ""
+    for sentence in split_sentences(text):
+        if kept and len(kept) + len(sentence) + 1 > limit:
+            break
+        kept = f"{kept} {sentence}".strip() if not _CJK.search(sentence) else kept + sentence
+    return kept or text[:limit]
+
+
+def _asked_numbers(question: str) -> set[str]:
+    """Numbers and years the question states ("in 1066", "the 3 largest")."""
+    return numbers(question) | set(_YEAR.findall(question))
+
+
+Similarity = Callable[[list[str]], Sequence[float]]
+"""Cosine similarity of each sentence to the question (embeddings), in the given order."""
+
+
+def compose(question: str, passages: Sequence[Passage], *,
+            similarity: Similarity | None = None,
+            min_coverage: float = MIN_COVERAGE) -> Composed:
+    wanted = question_terms(question)
+    if not wanted or not passages:
+        return Composed([], 0.0, "empty")
+    kind = question_type(question)
+
+    # Every candidate sentence with its terms and the terms around it.
+    rows: list[tuple[int, int, int, str, set[str], set[str]]] = []
+    for rank, passage in enumerate(passages):
+        if passage.faq:
+            continue
+        sentences = [s for s in split_sentences(passage.text) if not s.rstrip().endswith(
+            ("?", "？", ":", "："))]
+        sentence_terms = [terms_of(s) for s in sentences]
+        title_terms = terms_of(passage.title)
+        for i, sentence in enumerate(sentences):
+            if len(content_terms(sentence)) < 2:
+                continue
+            around = set(title_terms)
+            if i > 0:
+                around |= sentence_terms[i - 1]
+            if i + 1 < len(sentences):
+                around |= sentence_terms[i + 1]
+            rows.append((rank, passage.number, i, sentence, sentence_terms[i], around))
+    faq_rows = [(rank, p) for rank, p in enumerate(passages) if p.faq]
+    weights = _weights(wanted, [r[4] for r in rows] + [terms_of(p.title) for _, p in faq_rows])
+
+    # A FAQ row whose own question is the one asked answers it with its own answer.
+    best_faq: tuple[float, Passage] | None = None
+    for rank, passage in faq_rows:
+        asked = question_terms(passage.title)
+        cover = _coverage(weights, asked, set())
+        # The row's question must not be about much more than the asked one either.
+        extra = len(asked - wanted) / max(len(asked), 1)
+        score = cover - 0.3 * extra + RANK_PRIOR / (1 + rank)
+        if cover >= FAQ_MATCH and (best_faq is None or score > best_faq[0]):
+            best_faq = (score, passage)
+
+    meaning = list(similarity([r[3] for r in rows])) if similarity and rows else [0.0] * len(rows)
+    scored: list[tuple[float, float, int, int, str, float]] = []
+    for (rank, number, position, sentence, terms, around), close in zip(rows, meaning,
+                                                                          strict=True):
+        cover = _coverage(weights, terms, around)
+        fits = has_type(kind, sentence)
+        bonus = 0.0 if fits is None else (TYPE_BONUS if fits else -TYPE_BONUS)
+        sense = MEANING_WEIGHT * (close - MEANING_BASE) if similarity else 0.0
+        scored.append((cover + sense + bonus + RANK_PRIOR / (1 + rank), cover, number,
+                       position, sentence, close))
+    scored.sort(key=lambda row: row[0], reverse=True)
+
+    if best_faq is not None and (not scored or best_faq[0] >= scored[0][0]):
+        passage = best_faq[1]
+        return Composed([(passage.number, _trim(passage.text))], 1.0, "faq")
+    if not scored:
+        return Composed([], 0.0, "empty")
+    score, cover, number, position, sentence, close = scored[0]
+    if cover < min_coverage and not (similarity and close >= MIN_MEANING):
+        return Composed([], cover, "not_covered")
+    passage_text = next(p.text for p in passages if p.number == number)
+    asked = _asked_numbers(question)
+    if asked and not asked <= (numbers(passage_text) | set(_YEAR.findall(passage_text))):
+        return Composed([], cover, "number_missing")
+    answer = [(number, sentence)]
+    if has_type(kind, sentence) is False:
+        # The type the question asks for may be in the next sentence of the same passage.
+        following = [row for row in scored if row[2] == number and row[3] == position + 1]
+        if following and has_type(kind, following[0][4]):
+            answer.append((number, following[0][4]))
+    return Composed(answer, cover, "passage")
