@@ -16,8 +16,10 @@ NEGATIONS_ZH = ("不", "没", "无法", "禁止", "未")
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|(?<=[。！？])")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\u3400-\u9fff])|(?<=[。！？])")
 _CITATION = re.compile(r"\s*\[(\d+)\]")
+_ABBREVIATION = re.compile(r"(?:\b[A-Z]\.[A-Z]\.|\b(?:Mr|Mrs|Ms|Dr|Prof|St|Mt|Jr|Sr|Inc|Ltd|Co|vs|No|"
+                           r"e\.g|i\.e|approx|ca)\.)$")
 _CN_DIGITS = {"一": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5", "六": "6",
               "七": "7", "八": "8", "九": "9", "十": "10"}
 
@@ -76,8 +78,17 @@ def split_sentences(text: str) -> list[str]:
     """Sentences of English and Chinese text; a line break always ends one (headings).
     A citation after the full stop ("... food. [2] Next") stays with its sentence."""
     text = _CITED_END.sub(lambda m: f" {m.group(2).strip()}{m.group(1)} ", text)
-    return [s.strip() for line in text.strip().splitlines()
-            for s in _SENTENCE.split(line.strip()) if s and s.strip()]
+    sentences: list[str] = []
+    for line in text.strip().splitlines():
+        for piece in _SENTENCE.split(line.strip()):
+            if not piece or not piece.strip():
+                continue
+            if sentences and _ABBREVIATION.search(sentences[-1]) and \
+                    sentences[-1] in line:  # "the U.S. Army", "Dr. Smith": not a sentence end
+                sentences[-1] = f"{sentences[-1]} {piece.strip()}"
+            else:
+                sentences.append(piece.strip())
+    return sentences
 
 
 def citations_in(sentence: str) -> list[int]:

@@ -65,3 +65,15 @@ def test_a_negation_the_source_does_not_make_is_blocked():
 @pytest.mark.parametrize("empty", ["1.", "5.", "Yes.", "[1]"])
 def test_sentences_with_nothing_to_check_are_not_sent(empty):
     assert not check_sentence(empty, SOURCES).supported
+
+
+def test_sentences_do_not_end_at_abbreviations_or_inside_numbers() -> None:
+    from knowledge.ingest import _pieces
+    from knowledge.text import split_sentences
+
+    assert split_sentences("It was funded by the U.S. National Science Foundation. Then "
+                           "Dr. Smith left. 总建筑面积1.7万平方米。下一句。") == [
+        "It was funded by the U.S. National Science Foundation.", "Then Dr. Smith left.",
+        "总建筑面积1.7万平方米。", "下一句。"]
+    long = "海宁西站总建筑面积1.7万平方米。" * 30
+    assert all(not piece.startswith("7万") for piece in _pieces(long, 100))
