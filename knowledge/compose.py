@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 from knowledge.text import content_terms, numbers, split_sentences
 
-MIN_COVERAGE = 0.5   # share of the question's (rarity-weighted) terms the answer must cover
-MIN_MEANING = 0.86   # ... unless its meaning is this close to the question's (e5 cosine)
-MEANING_WEIGHT = 5.0  # e5 cosines of related sentences differ by only a few hundredths
+MIN_COVERAGE = 0.4   # share of the question's (rarity-weighted) terms the answer must cover
+MIN_MEANING = 0.84   # ... unless its meaning is this close to the question's (e5 cosine)
+MEANING_WEIGHT = 3.0  # e5 cosines of related sentences differ by only a few hundredths
 MEANING_BASE = 0.8
 FAQ_MATCH = 0.6      # a FAQ row's question must cover this much of the asked question
 CONTEXT_WEIGHT = 0.5
