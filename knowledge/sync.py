@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.config import Settings
 from knowledge import factory
-from knowledge.embeddings import E5Embedder, Embedder
+from knowledge.embeddings import Embedder
 from knowledge.graph.company import load_company
 from knowledge.ingest import ImportReport, import_documents, import_path, policy_documents
 
@@ -17,7 +17,7 @@ async def import_into(settings: Settings, path: Path, *, embedder: Embedder | No
                       progress: Callable[[Path], None] = lambda _: None) -> ImportReport:
     index = factory.document_index(settings)
     try:
-        return await import_path(path, index=index, embedder=embedder or E5Embedder(),
+        return await import_path(path, index=index, embedder=embedder or factory.embedder(settings),
                                  progress=progress)
     finally:
         await index.close()
@@ -45,7 +45,7 @@ async def editor_owned_ids(settings: Settings) -> frozenset[str]:
 async def sync_all(settings: Settings, *, embedder: Embedder | None = None,
                    progress: Callable[[Path], None] = lambda _: None
                    ) -> tuple[ImportReport, dict[str, int]]:
-    embedder = embedder or E5Embedder()
+    embedder = embedder or factory.embedder(settings)
     index = factory.document_index(settings)
     graph = factory.graph_store(settings)
     edited = await editor_owned_ids(settings)

@@ -22,10 +22,11 @@ one its process provides (the API hands its own to the embedded queue).
 
 from __future__ import annotations
 
+from core.config import get_settings
 from knowledge import factory
 from knowledge.articles.entities import apply_upsert
 from knowledge.documents.errors import ChunksNotWritten
-from knowledge.embeddings import E5Embedder, Embedder
+from knowledge.embeddings import Embedder
 from knowledge.graph.errors import InvalidGraphName, InvalidGraphValue
 from knowledge.ingest import ImportReport, ParseError, import_documents
 from knowledge.payloads import (
@@ -38,7 +39,8 @@ from knowledge.sync import sync_all
 from workers.context import Payload, Resource, TaskContext
 from workers.registry import task
 
-EMBEDDER: Resource[Embedder] = Resource("knowledge.embedder", E5Embedder)
+EMBEDDER: Resource[Embedder] = Resource("knowledge.embedder",
+                                         lambda: factory.embedder(get_settings()))
 
 
 @task("index_document", timeout_s=300, versioned="doc_id",

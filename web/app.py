@@ -28,7 +28,6 @@ from handoff.triggers import Triggers
 from knowledge import factory as knowledge_factory
 from knowledge.articles.router import router as kb_router
 from knowledge.embedded import SQLiteCompanyStore
-from knowledge.embeddings import E5Embedder
 from knowledge.tasks import EMBEDDER
 from nlu.admin_router import router as nlu_admin_router
 from staff.router import router as auth_router
@@ -74,7 +73,7 @@ def create_app(settings: Settings | None = None, *,
         app.state.company_store = SQLiteCompanyStore(settings.company_data_dir,
                                                      settings.var_dir / "knowledge.db")
         app.state.document_index = knowledge_factory.document_index(settings)
-        app.state.embedder = embedder = E5Embedder()
+        app.state.embedder = embedder = knowledge_factory.embedder(settings)
         shared = Resources()
         shared.provide(EMBEDDER, embedder)  # the embedded worker's tasks use the same model
         app.state.task_queue = queue = get_queue(settings, resources=shared)
