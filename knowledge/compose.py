@@ -31,6 +31,8 @@ MIN_COVERAGE = 0.4   # share of the question's (rarity-weighted) terms the answe
 MIN_MEANING = 0.84   # ... unless its meaning is this close to the question's (e5 cosine)
 MEANING_WEIGHT = 3.0  # e5 cosines of related sentences differ by only a few hundredths
 MEANING_BASE = 0.8
+MIN_OVERLAP = 0.1    # closeness in meaning counts only with some of the question's terms
+PREFER_TOP = 0.05    # the best-ranked source's sentence wins unless another is this much better
 FAQ_MATCH = 0.6      # a FAQ row's question must cover this much of the asked question
 CONTEXT_WEIGHT = 0.5
 TYPE_BONUS = 0.15
@@ -63,8 +65,9 @@ QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
 # Words that frame a question rather than say what it is about.
 FRAME_WORDS = frozenset("""mean tell know explain want need like possible able way please
 kindly anyone someone thing something happen there take tak""".split())
-FRAME_ZH = re.compile(r"请问|能不能|可不可以|可以吗|是不是|是否|能否|还能|怎么样|怎么|怎样|如何|"
-                      r"为什么|什么|哪些|哪个|哪里|哪儿|多少|多久|多长|几|吗|呢|吧|呀|啊")
+FRAME_ZH = re.compile(r"请问|给我|帮我|告诉我|我想|我要|能不能|可不可以|可以吗|是不是|是否|能否|"
+                      r"还能|怎么样|怎么|怎样|如何|为什么|什么|哪些|哪个|哪里|哪儿|多少|多久|"
+                      r"多长|几|吗|呢|吧|呀|啊")
 CHAR_STOP = frozenset("的了吗呢吧啊呀是在和与及或也都就还能会要我你他她它们这那有个把被给对从到")
 
 
@@ -196,7 +199,7 @@ def compose(question: str, passages: Sequence[Passage], *,
             best_faq = (score, passage)
 
     meaning = list(similarity([r[3] for r in rows])) if similarity and rows else [0.0] * len(rows)
-    scored: list[tuple[float, float, int, int, str, float]] = []
+    scored: list[tuple[float, float, int, int, str, float, int]] = []
     for (rank, number, position, sentence, terms, around), close in zip(rows, meaning,
                                                                           strict=True):
         cover = _coverage(weights, terms, around)
@@ -204,7 +207,7 @@ def compose(question: str, passages: Sequence[Passage], *,
         bonus = 0.0 if fits is None else (TYPE_BONUS if fits else -TYPE_BONUS)
         sense = MEANING_WEIGHT * (close - MEANING_BASE) if similarity else 0.0
         scored.append((cover + sense + bonus + RANK_PRIOR / (1 + rank), cover, number,
-                       position, sentence, close))
+                       position, sentence, close, rank))
     scored.sort(key=lambda row: row[0], reverse=True)
 
     if best_faq is not None and (not scored or best_faq[0] >= scored[0][0]):
@@ -212,8 +215,13 @@ def compose(question: str, passages: Sequence[Passage], *,
         return Composed([(passage.number, _trim(passage.text))], 1.0, "faq")
     if not scored:
         return Composed([], 0.0, "empty")
-    score, cover, number, position, sentence, close = scored[0]
-    if cover < min_coverage and not (similarity and close >= MIN_MEANING):
+    top = min(row[6] for row in scored)
+    best_top = next(row for row in scored if row[6] == top)
+    # Two sources that disagree (an edited article, an older policy) are settled by rank.
+    chosen = best_top if scored[0][0] - best_top[0] <= PREFER_TOP else scored[0]
+    score, cover, number, position, sentence, close, _ = chosen
+    if cover < min_coverage and not (similarity and close >= MIN_MEANING
+                                     and cover >= MIN_OVERLAP):
         return Composed([], cover, "not_covered")
     passage_text = next(p.text for p in passages if p.number == number)
     asked = _asked_numbers(question)

@@ -83,3 +83,19 @@ def test_a_year_the_passage_never_states_means_abstaining() -> None:
 ])
 def test_question_types(question: str, kind: str | None) -> None:
     assert question_type(question) == kind
+
+
+def test_a_request_about_nothing_in_the_sources_abstains_even_when_close_in_meaning() -> None:
+    returns = Passage(1, "退货", "在我们审核申请之前，您不需要先把商品寄给我们。")
+    composed = compose("给我讲个笑话吧", [returns],
+                       similarity=lambda sentences: [0.9] * len(sentences))
+    assert composed.sentences == []
+
+
+def test_when_two_sources_disagree_the_better_ranked_one_answers() -> None:
+    edited = Passage(1, "Returns at a glance",
+                     "You can return most items within 45 days of delivery, for any reason.")
+    policy = Passage(2, "Return policy", "You can return most items within 30 days of delivery, "
+                                         "for any reason, as long as they are unused.")
+    composed = compose("how many days do I have to return something", [edited, policy])
+    assert composed.sentences == [(1, edited.text)]
