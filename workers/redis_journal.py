@@ -19,6 +19,11 @@ import redis
 
 from workers.context import FINAL_STATES, State
 
+
+def _text(value: bytes | str) -> str:
+    """A reply as text (the client returns bytes unless it decodes responses itself)."""
+    return value.decode() if isinstance(value, bytes) else value
+
 PREFIX = "parley:"
 RECORD_TTL_S = 7 * 24 * 3600
 # Both leave a task that has already finished as it is (a message delivered twice).
@@ -46,7 +51,7 @@ return 0
 
 
 class RedisJournal:
-    def __init__(self, client: redis.Redis[bytes], *, prefix: str = PREFIX,
+    def __init__(self, client: redis.Redis, *, prefix: str = PREFIX,
                  ttl_s: int = RECORD_TTL_S) -> None:
         self.redis = client
         self.prefix = prefix
@@ -63,11 +68,11 @@ class RedisJournal:
         if self.redis.set(name, task_id, nx=True, ex=self.ttl_s):
             return task_id
         owner = self.redis.get(name)
-        return owner.decode() if owner else task_id
+        return _text(owner) if owner else task_id
 
     def task_for_key(self, key: str) -> str | None:
         owner = self.redis.get(self._k("key", key))
-        return owner.decode() if owner else None
+        return _text(owner) if owner else None
 
     def release_key(self, key: str, task_id: str) -> None:
         self.redis.eval(_RELEASE, 1, self._k("key", key), task_id)
@@ -89,7 +94,7 @@ class RedisJournal:
         raw = self.redis.hgetall(self._k("task", task_id))
         if not raw:
             return None
-        row = {k.decode(): v.decode() for k, v in raw.items()}
+        row = {_text(k): _text(v) for k, v in raw.items()}
         return {"id": task_id, "task": row.get("task", ""), "state": row.get("state", ""),
                 "attempts": int(row.get("attempts", 0)), "error": row.get("error", "")}
 
@@ -104,7 +109,7 @@ class RedisJournal:
         for raw in self.redis.lrange(self._k("dead_letters"), 0, -1):
             letter: dict[str, Any] = json.loads(raw)
             if letter["id"] == letter_id:
-                if self.redis.lrem(self._k("dead_letters"), 1, raw):
+                if self.redis.lrem(self._k("dead_letters"), 1, _text(raw)):
                     return letter
                 return None  # taken by someone else meanwhile
         return None
@@ -127,7 +132,7 @@ class RedisJournal:
         if key is not None:
             name = self._k("dead_letter_key", key)
             if not self.redis.set(name, letter_id, nx=True, ex=self.ttl_s):
-                return (self.redis.get(name) or b"").decode()
+                return _text(self.redis.get(name) or b"")
         letter = {"id": letter_id, "task": task, "task_id": task_id, "payload": payload,
                   "error": error, "attempts": attempts, "created": time.time()}
         self.redis.rpush(self._k("dead_letters"),
