@@ -36,10 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from rich.progress import TaskID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.cli import console, progress
+from core.cli import console, staged_progress
 from core.config import ROOT, get_settings
 from knowledge.evaluation import Report, evaluate
 from knowledge.evaluation_questions import Question
@@ -137,14 +136,7 @@ async def run(dataset: str, split: str, sample: int | None) -> Report:
             kb = Path(tmp) / "kb"
             write_kb(paragraphs, kb)
         questions = chosen(cases, split, sample)
-        with progress() as bar:
-            tasks: dict[str, TaskID] = {}
-
-            def step(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done)
-
+        with staged_progress() as step:
             return await evaluate([kb], questions, settings=get_settings(), progress=step)
 
 

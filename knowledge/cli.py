@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from core.cli import console, errors, fail, progress
+from core.cli import console, errors, fail, progress, staged_progress
 from core.config import get_settings
 
 app = typer.Typer(help="The knowledge base: documents, FAQs and the company graph.")
@@ -123,7 +123,6 @@ def kb_eval(
     import asyncio
 
     from rich.markup import escape
-    from rich.progress import TaskID
     from rich.table import Table
 
     from knowledge.evaluation import evaluate
@@ -136,14 +135,7 @@ def kb_eval(
         fail(f"{report.parent} is not a folder")
     with errors():
         asked = load_questions(questions)
-        with progress() as bar:
-            tasks: dict[str, TaskID] = {}
-
-            def step(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done)
-
+        with staged_progress() as step:
             result = asyncio.run(evaluate(kb, asked, settings=get_settings(), limit=limit,
                                           progress=step))
     for name, error in result.import_failed:
