@@ -29,12 +29,3 @@ class Escalation(Protocol):
         """Queue priority for a hand-off with this reason (higher is served first)."""
         ...
 
-
-class NeverEscalate:
-    """Only an explicit request from the dialogue hands off (no automatic triggers)."""
-
-    def reason(self, *, text: str, history: list[TurnSignals], requested: bool) -> str | None:
-        return "customer_request" if requested else None
-
-    def priority(self, reason: str) -> int:
-        return 0
