@@ -35,11 +35,13 @@ $(RASA_STAMP): bot/rasa-constraints.txt
 
 venvs: $(APP_STAMP) $(RASA_STAMP)
 
-run: venvs ## Set up, train what is missing, and run Parley at http://127.0.0.1:8000
-	$(VENV)/bin/parley run
+PROJECT ?= $(or $(PARLEY_PROJECT),examples/nimbus-home)
+
+run: venvs ## Set up, train what is missing, and run the project (PROJECT=DIR; default: the demo) at http://127.0.0.1:8000
+	$(VENV)/bin/parley run --project $(PROJECT)
 
 train: venvs ## Train the NLU and Rasa models that are missing or out of date
-	$(VENV)/bin/parley train
+	$(VENV)/bin/parley train --project $(PROJECT)
 
 chat: $(APP_STAMP) ## Chat with the running Parley in the terminal
 	$(VENV)/bin/parley chat
@@ -69,5 +71,5 @@ lint: $(APP_STAMP) ## ruff and mypy
 bench: venvs ## Turn latency benchmark (starts its own stack)
 	$(VENV)/bin/python bench/turn_latency.py
 
-clean: ## Remove virtual environments, models and local data
-	rm -rf $(VENV) $(RASA_VENV) models var
+clean: ## Remove virtual environments, models and the demo's local state
+	rm -rf $(VENV) $(RASA_VENV) models var examples/*/.parley

@@ -29,3 +29,8 @@ class Escalation(Protocol):
         """Queue priority for a hand-off with this reason (higher is served first)."""
         ...
 
+    def closed_notice(self, language: str) -> str | None:
+        """What the customer is told on a hand-off while no one answers (outside the project's
+        hand-off hours), or None while people are at work."""
+        ...
+

@@ -135,12 +135,14 @@ async def process_pending(
         if reason and conversation.state in (State.BOT, State.RESOLVED):
             request_handoff(session, conversation=conversation, reason=reason, actor="bot",
                             priority=escalation.priority(reason))
-            if reason != "customer_request":  # the bot has not told the customer yet
-                language = turn.slots.get("language") or conversation.locale
-                stored.append(service.add_reply(
-                    session, conversation_id=conversation_id, reply_to=message.id, role="bot",
-                    text=HANDOFF_NOTICE.get(language, HANDOFF_NOTICE["en"]),
-                    data=MessageData()))
+            language = turn.slots.get("language") or conversation.locale
+            notices = [] if reason == "customer_request" else [  # the bot has not said it yet
+                HANDOFF_NOTICE.get(language, HANDOFF_NOTICE["en"])]
+            if closed := escalation.closed_notice(language):
+                notices.append(closed)
+            stored += [service.add_reply(session, conversation_id=conversation_id,
+                                         reply_to=message.id, role="bot", text=notice,
+                                         data=MessageData()) for notice in notices]
             metrics.HANDOFFS.labels(reason=reason).inc()
         state = conversation.state
         await session.commit()

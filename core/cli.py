@@ -47,7 +47,7 @@ def staged_progress() -> Iterator[Callable[[str, int, int], None]]:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    console.print(f"[red]error:[/] {message}")
+    console.print(f"[red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -56,5 +56,5 @@ def errors() -> Iterator[None]:
     try:
         yield
     except ParleyError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
+        console.print(f"[red]error:[/] {exc.message}", soft_wrap=True)
         raise typer.Exit(2) from exc

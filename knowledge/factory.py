@@ -7,6 +7,7 @@ their server is.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from core.config import Settings
@@ -81,20 +82,31 @@ def generators(settings: Settings) -> list[Generator]:
 def answerer(settings: Settings, *, graph: GraphStore | None = None) -> Answerer:
     """``graph``: a store this process already holds (else one of its own); closing the
     answerer closes it."""
+    from core.project import ProjectError, project_of
     from knowledge.answer import KnowledgeAnswerer
 
+    try:
+        assistant = project_of(settings.project).assistant
+        name, tone = assistant.name, assistant.tone
+    except ProjectError:
+        name, tone = "", "friendly"
     return KnowledgeAnswerer(index=document_index(settings), embedder=embedder(settings),
                              graph=graph or graph_store(settings),
-                             generators=generators(settings), company=company_name(settings))
+                             generators=generators(settings), company=company_name(settings),
+                             assistant=name, tone=tone)
 
 
 def company_name(settings: Settings) -> str:
-    """``PARLEY_COMPANY_NAME``, else the ``name`` in the company folder's ``company.yml``,
-    else none (the assistant then names no company)."""
+    """``PARLEY_COMPANY_NAME``, else the company in the project's ``parley.yml``, else the
+    ``name`` in its ``company/company.yml``, else none (the assistant then names no company)."""
     if settings.company_name:
         return settings.company_name
     import yaml
 
+    from core.project import ProjectError, project_of
+
+    with contextlib.suppress(ProjectError):
+        return project_of(settings.project).company.name
     path = settings.company_data_dir / "company.yml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None

@@ -358,8 +358,11 @@ POLICY_TOPICS = {"payments": "payment"}  # a policy's topic tag, where it differ
 
 
 def policy_documents(company_dir: Path) -> list[Document]:
-    """The company's policies (data/company/policies.yml) as one document per language."""
-    doc = yaml.safe_load((company_dir / "policies.yml").read_text(encoding="utf-8")) or {}
+    """The company's policies (``company/policies.yml``) as one document per language."""
+    path = company_dir / "policies.yml"
+    if not path.is_file():
+        return []
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     documents = []
     for policy in doc.get("policies", doc if isinstance(doc, list) else []):
         for lang, text in policy["text"].items():

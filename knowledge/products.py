@@ -1,7 +1,7 @@
 """Products as the chat looks them up: ``Product`` nodes of the company graph.
 
 The graph is the one source of products: the entity editor writes it (through the workers,
-``knowledge.articles.entities``) and ``knowledge.sync`` loads ``data/company/products.yml``
+``knowledge.articles.entities``) and ``knowledge.sync`` loads the project's ``company/products.yml``
 into it, so a product saved in the editor is found from the chat as soon as its task ran.
 A customer names a product by one of its ``aliases`` or by its ``name`` in any language,
 matched whole, trimmed and case-blind; of several products with that name, the first by SKU.

@@ -50,8 +50,9 @@ async def sync_all(settings: Settings, *, embedder: Embedder | None = None,
     graph = factory.graph_store(settings)
     edited = await editor_owned_ids(settings)
     try:
-        report = await import_path(settings.kb_dir, index=index, embedder=embedder,
-                                   progress=progress, skip_ids=edited)
+        report = (await import_path(settings.kb_dir, index=index, embedder=embedder,
+                                    progress=progress, skip_ids=edited)
+                  if settings.kb_dir.exists() else ImportReport())
         await import_documents([d for d in policy_documents(settings.company_data_dir)
                                 if d.id not in edited], index=index, embedder=embedder,
                                report=report)

@@ -20,8 +20,10 @@ app = typer.Typer(help="Train and try NLU models.")
 
 @app.command("train")
 def nlu_train(
-    data: Annotated[Path, typer.Option(help="Rasa NLU YAML or CSV (text,intent) file or folder.")],
-    out: Annotated[Path | None, typer.Option(help="Registry folder (default: models/nlu).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Rasa NLU YAML or CSV (text,intent) file or "
+                                              "folder (default: the project's NLU data).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Registry folder (default: the project's "
+                                                  ".parley/models/nlu).")] = None,
     preset: Annotated[str, typer.Option(help="demo, fast (CI) or full (benchmarks).")] = "",
     base: Annotated[str | None, typer.Option(help="e5-small or a transformers folder.")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
@@ -37,7 +39,7 @@ def nlu_train(
     """Fine-tune an NLU model version (resumes an interrupted run) and activate it if its
     evaluation passes the floor."""
     from nlu.registry import Registry
-    from nlu.train import resolve_config, train
+    from nlu.train import resolve_config, train, training_data
 
     settings = get_settings()
     target = out or settings.nlu_model_dir
@@ -48,7 +50,8 @@ def nlu_train(
                                 threads=settings.nlu_train_threads or None)
         with progress() as bar:
             task = bar.add_task("training", total=None)
-            version = train(data, target, config=config, validation=validation,
+            version = train(data or training_data(settings), target, config=config,
+                            validation=validation,
                             activate=activate, reuse=False,
                             floor=settings.nlu_floor if floor is None else floor,
                             base_cache=settings.nlu_base_cache,

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,8 @@ def _load_yaml(path: Path) -> list[Example]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise TrainingDataError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if not isinstance(doc, dict):
+        raise TrainingDataError(f"{path}:1: expected Rasa NLU data (a mapping with `nlu:`)")
     lines = raw.splitlines()
     examples: list[Example] = []
     for block in doc.get("nlu", []) or []:
@@ -135,22 +138,28 @@ def _load_csv(path: Path) -> list[Example]:
     return examples
 
 
-def load_examples(path: str | Path) -> list[Example]:
-    """Load every ``*.yml``/``*.yaml``/``*.csv`` under ``path`` (a file or a folder)."""
+def data_files(path: str | Path) -> list[Path]:
+    """The ``*.yml``/``*.yaml``/``*.csv`` files of ``path`` (a file or a folder)."""
     root = Path(path)
     if not root.exists():
         raise TrainingDataError(f"{root}: no such file or folder")
-    files = [root] if root.is_file() else sorted(
+    return [root] if root.is_file() else sorted(
         p for p in root.rglob("*") if p.suffix.lower() in {".yml", ".yaml", ".csv"})
+
+
+def load_examples(path: str | Path | Sequence[str | Path]) -> list[Example]:
+    """Load every ``*.yml``/``*.yaml``/``*.csv`` under ``path`` (a file, a folder, or several)."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
     examples: list[Example] = []
-    for file in files:
+    for file in (f for p in paths for f in data_files(p)):
         loader = _load_csv if file.suffix.lower() == ".csv" else _load_yaml
         examples.extend(loader(file))
+    where = ", ".join(str(p) for p in paths)
     if not examples:
-        raise TrainingDataError(f"{root}: no training examples found")
+        raise TrainingDataError(f"{where}: no training examples found")
     counts = Counter(e.intent for e in examples)
     if len(counts) < 2:
-        raise TrainingDataError(f"{root}: at least two intents are needed, found {sorted(counts)}")
+        raise TrainingDataError(f"{where}: at least two intents are needed, found {sorted(counts)}")
     return examples
 
 

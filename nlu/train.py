@@ -9,18 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings
+from core.config import ROOT, Settings
+from core.project import project_of
 from nlu.data import Example, data_hash, load_examples
 from nlu.errors import NLUInvalid
 from nlu.finetune import PRESETS, Progress, TrainConfig, fit, split_validation, with_overrides
 from nlu.registry import Registry
 
 logger = logging.getLogger(__name__)
+CORE_DATA = ROOT / "data" / "nlu"  # the built-in core intents, one file per language
 GAZETTEER_FILE = "gazetteer.json"
 GAZETTEER_ENTITIES = {"product"}  # pattern entities are matched by regex, not by list
 KIND = "transformer"
@@ -48,7 +50,7 @@ def resolve_config(preset: str = "demo", **overrides: Any) -> TrainConfig:
 
 
 def train(
-    data: str | Path,
+    data: str | Path | Sequence[str | Path],
     registry_root: Path,
     *,
     config: TrainConfig | None = None,
@@ -97,7 +99,8 @@ def train(
             "config": asdict(config),
             "training_key": key,
             "data_hash": digest,
-            "data_path": str(data),
+            "data_path": str(data) if isinstance(data, (str, Path)) else
+                         ", ".join(str(p) for p in data),
             "examples": len(examples),
             "intents": result.labels,
             "entities": sorted({t[2:] for t in result.tags if t != "O"}),
@@ -138,12 +141,34 @@ def activate_if_passing(registry: Registry, version: str, floor: float) -> bool:
     return True
 
 
+def training_data(settings: Settings) -> list[Path]:
+    """What a project's NLU trains on: the core intents in the project's languages, then the
+    project's own ``nlu/`` (when it has one)."""
+    languages = project_of(settings.project).languages
+    files = [CORE_DATA / f"{language}.yml" for language in languages]
+    if settings.nlu_data_dir.exists():
+        files.append(settings.nlu_data_dir)
+    return files
+
+
 def train_for_settings(settings: Settings,
                        progress: Callable[[str, int, int], None] = lambda phase, done, total: None,
                        **overrides: object) -> str:
-    """Train (or reuse) the NLU version for the configured data and preset."""
+    """Train (or reuse) the NLU version for the project's data and the configured preset."""
     config = resolve_config(settings.nlu_preset, base=settings.nlu_base_model,
                             threads=settings.nlu_train_threads or None, **overrides)
-    return train(settings.nlu_data_dir, settings.nlu_model_dir, config=config,
+    return train(training_data(settings), settings.nlu_model_dir, config=config,
                  floor=settings.nlu_floor, base_cache=settings.nlu_base_cache,
                  progress=progress)
+
+
+def needs_training(settings: Settings) -> bool:
+    """Whether the project's data (or the preset) changed since its last trained version."""
+    config = resolve_config(settings.nlu_preset, base=settings.nlu_base_model,
+                            threads=settings.nlu_train_threads or None)
+    key = config.key(data_hash(load_examples(training_data(settings))))
+    return Registry(settings.nlu_model_dir).find(key=key) is None
+
+
+def has_active_model(settings: Settings) -> bool:
+    return Registry(settings.nlu_model_dir).active_version() is not None

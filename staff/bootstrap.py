@@ -13,8 +13,8 @@ from staff.models import Agent
 from staff.schemas import AgentCreate, Role
 
 DEMO_STAFF: tuple[tuple[str, str, Role, list[str], list[str]], ...] = (
-    ("admin@nimbushome.example", "Nimbus Admin", "admin", ["billing", "technical"], ["en", "zh"]),
-    ("agent@nimbushome.example", "Alex Chen", "agent", ["billing"], ["en", "zh"]),
+    ("admin@parley.example", "Demo Admin", "admin", ["billing", "technical"], ["en", "zh"]),
+    ("agent@parley.example", "Alex Chen", "agent", ["billing"], ["en", "zh"]),
 )
 
 

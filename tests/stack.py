@@ -1,7 +1,8 @@
 """Start the real Parley stack (NLU service, action server, Rasa, API) for tests.
 
 Everything lives in a temporary folder: its own database, tracker store, logs and models
-trained from the demo data, on free ports, so tests never touch a developer's ``var/``.
+trained from a project's data (the demo by default), on free ports, so tests never touch a
+developer's ``.parley/``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import Settings
+from core.config import DEMO_PROJECT, Settings
 from knowledge.sync import sync_all
 from nlu.train import train_for_settings
 from web import runner
@@ -41,11 +42,13 @@ class Stack:
         return next(s for s in self.supervisor.services if s.name == name)
 
 
-def stack_env(root: Path) -> dict[str, str]:
+def stack_env(root: Path, *, project: Path | None = None,
+              models: Path | None = None) -> dict[str, str]:
     return {
         "PARLEY_ENVIRONMENT": "test",
+        "PARLEY_PROJECT": str(project or DEMO_PROJECT),
         "PARLEY_VAR_DIR": str(root / "var"),
-        "PARLEY_MODELS_DIR": str(root / "models"),
+        "PARLEY_MODELS_DIR": str(models or root / "models"),
         "PARLEY_API_PORT": str(free_port()),
         "PARLEY_NLU_PORT": str(free_port()),
         "PARLEY_ACTION_PORT": str(free_port()),
@@ -60,8 +63,11 @@ def stack_env(root: Path) -> dict[str, str]:
 
 
 @contextmanager
-def running_stack(root: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
-    env = {**stack_env(root), **(extra_env or {})}
+def running_stack(root: Path, extra_env: dict[str, str] | None = None, *,
+                  project: Path | None = None, models: Path | None = None) -> Iterator[Stack]:
+    """The four processes for ``project`` (default: the demo), with their state under ``root``
+    and Parley's model cache in ``models`` (default: its own, under ``root``)."""
+    env = {**stack_env(root, project=project, models=models), **(extra_env or {})}
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
+import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from conversations import flows, internal
+from conversations import flows, internal, widget
 from conversations.dialogue import DialogueEngine, RasaDialogue
 from conversations.router import router as conversations_router
 from conversations.stream import StreamHub
 from core import db
 from core.config import Settings, get_settings
+from core.errors import NotFound
 from core.handlers import BodySizeLimit, install_error_handlers
 from core.metrics import REQUESTS
+from core.project import Project, project_of
 from handoff.public_router import router as handoff_public_router
 from handoff.router import router as agent_router
 from handoff.triggers import Triggers
@@ -41,6 +46,9 @@ from workers.router import router as tasks_router
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"
+# The logo may be an SVG: opened on its own, it must not run scripts on this origin.
+LOGO_HEADERS = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox"}
 
 
 async def _recover_pending(app: FastAPI, *, interval_s: float = 10.0) -> None:
@@ -59,6 +67,16 @@ async def _recover_pending(app: FastAPI, *, interval_s: float = 10.0) -> None:
                 if finished:
                     logger.info("recovered %d pending turn(s)", finished)
         await asyncio.sleep(interval_s)
+
+
+def _generic_page(template: str, project: Project) -> str:
+    """web/templates/index.html for a project without a site of its own."""
+    config = widget.widget_config(project)
+    logo = f'<img src="{html.escape(config.logo)}" alt="">' if config.logo else ""
+    values = {"company": html.escape(config.company), "color": config.color, "logo": logo,
+              "lang": "zh-CN" if config.default_language == "zh" else "en",
+              "languages": json.dumps(config.languages)}
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values.get(m[1], m[0]), template)
 
 
 def create_app(settings: Settings | None = None, *,
@@ -101,7 +119,7 @@ def create_app(settings: Settings | None = None, *,
                   description="Public API of Parley, the self-hosted AI customer-service platform.")
     app.state.settings = settings
     app.state.hub = StreamHub()
-    app.state.escalation = Triggers()
+    app.state.escalation = Triggers(settings.project)
     install_error_handlers(app)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                        allow_methods=["GET", "POST", "PUT", "DELETE"],
@@ -118,6 +136,7 @@ def create_app(settings: Settings | None = None, *,
         return response
 
     app.include_router(conversations_router)
+    app.include_router(widget.router)
     app.include_router(handoff_public_router)
     app.include_router(auth_router)
     app.include_router(agent_router)
@@ -132,8 +151,22 @@ def create_app(settings: Settings | None = None, *,
              for name in ("index", "console", "editor") if (TEMPLATES / f"{name}.html").exists()}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> str:
-        return pages["index"]
+    async def index() -> Response:
+        """The project's own site/index.html, else a generic page; both embed the widget."""
+        project = project_of(settings.project)
+        site = widget.site_page(project)
+        if site is not None:
+            return FileResponse(site, media_type="text/html")
+        return HTMLResponse(_generic_page(pages["index"], project))
+
+    @app.get(widget.LOGO_PATH, include_in_schema=False)
+    async def project_logo() -> FileResponse:
+        """The one file ``widget.logo`` names in the project folder; nothing else is served."""
+        logo = widget.logo_file(project_of(settings.project))
+        if logo is None:
+            raise NotFound("This project has no logo file.", code="logo_not_found")
+        path, media_type = logo
+        return FileResponse(path, media_type=media_type, headers=LOGO_HEADERS)
 
     @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
     async def console() -> str:

@@ -7,18 +7,21 @@ them, in the order ``parley --help`` lists them.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from conversations.cli import app as chat_app
-from core.cli import console, progress
-from core.config import get_settings
+from core.cli import console, errors, fail, progress
+from core.config import Settings, get_settings
 from core.logging import configure_logging
 from knowledge.cli import app as kb_app
 from nlu.cli import app as nlu_app
@@ -30,27 +33,78 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Parley: self-hosted AI customer service.", no_args_is_help=True)
 serve_app = typer.Typer(help="Run one Parley process in the foreground.")
+ProjectOption = Annotated[Path | None, typer.Option(
+    "--project", envvar="PARLEY_PROJECT", show_envvar=False, file_okay=False,
+    help="The project folder (default: $PARLEY_PROJECT, else the demo, examples/nimbus-home).")]
+
+
+def use_project(project: Path | None) -> None:
+    """Make ``project`` the one every command (and every process started from here) uses."""
+    if project is not None:
+        if not project.is_dir():
+            fail(f"{project}: no such project folder (create one with `parley init {project}`)")
+        os.environ["PARLEY_PROJECT"] = str(project.expanduser().resolve())
+        get_settings.cache_clear()
+
+
+@app.callback()
+def main(project: ProjectOption = None) -> None:
+    """Parley: self-hosted AI customer service."""
+    use_project(project)
 
 
 @app.command()
-def train(force: Annotated[bool, typer.Option(help="Retrain even if nothing changed.")] = False
-          ) -> None:
-    """Train the NLU and Rasa models that are missing or out of date."""
+def init(
+    directory: Annotated[Path, typer.Argument(help="The new project folder.")],
+    name: Annotated[str, typer.Option(help="The company's name.")] = "My Company",
+    languages: Annotated[str, typer.Option(help="Comma-separated: en, zh or en,zh.")] = "en",
+) -> None:
+    """Create a project that works at once: parley.yml, an example article, an example intent."""
+    from bot.scaffold import scaffold
+
+    with errors():
+        created = scaffold(directory, name=name,
+                           languages=[x.strip() for x in languages.split(",") if x.strip()])
+    console.print(f"[bold green]Created {directory}[/] ({len(created)} files). Next:\n"
+                  f"  parley check --project {directory}\n"
+                  f"  parley run --project {directory}")
+
+
+@app.command()
+def check(project: ProjectOption = None) -> None:
+    """Validate a project (parley.yml, dialogue, NLU data) without starting anything."""
+    use_project(project)
+    if not _check():
+        raise typer.Exit(2)
+    console.print(f"[green]{get_settings().project}: OK[/]")
+
+
+@app.command()
+def train(force: Annotated[bool, typer.Option(help="Retrain even if nothing changed.")] = False,
+          project: ProjectOption = None) -> None:
+    """Train the project's NLU and Rasa models that are missing or out of date."""
+    use_project(project)
+    if not _check():
+        raise typer.Exit(2)
     _build(force)
 
 
 @app.command()
-def run() -> None:
-    """Train what is missing, start NLU, actions, Rasa and the API; Ctrl-C stops them all."""
+def run(project: ProjectOption = None) -> None:
+    """Check the project, build what is missing, start NLU, actions, Rasa and the API; Ctrl-C
+    stops them all. A model that is out of date keeps serving while its successor trains."""
     from staff.bootstrap import ensure_demo_staff
     from web import runner
 
+    use_project(project)
     configure_logging()
-    settings = get_settings()
+    if not _check():
+        raise typer.Exit(2)
+    settings, ports = runner.with_free_ports(get_settings())
     t0 = time.monotonic()
-    model = _build()
+    model, training = _build(background_nlu=True)
     staff = ensure_demo_staff(settings)
-    supervisor = runner.Supervisor(runner.services(settings, model))
+    supervisor = runner.Supervisor(runner.services(settings, model, ports))
 
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt
@@ -65,11 +119,15 @@ def run() -> None:
                       f"(ready in {time.monotonic() - t0:.0f}s). "
                       f"API docs: {settings.public_url}/docs. Logs: {settings.var_dir / 'logs'}. "
                       "Press Ctrl-C to stop.\n")
+        if training is not None:
+            console.print("The NLU data changed: the previous model answers while the new one "
+                          "trains; it takes over when it passes its evaluation.\n")
         if staff:
             console.print(f"Agent console: {settings.public_url}/console")
             for email, password in staff:
                 console.print(f"  {email}  password: {password}")
-            console.print("  (demo accounts; passwords are kept in var/secrets/)\n")
+            secrets = settings.var_dir / "secrets"
+            console.print(f"  (demo accounts; passwords are kept in {secrets})\n")
         supervisor.watch()
     except KeyboardInterrupt:
         console.print("\nStopping Parley…")
@@ -106,20 +164,46 @@ def serve_nlu() -> None:
                 log_config=None, access_log=False)
 
 
-def _build(force: bool = False) -> Path:
-    """The NLU model, the knowledge index and the Rasa model, each only where out of date."""
-    from nlu.train import train_for_settings
+def _check() -> bool:
+    """Print every problem of the current project; True when there is none."""
+    from bot.checks import check_project
+    from core.project import ProjectError
+
+    try:
+        _, problems = check_project(get_settings())
+    except ProjectError as exc:
+        problems = [exc]
+    for problem in problems:
+        console.print(f"[red]error:[/] {escape(problem.message)}", soft_wrap=True)
+    return not problems
+
+
+def _build(force: bool = False, *, background_nlu: bool = False
+           ) -> tuple[Path, threading.Thread | None]:
+    """The NLU model, the knowledge index and the Rasa model, each only where out of date.
+    With ``background_nlu`` and a model already trained, an out-of-date NLU model keeps serving
+    and its successor trains in a thread (the NLU service picks it up when it is activated)."""
+    from nlu.train import has_active_model, needs_training, train_for_settings
     from web import runner
 
     settings = get_settings()
+    training: threading.Thread | None = None
     with progress() as bar:
         task = bar.add_task("NLU model", total=None)
 
         def step(phase: str, done: int, total: int) -> None:
             bar.update(task, description=f"NLU model: {phase}", completed=done, total=total)
 
-        version = train_for_settings(settings, progress=step)
-        bar.update(task, description=f"NLU model {version}", completed=1, total=1)
+        if background_nlu and not force and has_active_model(settings) \
+                and needs_training(settings):
+            training = threading.Thread(target=_train_quietly, args=(settings,),
+                                        name="nlu-train", daemon=True)
+            training.start()
+            bar.update(task, description="NLU model: training in the background",
+                       completed=1, total=1)
+        else:
+            version = train_for_settings(settings, progress=step)
+            bar.update(task, description=f"NLU model {version}", completed=1, total=1)
         kb_task = bar.add_task("Knowledge base", total=None)
         report = _sync_kb(lambda file: bar.update(
             kb_task, description=f"Knowledge: {file.name}"))
@@ -128,7 +212,19 @@ def _build(force: bool = False) -> Path:
         rasa_task = bar.add_task("Rasa dialogue model", total=1)
         model = runner.train_rasa(settings, force=force)
         bar.update(rasa_task, description=f"Rasa model {model.name}", completed=1)
-    return model
+    return model, training
+
+
+def _train_quietly(settings: Settings) -> None:
+    import logging
+
+    from nlu.train import train_for_settings
+
+    try:
+        version = train_for_settings(settings)
+        logging.getLogger(__name__).info("NLU version %s trained in the background", version)
+    except Exception:  # the previous model keeps serving; the log says why
+        logging.getLogger(__name__).exception("background NLU training failed")
 
 
 def _sync_kb(step: Callable[[Path], None]) -> ImportReport:

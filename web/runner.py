@@ -6,10 +6,10 @@ settings, starts the four processes, restarts one that crashes, and stops them a
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import httpx
 import yaml
 
+from bot.project import assemble, build_dir, fingerprint
 from core.config import ROOT, Settings
 
 logger = logging.getLogger(__name__)
@@ -30,34 +31,52 @@ RASA_BIN = Path(os.environ.get("PARLEY_RASA_VENV", ROOT / ".venv-rasa")) / "bin"
 
 # ---------------------------------------------------------------- training
 
-def rasa_fingerprint(nlu_data: Path) -> str:
-    digest = hashlib.sha256()
-    files = [BOT_DIR / "config.yml", BOT_DIR / "domain.yml",
-             *sorted((BOT_DIR / "data").rglob("*.yml")), *sorted(nlu_data.rglob("*.yml"))]
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def rasa_model_path(settings: Settings) -> Path:
-    return settings.rasa_model_dir / f"parley-{rasa_fingerprint(settings.nlu_data_dir)}.tar.gz"
+    """Where the dialogue model for the project as it is now lives (named by its content)."""
+    return settings.rasa_model_dir / f"parley-{fingerprint(assemble(settings))}.tar.gz"
 
 
 def train_rasa(settings: Settings, *, force: bool = False) -> Path:
-    """Train the Rasa dialogue model unless one for the same bot files exists."""
+    """Train the Rasa dialogue model unless one for the same project files exists."""
     target = rasa_model_path(settings)
     if target.exists() and not force:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     cmd = [str(RASA_BIN), "train", "--config", "config.yml", "--domain", "domain.yml",
-           "--data", "data", str(settings.nlu_data_dir), "--out", str(target.parent),
+           "--data", "data", "--out", str(target.parent),
            "--fixed-model-name", target.name.removesuffix(".tar.gz")]
-    result = subprocess.run(cmd, cwd=BOT_DIR, env=rasa_env(settings), capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(cmd, cwd=build_dir(settings), env=rasa_env(settings),
+                            capture_output=True, text=True, check=False)
     if result.returncode != 0 or not target.exists():
         raise RuntimeError(f"rasa train failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    for old in target.parent.glob("parley-*.tar.gz"):  # earlier versions of this project
+        if old != target:
+            old.unlink(missing_ok=True)
     return target
+
+
+def with_free_ports(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """Give Rasa, the action server and the NLU service free ports unless their port or URL is
+    set, so that two projects run side by side; return the settings and the environment that
+    tells the child processes."""
+    env: dict[str, str] = {}
+    if "nlu_port" not in settings.model_fields_set:
+        env["PARLEY_NLU_PORT"] = str(free_port())
+    if "action_port" not in settings.model_fields_set:
+        env["PARLEY_ACTION_PORT"] = str(free_port())
+    if "rasa_url" not in settings.model_fields_set:
+        env["PARLEY_RASA_URL"] = f"http://127.0.0.1:{free_port()}"
+    updates = {"nlu_port": int(env["PARLEY_NLU_PORT"]) if "PARLEY_NLU_PORT" in env else None,
+               "action_port": int(env["PARLEY_ACTION_PORT"])
+               if "PARLEY_ACTION_PORT" in env else None,
+               "rasa_url": env.get("PARLEY_RASA_URL")}
+    return settings.model_copy(update={k: v for k, v in updates.items() if v is not None}), env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------- configuration
@@ -149,10 +168,13 @@ class Service:
             self.process.wait()
 
 
-def services(settings: Settings, rasa_model: Path) -> list[Service]:
-    """The four processes, in start order (each one's dependencies start before it)."""
+def services(settings: Settings, rasa_model: Path,
+             ports: dict[str, str] | None = None) -> list[Service]:
+    """The four processes, in start order (each one's dependencies start before it);
+    ``ports`` is the environment from ``with_free_ports``."""
     python = sys.executable
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1",
+           "PARLEY_PROJECT": str(settings.project), **(ports or {})}
     logs = settings.var_dir / "logs"
     endpoints = write_endpoints(settings)
     token = settings.rasa_token.get_secret_value()
@@ -167,7 +189,7 @@ def services(settings: Settings, rasa_model: Path) -> list[Service]:
                          str(endpoints), "--credentials", str(BOT_DIR / "credentials.yml"),
                          "--enable-api", f"--auth-token={token}", "-i", "127.0.0.1", "-p",
                          str(urlparse(settings.rasa_url).port or 5005)],
-                f"{settings.rasa_url}/webhooks/parley/", rasa_env(settings),
+                f"{settings.rasa_url}/webhooks/parley/", {**rasa_env(settings), **(ports or {})},
                 log_path=logs / "rasa.log"),
         Service("api", [python, "-m", "web.cli", "serve", "api"],
                 f"http://{settings.api_host}:{settings.api_port}/healthz", env,

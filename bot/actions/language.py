@@ -9,6 +9,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from core.config import get_settings
+from core.project import project_of
 from nlu.patterns import CJK, detect_language
 
 
@@ -39,6 +41,9 @@ class ActionDetectLanguage(Action):
         else:  # digits or an order id alone: keep the language, or take the widget's locale
             metadata = latest.get("metadata") or {}
             language = tracker.get_slot("language") or metadata.get("locale") or "en"
+        project = project_of(get_settings().project)
+        if language not in project.languages:  # the project speaks only its own languages
+            language = project.default
         if language == tracker.get_slot("language"):
             return []
         return [SlotSet("language", language)]

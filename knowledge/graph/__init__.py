@@ -7,6 +7,6 @@ pass the same contract tests (tests/contract/graph_store.py):
 - ``neo4j.Neo4jGraphStore``: a Neo4j (or any Bolt/Cypher) server, the only module that
   imports the neo4j driver.
 
-``company.load_company`` fills either from ``data/company/*.yml``; ``GraphStore.facts``
+``company.load_company`` fills either from a project's ``company/*.yml``; ``GraphStore.facts``
 turns a node and its links into statements an answer may cite.
 """

@@ -1,4 +1,4 @@
-"""Load the demo company (``data/company/*.yml``) into a graph store.
+"""Load the demo company (a project's ``company/*.yml``) into a graph store.
 
     (Customer)-[:PLACED]->(Order)-[:CONTAINS {qty}]->(Product)-[:IN_CATEGORY]->(Category)
                                                      (Product)-[:COVERED_BY]->(Policy)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from core.config import Settings
-from web.runner import endpoints_config, rasa_fingerprint
+from web.runner import endpoints_config, rasa_model_path
 
 pytestmark = pytest.mark.unit
 
@@ -34,13 +34,33 @@ def test_postgres_app_database_also_holds_the_trackers(tmp_path):
                                        "password": "pw"}
 
 
-def test_rasa_model_fingerprint_follows_the_training_data(tmp_path):
-    nlu = tmp_path / "nlu"
-    nlu.mkdir()
-    (nlu / "a.yml").write_text("nlu: []\n")
-    before = rasa_fingerprint(nlu)
-    (nlu / "a.yml").write_text("nlu: [] # changed\n")
-    assert rasa_fingerprint(nlu) != before
+def test_the_dialogue_model_is_named_by_the_project_it_was_built_from(tmp_path):
+    from bot.scaffold import scaffold
+
+    project = tmp_path / "acme"
+    scaffold(project, name="Acme Bank", languages=["en"])
+    settings = make(tmp_path, project=project)
+    before = rasa_model_path(settings)
+    assert rasa_model_path(settings) == before  # nothing changed: the trained model is reused
+    rules = project / "dialogue" / "rules.yml"
+    rules.write_text(rules.read_text() + "  - rule: thanks again\n    steps:\n"
+                     "      - intent: thank\n      - action: utter_contact\n")
+    assert rasa_model_path(settings) != before
+    (project / "nlu" / "en.yml").write_text((project / "nlu" / "en.yml").read_text()
+                                            + "    - what is your postal address?\n")
+    assert rasa_model_path(settings) != before
+
+
+def test_internal_services_take_free_ports_unless_set(tmp_path, monkeypatch):
+    from web.runner import with_free_ports
+
+    monkeypatch.setenv("PARLEY_NLU_PORT", "5999")
+    settings, env = with_free_ports(make(tmp_path))
+    assert settings.nlu_port == 5999 and "PARLEY_NLU_PORT" not in env
+    assert settings.action_port == int(env["PARLEY_ACTION_PORT"]) != 5055
+    assert settings.rasa_url == env["PARLEY_RASA_URL"] != "http://127.0.0.1:5005"
+    again, _ = with_free_ports(make(tmp_path))
+    assert again.action_port != settings.action_port or again.rasa_url != settings.rasa_url
 
 
 def test_a_rasa_token_that_starts_with_a_dash_is_still_one_argument(tmp_path) -> None:  # type: ignore[no-untyped-def]
