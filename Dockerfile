@@ -14,6 +14,11 @@ COPY handoff handoff
 COPY web web
 COPY workers workers
 COPY data data
+# The project this image serves (a company's folder: docs/projects.md); its state goes to
+# /app/var, a volume, never into the image.
+ARG PROJECT=examples/nimbus-home
+COPY ${PROJECT} /app/project
+ENV PARLEY_PROJECT=/app/project PARLEY_VAR_DIR=/app/var
 # The CPU build of torch (training the NLU model); serving itself runs on ONNX Runtime.
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
  && pip install --no-cache-dir -e '.[postgres,redis]'

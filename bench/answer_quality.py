@@ -11,8 +11,9 @@ base, whichever questions are asked, and no question names its paragraph.
   answer texts, ``[]`` when it is unanswerable; its source is its paragraph.
 - ``cmrc``: ../shared/datasets/cmrc2018_dev (Chinese), the same way: document ``cm-<paragraph
   id>`` (one paragraph per article there).
-- ``demo``: data/kb_qa.yml on data/kb; ``answer_contains`` are the answers (a reply stating
-  any one of them is right), the source is given where one document is expected.
+- ``demo``: the demo project's eval/kb_qa.yml on its kb/ (examples/nimbus-home);
+  ``answer_contains`` are the answers (a reply stating any one of them is right), the source
+  is given where one document is expected.
 
 Each dataset is split by article: the third of the articles with the smallest SHA-256 of the
 article key (SQuAD and demo: the title or expected document; CMRC: the paragraph id) is
@@ -39,7 +40,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.cli import console, staged_progress
-from core.config import ROOT, get_settings
+from core.config import DEMO_PROJECT, ROOT, get_settings
 from knowledge.evaluation import Report, evaluate
 from knowledge.evaluation_questions import Question
 
@@ -96,7 +97,8 @@ def squad_like(path: Path, *, prefix: str, lang: str
 
 def demo_cases() -> list[Case]:
     cases = []
-    for item in yaml.safe_load((ROOT / "data" / "kb_qa.yml").read_text("utf-8"))["questions"]:
+    qa = yaml.safe_load((DEMO_PROJECT / "eval" / "kb_qa.yml").read_text("utf-8"))
+    for item in qa["questions"]:
         expected = item["expected"]
         cases.append(Case(expected[0], Question(
             item["q"], tuple(item.get("answer_contains") or ()), item["lang"],
@@ -129,7 +131,7 @@ def chosen(cases: list[Case], split: str, sample: int | None) -> list[Question]:
 async def run(dataset: str, split: str, sample: int | None) -> Report:
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         if dataset == "demo":
-            kb, cases = ROOT / "data" / "kb", demo_cases()
+            kb, cases = DEMO_PROJECT / "kb", demo_cases()
         else:
             paragraphs, cases = (squad_like(SQUAD, prefix="sq", lang="en") if dataset == "squad"
                                  else squad_like(CMRC, prefix="cm", lang="zh"))

@@ -1,10 +1,11 @@
 """Latency and throughput of the served NLU model (ONNX Runtime on the CPU).
 
-    python bench/nlu_latency.py [--model models/nlu] [--threads 1] [--n 500]
+    python bench/nlu_latency.py [--model DIR] [--threads 1] [--n 500]
 
 Measures one utterance at a time (p50/p95 of the model call, and of the whole parse with
 pattern entities and Rasa formatting), batched throughput, and the model's size on disk.
-Utterances are BANKING77 test sentences (real customer lengths) and the demo data.
+Utterances are BANKING77 test sentences (real customer lengths) and the project's training
+data. The model is the project's (PARLEY_PROJECT, default the demo): <project>/.parley/models/nlu.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nlu_datasets import banking77
 
+from core.config import Settings
 from nlu.data import load_examples
 from nlu.registry import Registry
 from nlu.service import NLUService
-
-ROOT = Path(__file__).resolve().parents[1]
+from nlu.train import training_data
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -37,7 +38,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "nlu")
+    settings = Settings()
+    parser.add_argument("--model", type=Path, default=settings.nlu_model_dir)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--n", type=int, default=500)
     args = parser.parse_args()
@@ -48,7 +50,7 @@ def main() -> None:
     service.warm_up()
     model = service.choose(None)
     texts = [e.text for e in banking77()[2]][:args.n // 2]
-    texts += [e.text for e in load_examples(ROOT / "data" / "nlu")][:args.n - len(texts)]
+    texts += [e.text for e in load_examples(training_data(settings))][:args.n - len(texts)]
     for text in texts[:20]:
         service.parse(text)  # warm-up
     raw, full = [], []

@@ -2,9 +2,10 @@
 
     python bench/nlu_service.py [--requests 400] [--concurrency 1 16]
 
-Starts the real NLU app (uvicorn, one worker) on a free port with the active model, sends
-BANKING77 and demo utterances from concurrent clients, and reports requests/s, latency and how
-many model calls served them.
+Starts the real NLU app (uvicorn, one worker) on a free port with the project's active model
+(PARLEY_PROJECT, default the demo), sends BANKING77 utterances and the project's training
+utterances from concurrent clients, and reports requests/s, latency and how many model calls
+served them.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from nlu_datasets import banking77
 from core.config import Settings
 from nlu.app import create_nlu_app
 from nlu.data import load_examples
+from nlu.train import training_data
 from tests.stack import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 async def load(url: str, texts: list[str], concurrency: int) -> dict[str, float]:
@@ -61,10 +61,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     args = parser.parse_args()
-    texts = [e.text for e in banking77()[2]][:args.requests // 2]
-    texts += [e.text for e in load_examples(ROOT / "data" / "nlu")][:args.requests - len(texts)]
     port = free_port()
     settings = Settings(nlu_port=port)
+    texts = [e.text for e in banking77()[2]][:args.requests // 2]
+    texts += [e.text for e in load_examples(training_data(settings))][:args.requests - len(texts)]
     app = create_nlu_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)

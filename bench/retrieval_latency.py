@@ -3,8 +3,9 @@
 Fills a fresh SQLite index with the demo knowledge base plus synthetic chunks (sentences
 recombined from the real articles, English and Chinese, with random unit vectors: latency
 does not depend on what the vectors mean), then times hybrid searches (BM25 + vector kNN +
-reciprocal rank fusion) for the questions of data/kb_qa.yml, embedding each query with
-MiniLM as the product does (embedding time reported separately).
+reciprocal rank fusion) for the questions of the demo's eval/kb_qa.yml
+(examples/nimbus-home), embedding each query with MiniLM as the product does (embedding time
+reported separately).
 
     .venv/bin/python bench/retrieval_latency.py [--chunks 50000] [--queries 300]
 """
@@ -25,7 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.turn_latency import percentile
-from core.config import ROOT
+from core.config import DEMO_PROJECT
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.documents.protocol import Chunk
 from knowledge.embeddings import E5Embedder
@@ -36,7 +37,7 @@ from knowledge.text import split_sentences
 async def main(total: int, queries: int) -> None:
     rng = random.Random(7)
     np_rng = np.random.default_rng(7)
-    real = [c for f in collect_files(ROOT / "data" / "kb") if f.suffix == ".md"
+    real = [c for f in collect_files(DEMO_PROJECT / "kb") if f.suffix == ".md"
             for d in parse_markdown(f) for c in chunk_document(d)]
     sentences = {"en": [], "zh": []}
     for chunk in real:
@@ -63,7 +64,7 @@ async def main(total: int, queries: int) -> None:
         if batch:
             await index.upsert(batch)
         print(f"indexed {await index.count()} chunks in {time.perf_counter() - started:.1f} s")
-        qa = yaml.safe_load((ROOT / "data" / "kb_qa.yml").read_text())["questions"]
+        qa = yaml.safe_load((DEMO_PROJECT / "eval" / "kb_qa.yml").read_text())["questions"]
         embed_ms, search_ms = [], []
         for i in range(queries):
             item = qa[i % len(qa)]

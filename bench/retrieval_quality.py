@@ -1,7 +1,8 @@
 """Retrieval and grounded-answer quality on the demo knowledge base.
 
-Builds a fresh embedded index (SQLite FTS5 + MiniLM vectors) and graph from data/kb and
-data/company in a temporary folder, then runs every question of data/kb_qa.yml:
+Builds a fresh embedded index (SQLite FTS5 + MiniLM vectors) and graph from the demo
+project's kb/ and company/ (examples/nimbus-home) in a temporary folder, then runs every
+question of its eval/kb_qa.yml:
 
 - retrieval: recall@5 (an expected source among the top 5 documents) and MRR, per language;
 - answers: share answered / abstained, share of sent answers whose every sentence passed the
@@ -24,7 +25,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.config import ROOT
+from core.config import DEMO_PROJECT
 from knowledge.answer import KnowledgeAnswerer
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.embeddings import E5Embedder
@@ -35,14 +36,15 @@ from knowledge.text import split_sentences
 
 
 async def main(generator: str, limit: int | None) -> None:
-    questions = yaml.safe_load((ROOT / "data" / "kb_qa.yml").read_text())["questions"][:limit]
+    qa = yaml.safe_load((DEMO_PROJECT / "eval" / "kb_qa.yml").read_text())
+    questions = qa["questions"][:limit]
     embedder = E5Embedder()
     with tempfile.TemporaryDirectory() as tmp:
         index = SQLiteDocumentIndex(Path(tmp) / "documents.db")
         graph = SQLiteGraphStore(Path(tmp) / "graph.db")
         started = time.perf_counter()
-        report = await import_path(ROOT / "data" / "kb", index=index, embedder=embedder)
-        await import_documents(policy_documents(ROOT / "data" / "company"), index=index,
+        report = await import_path(DEMO_PROJECT / "kb", index=index, embedder=embedder)
+        await import_documents(policy_documents(DEMO_PROJECT / "company"), index=index,
                                embedder=embedder, report=ImportReport())
         print(f"indexed {report.documents} documents, {await index.count()} chunks in "
               f"{time.perf_counter() - started:.1f} s")
@@ -86,7 +88,8 @@ async def main(generator: str, limit: int | None) -> None:
         print(f"all: n={n:3d} recall@5={statistics.mean(r for r, _ in every):.3f} "
               f"MRR={statistics.mean(m for _, m in every):.3f}  "
               f"search p50={statistics.median(latencies):.1f} ms")
-        print(f"answers ({answerer.generators[0].name}): answered {answered}/{n}, every sentence "
+        name = answerer.generators[0].name if answerer.generators else "extractive"
+        print(f"answers ({name}): answered {answered}/{n}, every sentence "
               f"supported {supported}/{answered}, cited {cited}/{answered}, stated the expected "
               f"fact {stated}/{answered}; generator output fully supported before the gate "
               f"{raw_supported}/{n}")

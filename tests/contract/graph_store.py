@@ -7,11 +7,11 @@ tests/integration/test_graph_neo4j.py).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.config import DEMO_PROJECT
 from knowledge.graph.company import load_company
 from knowledge.graph.errors import (
     GraphError,
@@ -21,7 +21,7 @@ from knowledge.graph.errors import (
 )
 from knowledge.graph.protocol import Edge, Fact, GraphStore, Node
 
-COMPANY = Path(__file__).resolve().parents[2] / "data" / "company"
+COMPANY = DEMO_PROJECT / "company"
 
 BAD_LABELS = ["Product) DETACH DELETE n //", "product", "", "Pro-duct", "Product`", "P" * 41,
               "Product:Order", "Prod uct", "Produkt2"]

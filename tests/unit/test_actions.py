@@ -58,11 +58,11 @@ async def test_order_form_rejects_bad_ids_and_says_why(value):
 async def graph(tmp_path: Path) -> AsyncIterator[SQLiteGraphStore]:
     """The actions' company graph: the demo company, as ``knowledge.sync`` loads it."""
     from bot.actions import deps
-    from core.config import ROOT
+    from core.config import DEMO_PROJECT
     from knowledge.graph.company import load_company
 
     store = SQLiteGraphStore(tmp_path / "graph.db")
-    await load_company(store, ROOT / "data" / "company")
+    await load_company(store, DEMO_PROJECT / "company")
     previous, deps._graph = deps._graph, store
     yield store
     deps._graph = previous

@@ -44,9 +44,10 @@ def _paths(group: Any, prefix: str = "") -> Iterator[str]:
 
 def test_every_command_keeps_its_name_and_place() -> None:
     assert list(_paths(typer.main.get_command(app))) == [
-        "train", "run", "worker", "chat", "kb import", "kb eval", "kafka consume", "tasks dead",
-        "tasks retry", "serve api", "serve nlu", "nlu train", "nlu eval", "nlu parse",
-        "nlu versions", "nlu activate", "nlu rollback", "nlu canary", "agents create"]
+        "init", "check", "train", "run", "worker", "chat", "kb import", "kb eval",
+        "kafka consume", "tasks dead", "tasks retry", "serve api", "serve nlu", "nlu train",
+        "nlu eval", "nlu parse", "nlu versions", "nlu activate", "nlu rollback", "nlu canary",
+        "agents create"]
 
 
 @pytest.mark.parametrize("module", DOMAIN_CLIS)
@@ -83,3 +84,15 @@ def test_importing_a_missing_path_is_exit_code_2(local_settings: None, tmp_path:
     result = CliRunner().invoke(app, ["kb", "import", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_importing_a_project_without_a_kb_folder_is_exit_code_2(
+        local_settings: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no PATH, ``kb import`` imports the project's kb/, and says so when there is none."""
+    project = tmp_path / "acme"
+    project.mkdir()
+    monkeypatch.setenv("PARLEY_PROJECT", str(project))  # --project sets it; restored after
+    result = CliRunner().invoke(app, ["--project", str(project), "kb", "import"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "does not exist" in result.output
+    assert str(project / "kb") in result.output.replace("\n", "")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.config import ROOT, Settings
+from core.config import DEMO_PROJECT, Settings
 from knowledge import embedder_onnx, factory
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.e5_graph import MODEL_FILE
@@ -36,7 +36,8 @@ QUERIES = ["how often should I descale the kettle?", "Can I return an opened ble
 
 def _passages() -> list[str]:
     """The demo knowledge base's chunks, English and Chinese, as the importer embeds them."""
-    chunks = [c for lang in ("en", "zh") for path in sorted((ROOT / "data/kb" / lang).glob("*.md"))
+    chunks = [c for lang in ("en", "zh")
+              for path in sorted((DEMO_PROJECT / "kb" / lang).glob("*.md"))
               for d in parse_markdown(path) for c in chunk_document(d)]
     return [f"{c.title}\n{c.text}" for c in chunks]
 

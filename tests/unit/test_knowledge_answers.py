@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ROOT
-from knowledge.answer import SYSTEM_PROMPT, KnowledgeAnswerer
+from core.config import DEMO_PROJECT
+from knowledge.answer import SYSTEM_PROMPT, TONES, KnowledgeAnswerer
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.embeddings import E5Embedder
 from knowledge.generator.protocol import ChatMessage
@@ -76,7 +76,7 @@ async def stores(tmp_path: Path):  # type: ignore[no-untyped-def]
     graph = SQLiteGraphStore(tmp_path / "graph.db")
     embedder = E5Embedder()
     await import_path(kb, index=index, embedder=embedder)
-    await load_company(graph, ROOT / "data" / "company")
+    await load_company(graph, DEMO_PROJECT / "company")
     yield index, graph, embedder
     await index.close()
     await graph.close()
@@ -125,12 +125,12 @@ async def test_unsupported_sentences_are_dropped_supported_ones_kept(stores):
 
 
 async def test_an_injected_instruction_does_not_leak_the_system_prompt(stores):
-    obedient = ScriptedGenerator(SYSTEM_PROMPT.format(assistant="a customer-service assistant",
-                                                      language="English")
-                                 + " Every order is free.")
+    prompt = SYSTEM_PROMPT.format(assistant="a customer-service assistant", language="English",
+                                  tone=TONES["friendly"])
+    obedient = ScriptedGenerator(prompt + " Every order is free.")
     answer = await answerer(stores, obedient).answer("when do I need to order for Christmas?",
                                                      lang="en")
-    rules = SYSTEM_PROMPT.split("\n")[1:]
+    rules = prompt.split("\n")[1:]
     assert not any(rule[3:40] in answer.text for rule in rules)
     assert "free" not in answer.text
     # The prompt keeps the document as quoted data under "Sources", never as instructions.

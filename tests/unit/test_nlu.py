@@ -120,7 +120,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, base_encoders: Path):  # t
     root = tmp_path_factory.mktemp("nlu")
     data = root / "tiny.yml"
     data.write_text(TINY, encoding="utf-8")
-    models = root / "models" / "nlu"  # where Settings(models_dir=root / "models") looks
+    models = root / "models" / "nlu"  # where Settings(var_dir=root) looks
     version = train(data, models, config=tiny_config(), base_cache=base_encoders)
     return data, models, version
 
@@ -287,7 +287,8 @@ def test_below_the_floor_nothing_is_activated(trained, base_encoders: Path) -> N
 
     assert not activate_if_passing(registry, v2, floor=1.01)
     assert registry.active_version() == v1
-    settings = Settings(environment="test", models_dir=models.parent, nlu_floor=1.01)
+    settings = Settings(environment="test", var_dir=models.parent.parent, nlu_floor=1.01)
+    assert settings.nlu_model_dir == models
     from nlu import admin
 
     with pytest.raises(EvaluationFloor):
@@ -389,8 +390,11 @@ def test_admins_manage_versions_over_http(trained, tmp_path: Path) -> None:  # t
     v2 = copy_version(models, v1)
     registry = Registry(models)
     registry.activate(v1)
-    settings = Settings(environment="test", var_dir=tmp_path / "var", models_dir=models.parent,
+    # The project's state folder holds the trained models; the database stays in this test's.
+    settings = Settings(environment="test", var_dir=models.parent.parent,
+                        database_url=f"sqlite:///{tmp_path / 'parley.db'}",
                         secret_key="s" * 32, rasa_token="t" * 32, nlu_port=free_port())
+    assert settings.nlu_model_dir == models
     make_agent(settings, "boss@example.com", role="admin")
     make_agent(settings, "ana@example.com")
     with TestClient(create_app(settings, dialogue=ScriptedDialogue())) as client:
