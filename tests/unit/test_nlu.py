@@ -493,3 +493,24 @@ def test_a_service_can_be_pinned_to_one_version(trained) -> None:  # type: ignor
     pinned.warm_up()
     assert pinned.parse("hi")["model_version"] == v2
     assert pinned.refresh() is False  # a pinned service ignores the registry
+
+
+def test_a_projects_first_model_is_served_even_below_the_floor(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A new project's bot must answer: with nothing active, the first version is activated
+    whatever its accuracy; a later one below the floor is not."""
+    import shutil
+
+    from nlu.registry import Registry
+    from nlu.train import activate_if_passing
+
+    _, models, v1 = trained
+    fresh = tmp_path / "nlu"
+    fresh.mkdir()
+    shutil.copytree(models / v1, fresh / v1)
+    registry = Registry(fresh)
+    assert registry.active_version() is None
+    assert activate_if_passing(registry, v1, floor=1.01)
+    assert registry.active_version() == v1
+    v2 = copy_version(fresh, v1)
+    assert not activate_if_passing(registry, v2, floor=1.01)
+    assert registry.active_version() == v1
