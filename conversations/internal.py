@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Header, status
@@ -11,7 +10,7 @@ from pydantic import BaseModel, Field
 from conversations.deps import HubDep
 from core.deps import SettingsDep
 from core.errors import Unauthorized
-from core.security import bearer
+from core.security import bearer, same
 
 router = APIRouter(prefix="/internal/v1", include_in_schema=False)
 
@@ -27,6 +26,6 @@ async def partial(conversation_id: str, body: Partial, settings: SettingsDep, hu
     """A checked sentence of an answer still being written: shown live, stored with the final
     reply when Rasa returns it."""
     token = bearer(authorization) or ""
-    if not hmac.compare_digest(token, settings.rasa_token.get_secret_value()):
+    if not same(token, settings.rasa_token.get_secret_value()):
         raise Unauthorized("Internal endpoint.", code="invalid_token")
     hub.publish(conversation_id, {"type": "partial", "text": body.text})

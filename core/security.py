@@ -13,8 +13,15 @@ _VERSION = "v1"
 
 
 def _sign(key: bytes, payload: str) -> str:
-    digest = hmac.new(key, payload.encode(), hashlib.sha256).digest()
+    digest = hmac.new(key, payload.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def same(a: str, b: str) -> bool:
+    """Constant-time string comparison for any text: ``hmac.compare_digest`` raises TypeError
+    on non-ASCII ``str``, so both sides are compared as UTF-8 bytes."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"),
+                               b.encode("utf-8", "surrogatepass"))
 
 
 def mint_conversation_token(conversation_id: str, *, key: str, now: float | None = None) -> str:
@@ -35,11 +42,11 @@ def verify_conversation_token(
         raise Unauthorized("The conversation token is malformed.", code="invalid_token")
     version, token_conversation, issued, signature = parts
     expected = _sign(key.encode(), f"{version}.{token_conversation}.{issued}")
-    if not hmac.compare_digest(signature, expected):
+    if not same(signature, expected):
         raise Unauthorized("The conversation token is not valid.", code="invalid_token")
     if not issued.isdigit() or (now if now is not None else time.time()) - int(issued) > ttl_s:
         raise Unauthorized("The conversation token has expired.", code="token_expired")
-    if not hmac.compare_digest(token_conversation, conversation_id):
+    if not same(token_conversation, conversation_id):
         raise Forbidden("This token belongs to another conversation.", code="token_scope")
 
 

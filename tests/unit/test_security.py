@@ -51,3 +51,16 @@ def test_development_generates_and_keeps_a_secret(tmp_path):
     second = Settings(var_dir=tmp_path).secret_key.get_secret_value()
     assert first == second and len(first) >= 32
     assert (tmp_path / "secrets" / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("forged", ["v1.ä.1.sig", "v1.abc.1.签名", "v1.abc.1.\udcff", "ü"])
+def test_non_ascii_tokens_are_refused_not_crashed_on(forged: str) -> None:
+    """``hmac.compare_digest`` raises TypeError on non-ASCII text: that was a 500."""
+    with pytest.raises(Unauthorized):
+        verify_conversation_token(forged, "abc", key=KEY, ttl_s=60)
+
+
+def test_a_non_ascii_conversation_id_is_another_conversation() -> None:
+    token = mint_conversation_token("abc", key=KEY)
+    with pytest.raises(Forbidden):
+        verify_conversation_token(token, "äbc", key=KEY, ttl_s=60)
