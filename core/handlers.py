@@ -41,6 +41,18 @@ def install_error_handlers(app: FastAPI) -> None:
                     "msg": e.get("msg")} for e in errors]
         return error_response(422, "validation_error", "The request is not valid.", details)
 
+    @app.exception_handler(UnicodeError)
+    async def _unicode(_: Request, exc: UnicodeError) -> JSONResponse:
+        # Text that cannot be stored, e.g. a lone surrogate ("\\ud800") in a JSON string.
+        return error_response(400, "invalid_text", "The request holds text that is not valid "
+                                                   "Unicode (a lone surrogate).")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # A number the database cannot hold (beyond 64 bits) that no schema bounded.
+        return error_response(422, "number_out_of_range", "A number in the request is too "
+                                                          "large.")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
