@@ -135,6 +135,9 @@ def run(project: ProjectOption = None) -> None:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
     finally:
+        # A second Ctrl-C or SIGTERM must not interrupt the stopping and orphan the services.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         supervisor.stop_all()
 
 

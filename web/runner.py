@@ -6,6 +6,7 @@ settings, starts the four processes, restarts one that crashes, and stops them a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -138,7 +139,6 @@ class Service:
     cwd: Path = ROOT
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
-    restarts: list[float] = field(default_factory=list)
 
     def start(self) -> None:
         assert self.log_path is not None
@@ -156,16 +156,28 @@ class Service:
         except httpx.HTTPError:
             return False
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if not self.alive():
+    def kill_group(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Signal the service's whole process group: its main process and every worker it
+        forked (a rasa-sdk or uvicorn worker can outlive a killed parent and hold the port)."""
+        if self.process is None:
             return
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.kill_group(signal.SIGTERM)
+        self.reap(timeout)
+
+    def reap(self, timeout: float) -> None:
+        """Wait for the main process; SIGKILL the group if it outlives ``timeout``."""
+        if self.process is None:
+            return
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            self.kill_group(signal.SIGKILL)
             self.process.wait()
+        self.kill_group(signal.SIGKILL)  # workers the main process left behind
 
 
 def services(settings: Settings, rasa_model: Path,
@@ -198,20 +210,29 @@ def services(settings: Settings, rasa_model: Path,
 
 
 class Supervisor:
-    """Start services in order, wait for health, restart crashed ones, stop all on exit."""
+    """Start services in order, wait for health, restart crashed ones, stop all on exit.
 
-    def __init__(self, services: list[Service], *, max_restarts: int = 5,
-                 window_s: float = 300.0) -> None:
+    A crashed service is restarted after its whole process group is killed (so no orphaned
+    worker keeps its port), with exponential back-off while it keeps crashing; one service that
+    cannot start never stops the others."""
+
+    def __init__(self, services: list[Service], *, backoff_s: float = 0.5,
+                 max_backoff_s: float = 30.0, stable_s: float = 60.0) -> None:
         self.services = services
-        self.max_restarts = max_restarts
-        self.window_s = window_s
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.stable_s = stable_s  # up this long: the next crash starts the back-off afresh
         self._stopping = False
+        self._next_start: dict[str, float] = {}
+        self._started_at: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
 
     def start_all(self, on_ready: Callable[[Service, float], None] = lambda s, t: None,
                   timeout_s: float = 180.0) -> None:
         for service in self.services:
             started = time.monotonic()
             service.start()
+            self._started_at[service.name] = started
             while not service.healthy():
                 if not service.alive():
                     raise RuntimeError(
@@ -224,20 +245,37 @@ class Supervisor:
 
     def watch(self) -> None:
         while not self._stopping:
-            for service in self.services:
-                if self._stopping or service.alive():
-                    continue
-                now = time.monotonic()
-                service.restarts = [t for t in service.restarts if now - t < self.window_s]
-                if len(service.restarts) >= self.max_restarts:
-                    raise RuntimeError(f"{service.name} keeps crashing; see {service.log_path}")
-                logger.warning("%s exited (code %s); restarting", service.name,
-                               service.process.returncode if service.process else "?")
-                service.restarts.append(now)
-                service.start()
-            time.sleep(0.5)
+            self.check_once()
+            time.sleep(0.25)
 
-    def stop_all(self) -> None:
+    def check_once(self) -> None:
+        """Restart every service that has exited, when its back-off has passed."""
+        now = time.monotonic()
+        for service in self.services:
+            if self._stopping or service.alive():
+                continue
+            name = service.name
+            if name not in self._next_start:  # just found dead
+                service.reap(0)  # kill what it left behind before anything binds its port
+                up_for = now - self._started_at.get(name, now)
+                failures = 0 if up_for >= self.stable_s else self._failures.get(name, 0) + 1
+                self._failures[name] = failures
+                delay = min(self.max_backoff_s, self.backoff_s * 2 ** max(failures - 1, 0))
+                self._next_start[name] = now + (0 if failures == 0 else delay)
+                logger.warning("%s exited (code %s); restarting in %.1fs", name,
+                               service.process.returncode if service.process else "?",
+                               self._next_start[name] - now)
+            if now >= self._next_start[name]:
+                del self._next_start[name]
+                self._started_at[name] = now
+                service.start()
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """SIGTERM every group at once, then wait; SIGKILL what is left."""
         self._stopping = True
         for service in reversed(self.services):
-            service.stop()
+            if service.alive():
+                service.kill_group(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for service in reversed(self.services):
+            service.reap(max(0.0, deadline - time.monotonic()))
