@@ -1,4 +1,5 @@
-# Parley application image (API, NLU service, action server). Rasa runs from Dockerfile.rasa.
+# Parley application image (API, NLU service, action server, Celery workers, Kafka consumer).
+# Rasa runs from Dockerfile.rasa.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE
 WORKDIR /app
@@ -13,6 +14,7 @@ COPY knowledge knowledge
 COPY handoff handoff
 COPY web web
 COPY workers workers
+COPY analytics analytics
 COPY data data
 # The project this image serves (a company's folder: docs/projects.md); its state goes to
 # /app/var, a volume, never into the image.

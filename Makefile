@@ -65,7 +65,7 @@ test-e2e: venvs browser ## Browser tests (Playwright + Debian Chromium)
 	$(VENV)/bin/python -m pytest -m e2e -q
 
 lint: $(APP_STAMP) ## ruff and mypy
-	$(VENV)/bin/ruff check core staff conversations bot nlu knowledge handoff web workers migrations tests bench
+	$(VENV)/bin/ruff check core staff conversations bot nlu knowledge handoff analytics web workers migrations tests bench
 	$(VENV)/bin/mypy
 
 bench: venvs ## Turn latency benchmark (starts its own stack)

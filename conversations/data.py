@@ -31,6 +31,27 @@ class EntityValue(BaseModel):
     value: Any = None
 
 
+class AnswerAudit(BaseModel):
+    """How a knowledge answer was made (answered or abstained): ``Answer.audit()`` in
+    ``knowledge.answer``, sent by the action in its custom payload and stored with the
+    customer message it answers (as ``abstained`` is), whence the analytics fold reads it.
+
+    ``stage_ms``: retrieval, generation and gate; ``kept`` / ``dropped``: the sentences the
+    gate let through and refused; ``top_score``: the best retrieval score of anything found
+    (None when nothing was); ``scores``: the retrieval score of each citation, in order.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    generator: str = ""
+    latency_ms: float = 0.0
+    stage_ms: dict[str, float] = Field(default_factory=dict)
+    kept: list[str] = Field(default_factory=list)
+    dropped: list[str] = Field(default_factory=list)
+    top_score: float | None = None
+    scores: list[float] = Field(default_factory=list)
+
+
 class MessageData(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -45,6 +66,7 @@ class MessageData(BaseModel):
     # A bot reply.
     buttons: list[Button] = Field(default_factory=list)
     citations: list[Citation] = Field(default_factory=list)
+    audit: AnswerAudit | None = None
     # An agent's message, or a notice from Parley itself (an agent joined, hand-back, rating).
     agent_id: int | None = None
     agent_name: str | None = None

@@ -11,7 +11,9 @@ from starlette.requests import HTTPConnection
 from conversations.dialogue import DialogueEngine
 from conversations.escalation import Escalation
 from conversations.stream import StreamHub
+from core.config import Settings
 from core.deps import SettingsDep
+from core.ratelimit import RateLimiter
 from core.security import bearer, verify_conversation_token
 
 
@@ -47,3 +49,34 @@ def conversation_access(
 
 
 ConversationAccess = Annotated[str, Depends(conversation_access)]
+
+
+class Limits:
+    """The public API's abuse limits (``PARLEY_RATE_*``), one set per app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.conversations = RateLimiter(per_minute=settings.rate_conversations_per_minute,
+                                         burst=settings.rate_conversations_burst)
+        self.messages = RateLimiter(per_minute=settings.rate_messages_per_minute,
+                                    burst=settings.rate_messages_burst)
+
+
+def get_limits(request: HTTPConnection) -> Limits:
+    limits: Limits | None = getattr(request.app.state, "limits", None)
+    if limits is None:
+        limits = request.app.state.limits = Limits(request.app.state.settings)
+    return limits
+
+
+def client_address(request: HTTPConnection) -> str:
+    """The client's address; behind a proxy listed in ``PARLEY_TRUSTED_PROXIES``, the last
+    address that proxy saw in X-Forwarded-For."""
+    peer = request.client.host if request.client else ""
+    settings: Settings = request.app.state.settings
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and peer in settings.trusted_proxies:
+        return forwarded.split(",")[-1].strip() or peer
+    return peer
+
+
+LimitsDep = Annotated[Limits, Depends(get_limits)]

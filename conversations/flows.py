@@ -6,7 +6,10 @@ Guarantees:
 - a retry with the same ``client_message_id`` returns the stored reply, or finishes a turn a
   crash interrupted; Rasa's channel is idempotent per message id, so the customer never gets
   a second reply;
-- turns of one conversation run one at a time.
+- turns of one conversation run one at a time;
+- what the turn understood and answered is recorded for analytics (``nlu.parse``, ``answer``
+  in ``core.outbox``) in the transaction that stores its replies, keyed by the customer
+  message's id, so a retried or replayed turn records nothing twice.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 import weakref
 from typing import Any, cast
 
+from pydantic import BaseModel
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,9 +31,16 @@ from conversations.dialogue import DialogueEngine, Turn
 from conversations.escalation import Escalation, TurnSignals
 from conversations.models import Message
 from conversations.schemas import MessageCreate, TurnPublic
-from conversations.state import State, bot_is_active, request_handoff, transition
+from conversations.state import (
+    State,
+    bot_is_active,
+    request_handoff,
+    resolve_by_bot,
+    transition,
+)
 from conversations.stream import StreamHub
-from core import metrics
+from core import metrics, outbox
+from core.db import utcnow
 from core.errors import Conflict, ParleyError
 
 logger = logging.getLogger(__name__)
@@ -115,7 +126,8 @@ async def process_pending(
     started = time.perf_counter()
     turn = await dialogue.handle(conversation_id, text, message_id=message_id,
                                  metadata={"locale": locale})
-    metrics.TURN_LATENCY.observe(time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    metrics.TURN_LATENCY.observe(elapsed)
 
     async with maker() as session:
         # Claim the right to store this turn's replies: exactly one writer wins, even across
@@ -144,6 +156,12 @@ async def process_pending(
                                          reply_to=message.id, role="bot", text=notice,
                                          data=MessageData()) for notice in notices]
             metrics.HANDOFFS.labels(reason=reason).inc()
+        elif _closes(turn) and conversation.state == State.BOT:
+            resolve_by_bot(session, conversation=conversation, reason="closed by the dialogue")
+        await session.flush()  # the replies' ids, for the events' keys
+        await _record_turn(session, message=message, turn=turn, replies=stored,
+                           language=turn.slots.get("language") or conversation.locale,
+                           turn_ms=round(elapsed * 1000, 1))
         state = conversation.state
         await session.commit()
     for reply in stored:
@@ -152,6 +170,8 @@ async def process_pending(
                 {"type": "message", "message": _dump(service.to_public(reply))})
     if reason and state == State.QUEUED:
         publish(hub, conversation_id, state, {"type": "state", "state": state, "reason": reason})
+    elif state == State.RESOLVED:
+        publish(hub, conversation_id, state, {"type": "state", "state": state, "csat": True})
 
 
 def _store_turn(session: AsyncSession, *, message: Message, turn: Turn) -> list[Message]:
@@ -179,8 +199,54 @@ def _store_turn(session: AsyncSession, *, message: Message, turn: Turn) -> list[
         abstained=any((r.custom or {}).get("abstained") for r in turn.replies),
         abstain_reason=next((r.custom["reason"] for r in turn.replies
                              if r.custom and r.custom.get("abstained")
-                             and r.custom.get("reason")), None))
+                             and r.custom.get("reason")), None),
+        **({"audit": audit} if (audit := _custom(turn, "audit")) is not None else {}))
     return stored
+
+
+def _custom(turn: Turn, key: str) -> Any:
+    """The first value of ``key`` in the turn's custom payloads, or None."""
+    return next((r.custom[key] for r in turn.replies if r.custom and key in r.custom), None)
+
+
+def _closes(turn: Turn) -> bool:
+    """The dialogue closed the conversation (a ``{"resolve": true}`` custom payload)."""
+    return bool(_custom(turn, "resolve"))
+
+
+async def _record_turn(session: AsyncSession, *, message: Message, turn: Turn,
+                       replies: list[Message], language: str, turn_ms: float) -> None:
+    """Analytics events for one stored turn: what the NLU understood and, when the knowledge
+    path answered (citations) or abstained, the answer."""
+    intent = turn.intent or {}
+    name = intent.get("name")
+    at, conversation_id = utcnow(), message.conversation_id
+    await outbox.record(session, kind="nlu.parse", key=f"nlu.parse:{message.id}",
+                        conversation_id=conversation_id, at=at, language=language,
+                        payload={"message_id": message.id, "intent": name,
+                                 "confidence": intent.get("confidence"),
+                                 "nlu_version": intent.get("model_version"),
+                                 "canary": bool(intent.get("canary")),
+                                 "fallback": name == "nlu_fallback", "turn_ms": turn_ms,
+                                 "replayed": turn.replayed})
+    citations = _custom(turn, "citations")
+    abstained = bool(message.data.abstained)
+    if citations is None and not abstained:
+        return
+    cited = next((reply for reply in replies if reply.data.citations), None)
+    audit: Any = getattr(message.data, "audit", None)
+    if isinstance(audit, BaseModel):
+        audit = audit.model_dump(mode="json")
+    payload = {"message_id": (cited or message).id, "question": message.text, "intent": name,
+               "sources": [str(c.get("source_id")) for c in citations or []
+                           if isinstance(c, dict)],
+               "abstained": abstained, "abstain_reason": message.data.abstain_reason,
+               "generator": _custom(turn, "generator")}
+    if audit is not None:
+        payload["audit"] = audit
+    await outbox.record(session, kind="answer", key=f"answer:{message.id}",
+                        conversation_id=conversation_id, at=at, language=language,
+                        payload=payload)
 
 
 HANDOFF_NOTICE = {

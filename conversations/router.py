@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, status
+from fastapi import APIRouter, Request, WebSocket, status
 
 from conversations import flows, service
-from conversations.deps import ConversationAccess, DialogueDep, EscalationDep, HubDep
+from conversations.deps import (
+    ConversationAccess,
+    DialogueDep,
+    EscalationDep,
+    HubDep,
+    LimitsDep,
+    client_address,
+)
 from conversations.schemas import (
     ConversationCreate,
     ConversationPublic,
@@ -32,13 +40,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown conversation (`conversation_not_found`)"},
     413: {"description": "Body too large (`payload_too_large`)"},
     422: {"description": "Invalid body (`validation_error`, `text_empty`, `text_too_long`)"},
+    429: {"description": "Too many messages in this conversation (`rate_limited`, with "
+                         "Retry-After)"},
 }
 
 
 @router.post("", response_model=ConversationPublic, status_code=status.HTTP_201_CREATED,
-             responses={k: ERRORS[k] for k in (400, 413, 422)})
-async def create_conversation(settings: SettingsDep, session: SessionDep,
+             responses={k: ERRORS[k] for k in (400, 413, 422, 429)})
+async def create_conversation(request: Request, settings: SettingsDep, session: SessionDep,
+                              limits: LimitsDep,
                               body: ConversationCreate | None = None) -> ConversationPublic:
+    limits.conversations.check(client_address(request), "new conversations")
     conversation = await service.create_conversation(
         session, locale=(body.locale if body and body.locale else "en"))
     token = mint_conversation_token(conversation.id, key=settings.secret_key.get_secret_value())
@@ -50,8 +62,9 @@ async def create_conversation(settings: SettingsDep, session: SessionDep,
              response_model_exclude_none=True, responses=ERRORS)
 async def post_message(conversation_id: ConversationAccess, body: MessageCreate,
                        settings: SettingsDep, maker: MakerDep, dialogue: DialogueDep,
-                       hub: HubDep, escalation: EscalationDep) -> TurnPublic:
+                       hub: HubDep, escalation: EscalationDep, limits: LimitsDep) -> TurnPublic:
     conversation_id_var.set(conversation_id)
+    limits.messages.check(conversation_id, "messages in this conversation")
     return await flows.post_customer_message(
         maker=maker, dialogue=dialogue, hub=hub, escalation=escalation,
         conversation_id=conversation_id, body=body, max_chars=settings.max_message_chars)
@@ -88,8 +101,14 @@ async def stream(websocket: WebSocket, conversation_id: str, settings: SettingsD
         return
     await websocket.accept()
 
+    last_typing = 0.0
+
     def on_frame(frame: dict[str, Any]) -> None:
-        if frame.get("type") == "typing":
+        nonlocal last_typing
+        now = time.monotonic()
+        # Typing frames reach every agent console: at most PARLEY_TYPING_FRAMES_PER_S of them.
+        if frame.get("type") == "typing" and now - last_typing >= 1 / settings.typing_frames_per_s:
+            last_typing = now
             flows.typing(hub, conversation_id=conversation_id, role="customer")
 
     await pump(websocket, hub, conversation_id, on_frame=on_frame)

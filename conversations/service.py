@@ -1,13 +1,23 @@
-"""Storage of conversations and messages (keyword-only functions; callers commit)."""
+"""Storage of conversations and messages (keyword-only functions; callers commit).
+
+Every stored conversation and message also writes an outbox event (``core.outbox``) in the
+same flush, from the row's own insert: ``conversation.opened`` and ``message``, keyed by the
+row's id, so no code path that stores one can forget it and a retry records nothing new.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.data import MessageData
 from conversations.models import Conversation, Message, Role
 from conversations.schemas import MessagePublic
+from core import outbox
+from core.db import utcnow
 from core.errors import NotFound, Unprocessable
 
 PENDING, DONE = "pending", "done"
@@ -81,3 +91,21 @@ def to_public(message: Message) -> MessagePublic:
         author=data.agent_name,
         system=True if data.system else None,
     )
+
+
+# ---------------------------------------------------------------- outbox events
+
+@event.listens_for(Conversation, "after_insert")
+def _conversation_opened(_mapper: Any, connection: Connection, target: Conversation) -> None:
+    outbox.record_on(connection, kind="conversation.opened", key=f"opened:{target.id}",
+                     conversation_id=target.id, at=target.created_at or utcnow(),
+                     language=target.locale)
+
+
+@event.listens_for(Message, "after_insert")
+def _message_stored(_mapper: Any, connection: Connection, target: Message) -> None:
+    data = target.data if isinstance(target.data, MessageData) else MessageData()
+    outbox.record_on(connection, kind="message", key=f"message:{target.id}",
+                     conversation_id=target.conversation_id, at=target.created_at or utcnow(),
+                     payload={"message_id": target.id, "role": target.role,
+                              "system": data.system, "agent_id": data.agent_id})

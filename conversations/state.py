@@ -1,8 +1,10 @@
 """The one conversation state machine: bot → queued → with_agent → bot | resolved.
 
 Every transition goes through ``transition`` and is audited (who, when, why) in the same
-transaction as the change. The hand-off package builds routing and claiming on top of it; the
-public schemas take their ``State`` from here.
+transaction as the change; each audit row also writes its analytics events to the outbox
+(``core.outbox``) in the same flush, keyed by the audit row's id (``_outbox_events``). The
+hand-off package builds routing and claiming on top of it; the public schemas take their
+``State`` from here.
 
     bot ──→ queued ──→ with_agent ──→ bot
      │        │  ↑          │
@@ -13,11 +15,16 @@ public schemas take their ``State`` from here.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.models import Conversation, StateTransition
+from core import outbox
 from core.db import utcnow
 from core.errors import Conflict
 
@@ -69,3 +76,45 @@ def request_handoff(session: AsyncSession, *, conversation: Conversation, reason
     conversation.assigned_at = conversation.first_agent_reply_at = None
     conversation.resolved_at = None
     return audit
+
+
+def resolve_by_bot(session: AsyncSession, *, conversation: Conversation,
+                   reason: str) -> StateTransition:
+    """The dialogue closed the conversation (caller commits); a new message reopens it."""
+    audit = transition(session, conversation=conversation, to=State.RESOLVED, actor="bot",
+                       reason=reason)
+    conversation.resolved_at = utcnow()
+    return audit
+
+
+# ---------------------------------------------------------------- outbox events
+
+_AGENT = re.compile(r"agent:(\d+)")
+
+
+def events_of(audit: StateTransition) -> list[tuple[str, dict[str, Any]]]:
+    """The analytics events one audited transition stands for: (kind, payload)."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    source, target = State(audit.from_state), State(audit.to_state)
+    if source == State.RESOLVED and target != State.RESOLVED:
+        events.append(("reopened", {"actor": audit.actor}))
+    if target == State.QUEUED and source in (State.BOT, State.RESOLVED):
+        events.append(("handoff", {"reason": audit.reason, "actor": audit.actor}))
+    if target == State.WITH_AGENT:
+        # Claimed ("agent:7", "claimed") or transferred ("transfer to agent:9").
+        found = _AGENT.search(audit.reason) if source == State.WITH_AGENT else \
+            _AGENT.fullmatch(audit.actor)
+        if found:
+            events.append(("assigned", {"agent_id": int(found[1])}))
+    if target == State.RESOLVED:
+        by = "agent" if audit.actor.startswith("agent:") else "bot"
+        events.append(("resolved", {"by": by, "actor": audit.actor}))
+    return events
+
+
+@event.listens_for(StateTransition, "after_insert")
+def _outbox_events(_mapper: Any, connection: Connection, target: StateTransition) -> None:
+    for kind, payload in events_of(target):
+        outbox.record_on(connection, kind=kind, key=f"{kind}:{target.id}",
+                         conversation_id=target.conversation_id,
+                         at=target.created_at or utcnow(), payload=payload)

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     max_message_chars: int = 4000
     max_body_bytes: int = 64 * 1024
+    # Abuse limits (token buckets): new conversations per client address, messages per
+    # conversation; a proxy in trusted_proxies passes the client's address in X-Forwarded-For.
+    rate_conversations_per_minute: float = 30.0
+    rate_conversations_burst: int = 30
+    rate_messages_per_minute: float = 60.0
+    rate_messages_burst: int = 30
+    typing_frames_per_s: float = 2.0
+    trusted_proxies: list[str] = Field(default_factory=list)
     token_ttl_s: int = 30 * 24 * 3600
 
     # Storage: SQLite file by default, PostgreSQL by URL (postgresql://user@host/db).
@@ -109,13 +117,20 @@ class Settings(BaseSettings):
     task_retry_backoff_s: float = 1.0
     task_visibility_timeout_s: int = 3600  # Celery/Redis: keep above the longest task
     # Modules whose @task bodies the workers load by name (like Celery's `include`).
-    task_modules: list[str] = Field(default_factory=lambda: ["knowledge.tasks", "nlu.tasks"])
+    task_modules: list[str] = Field(default_factory=lambda: ["knowledge.tasks", "nlu.tasks",
+                                                             "analytics.tasks"])
     # Knowledge changes over Kafka; "" = no Kafka.
     kafka_bootstrap: str = ""
     kafka_topic: str = "knowledge.changes"
     kafka_group_id: str = "parley-knowledge"
 
     log_message_text: bool = False
+    # Prometheus scrapes /metrics with this bearer token; "" = loopback clients only.
+    metrics_token: SecretStr = SecretStr("")
+
+    # Analytics: a resolution counts only if the conversation is not reopened within this
+    # many days (see analytics/fold.py).
+    analytics_reopen_days: int = Field(default=7, ge=0)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

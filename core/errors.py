@@ -8,6 +8,7 @@
     ├── Conflict                   409
     ├── PayloadTooLarge            413
     ├── Unprocessable              422
+    ├── TooManyRequests            429 (with Retry-After)
     └── DependencyUnavailable      503 (Rasa, the NLU service, a store)
 
 Every error response is ``{"error": {"code": ..., "message": ...}}`` with a stable code.
@@ -64,6 +65,15 @@ class Conflict(ParleyError):
 class PayloadTooLarge(ParleyError):
     status_code = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(ParleyError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class Unprocessable(ParleyError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import ParleyError
+from core.errors import ParleyError, TooManyRequests
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _parley(_: Request, exc: ParleyError) -> JSONResponse:
         if exc.status_code >= 500:
             logger.warning("%s: %s", exc.code, exc.message)
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+        headers = ({"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+                   if isinstance(exc, TooManyRequests) else None)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

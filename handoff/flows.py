@@ -13,6 +13,7 @@ from conversations.flows import conversation_lock, publish
 from conversations.models import Conversation, Message
 from conversations.state import State
 from conversations.stream import StreamHub
+from core import outbox
 from core.config import Settings
 from core.db import utcnow
 from handoff import service
@@ -137,8 +138,18 @@ async def send_agent_message(maker: async_sessionmaker[AsyncSession], hub: Strea
     async with maker() as session:
         conversation = await conversations.get_conversation(session,
                                                             conversation_id=conversation_id)
+        first = conversation.first_agent_reply_at is None
         message = service.add_agent_message(session, conversation=conversation, agent=agent,
                                             text=text)
+        if first and conversation.queued_at and conversation.first_agent_reply_at:
+            await session.flush()  # the message's id, for the event's key
+            replied_at, queued_at = conversation.first_agent_reply_at, conversation.queued_at
+            await outbox.record(session, kind="agent.first_reply",
+                                key=f"agent.first_reply:{message.id}",
+                                conversation_id=conversation_id, at=replied_at, payload={
+                                    "agent_id": agent.id, "message_id": message.id,
+                                    "queued_at": queued_at.isoformat(),
+                                    "first_response_s": (replied_at - queued_at).total_seconds()})
         await session.commit()
     publish(hub, conversation_id, conversation.state,
             {"type": "message", "message": conversations.to_public(message).model_dump(

@@ -38,8 +38,8 @@ async def queue_status(conversation_id: ConversationAccess, session: SessionDep)
 async def rate(conversation_id: ConversationAccess, body: CsatCreate, session: SessionDep,
                hub: HubDep) -> None:
     conversation = await service.get_conversation(session, conversation_id=conversation_id)
-    handoff.record_csat(conversation, score=body.score,
-                        comment=(body.comment or "").strip() or None)
+    await handoff.record_csat(session, conversation=conversation, score=body.score,
+                              comment=(body.comment or "").strip() or None)
     await session.commit()  # stored before the consoles hear of it
     hub.publish(AGENTS_TOPIC, {"type": "csat", "conversation_id": conversation_id,
                                "score": body.score})

@@ -27,7 +27,7 @@ from handoff.schemas import (
     TransferRequest,
 )
 from staff import service as auth_service
-from staff.deps import CurrentAgent
+from staff.deps import CurrentAgent, require_console
 from staff.models import Agent
 from staff.schemas import AgentPublic, PresenceUpdate
 
@@ -167,7 +167,7 @@ async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep) -> None:
 
     try:
         async with maker() as session:
-            agent = await auth_service.agent_for_token(session, token=token)
+            agent = require_console(await auth_service.agent_for_token(session, token=token))
     except ParleyError as exc:
         await refuse(websocket, exc)
         return

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from conversations.data import MessageData
 from conversations.models import Conversation, Message, StateTransition
 from conversations.state import State, transition
+from core import outbox
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound
 from handoff.models import Note
@@ -198,7 +199,10 @@ def resolve(session: AsyncSession, *, conversation: Conversation, actor: str,
     conversation.resolved_at = utcnow()
 
 
-def record_csat(conversation: Conversation, *, score: int, comment: str | None) -> None:
+async def record_csat(session: AsyncSession, *, conversation: Conversation, score: int,
+                      comment: str | None) -> None:
+    """The customer's rating, once (caller commits); recorded for analytics with whether a
+    person took part (someone claimed the conversation)."""
     if conversation.state != State.RESOLVED:
         raise Conflict("Ratings are collected once the conversation is resolved.",
                        code="not_resolved")
@@ -206,6 +210,9 @@ def record_csat(conversation: Conversation, *, score: int, comment: str | None) 
         raise Conflict("This conversation has already been rated.", code="already_rated")
     conversation.csat_score = score
     conversation.csat_comment = comment
+    await outbox.record(session, kind="csat", key=f"csat:{conversation.id}",
+                        conversation_id=conversation.id, payload={
+                            "score": score, "human": conversation.assigned_at is not None})
 
 
 # ---------------------------------------------------------------- SLA

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -55,6 +55,7 @@ class Source:
     title: str
     text: str
     faq: bool = False  # a FAQ row: the title is its question, the text its answer
+    score: float = 0.0  # its retrieval score (a graph fact is looked up, not ranked: 0.0)
 
     def citation(self) -> dict[str, str]:
         snippet = self.text if len(self.text) <= 240 else self.text[:237] + "…"
@@ -71,6 +72,38 @@ class Answer:
     checks: list[SentenceCheck] = field(default_factory=list)
     removed: int = 0
     retrieval_ms: float = 0.0
+    # What the answer audit shows (``audit()``): time per stage (retrieval, generation, gate),
+    # the best score of anything retrieval returned (relevant or not; None when nothing came
+    # back), and the retrieval score of each citation, in the citations' order.
+    latency_ms: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    top_score: float | None = None
+    scores: list[float] = field(default_factory=list)
+
+    @property
+    def kept(self) -> list[str]:
+        """The sentences the gate let through, in order (each once)."""
+        return list(dict.fromkeys(c.sentence for c in self.checks if c.supported))
+
+    @property
+    def dropped(self) -> list[str]:
+        """The sentences the gate refused (a generator's "not found" is no sentence)."""
+        return [c.sentence for c in self.checks if not c.supported and c.sentence != NOT_FOUND]
+
+    def audit(self) -> dict[str, Any]:
+        """JSON-safe, as ``conversations.data.AnswerAudit`` stores it with the question."""
+        return {"generator": self.generator, "latency_ms": round(self.latency_ms, 1),
+                "stage_ms": {k: round(v, 1) for k, v in self.stage_ms.items()},
+                "kept": self.kept, "dropped": self.dropped,
+                "top_score": None if self.top_score is None else round(self.top_score, 6),
+                "scores": [round(x, 6) for x in self.scores]}
+
+
+@dataclass
+class _GateClock:
+    """Time spent checking sentences, which runs interleaved with generation."""
+
+    seconds: float = 0.0
 
 
 SentenceCallback = Callable[[str], Awaitable[None]]
@@ -115,6 +148,12 @@ class KnowledgeAnswerer:
         if query is None:
             query = await asyncio.to_thread(self.embedder.embed, [question], query=True)
             query = query[0]
+        hits = await self._search(question, lang=lang, topic=topic, query=query)
+        return await self._sources(question, hits, lang=lang, graph_nodes=graph_nodes,
+                                   query=query)
+
+    async def _search(self, question: str, *, lang: str, topic: str | None,
+                      query: np.ndarray) -> list[Hit]:
         hits = await self.index.search(question, vector=query.tolist(), k=2 * self.k, lang=lang)
         if not hits:
             hits = await self.index.search(question, vector=query.tolist(), k=2 * self.k)
@@ -126,6 +165,11 @@ class KnowledgeAnswerer:
             boost = {h.chunk.id: h.score for h in on_topic}
             hits = [Hit(h.chunk, h.score + boost.get(h.chunk.id, 0.0), h.highlight)
                     for h in hits]
+        return hits
+
+    async def _sources(self, question: str, hits: list[Hit], *, lang: str,
+                       graph_nodes: Sequence[tuple[str, str]],
+                       query: np.ndarray) -> list[Source]:
         sources: list[Source] = []
         wanted = content_terms(question)
         # Rank documents, not just chunks: an article with several matching chunks beats a
@@ -141,7 +185,7 @@ class KnowledgeAnswerer:
                                hit.chunk.id)
             if text.strip():
                 sources.append(Source(len(sources) + 1, hit.chunk.doc_id, hit.chunk.title, text,
-                                      faq="faq" in hit.chunk.tags))
+                                      faq="faq" in hit.chunk.tags, score=hit.score))
         # Facts about the product or order the customer named come after the articles: they
         # answer "how much / how long / which", the articles answer "can I / how do I".
         for label, key in graph_nodes:
@@ -189,33 +233,46 @@ class KnowledgeAnswerer:
                      on_sentence: SentenceCallback | None = None) -> Answer:
         started = time.perf_counter()
         query = (await asyncio.to_thread(self.embedder.embed, [question], query=True))[0]
-        sources = await self.retrieve(question, lang=lang, graph_nodes=graph_nodes, topic=topic,
+        hits = await self._search(question, lang=lang, topic=topic, query=query)
+        sources = await self._sources(question, hits, lang=lang, graph_nodes=graph_nodes,
                                       query=query)
-        retrieval_ms = (time.perf_counter() - started) * 1000
+        retrieved = time.perf_counter()
+        gate = _GateClock()
+        answer = await self._compose(question, query, sources, lang, gate, on_sentence)
+        finished = time.perf_counter()
+        answer.retrieval_ms = (retrieved - started) * 1000
+        answer.latency_ms = (finished - started) * 1000
+        answer.stage_ms = {"retrieval": answer.retrieval_ms,
+                           "generation": (finished - retrieved - gate.seconds) * 1000,
+                           "gate": gate.seconds * 1000}
+        answer.top_score = max((h.score for h in hits), default=None)
+        return answer
+
+    async def _compose(self, question: str, query: np.ndarray, sources: list[Source], lang: str,
+                       gate: _GateClock, on_sentence: SentenceCallback | None) -> Answer:
+        """Each generator in turn, then the extractive answer; the first that answers wins."""
         if not sources:
-            return Answer("", [], True, "no_sources", retrieval_ms=retrieval_ms)
+            return Answer("", [], True, "no_sources")
         messages = self.prompt(question, sources, lang)
         by_number = {s.number: s.text for s in sources}
-        last = Answer("", [], True, "unsupported", retrieval_ms=retrieval_ms)
+        last = Answer("", [], True, "unsupported")
         for generator in self.generators:
             try:
                 if not await generator.available():
                     continue
-                answer = await self._generate(generator, messages, by_number, sources,
+                answer = await self._generate(generator, messages, by_number, sources, gate,
                                               on_sentence)
             except GeneratorUnavailable as exc:
                 logger.warning("generator %s unavailable: %s", generator.name, exc)
                 continue
-            answer.retrieval_ms = retrieval_ms
             if not answer.abstained:
                 return answer
             last = answer
-        answer = await self._extract(question, query, sources, by_number, on_sentence)
-        answer.retrieval_ms = retrieval_ms
+        answer = await self._extract(question, query, sources, by_number, gate, on_sentence)
         return answer if not answer.abstained or not self.generators else last
 
     async def _extract(self, question: str, query: np.ndarray, sources: list[Source],
-                       by_number: dict[int, str],
+                       by_number: dict[int, str], gate: _GateClock,
                        on_sentence: SentenceCallback | None) -> Answer:
         """The answer without a language model: quoted from the sources by ``compose``, then
         through the same gate as any generator's sentences."""
@@ -232,7 +289,8 @@ class KnowledgeAnswerer:
         kept: list[SentenceCheck] = []
         checks: list[SentenceCheck] = []
         for number, sentence in composed.sentences:
-            await self._release(f"{sentence} [{number}]", by_number, kept, checks, on_sentence)
+            await self._release(f"{sentence} [{number}]", by_number, kept, checks, gate,
+                                on_sentence)
         return self._finish(EXTRACTIVE, kept, checks, sources)
 
     async def close(self) -> None:
@@ -241,7 +299,7 @@ class KnowledgeAnswerer:
             await self.graph.close()
 
     async def _generate(self, generator: Generator, messages: list[ChatMessage],
-                        by_number: dict[int, str], sources: list[Source],
+                        by_number: dict[int, str], sources: list[Source], gate: _GateClock,
                         on_sentence: SentenceCallback | None) -> Answer:
         buffer = ""
         kept: list[SentenceCheck] = []
@@ -252,10 +310,10 @@ class KnowledgeAnswerer:
             if len(complete) > 1:
                 # Every sentence but the last is finished: check and release it at once.
                 for sentence in complete[:-1]:
-                    await self._release(sentence, by_number, kept, checks, on_sentence)
+                    await self._release(sentence, by_number, kept, checks, gate, on_sentence)
                 buffer = buffer[buffer.rfind(complete[-1]):]
         if buffer.strip():
-            await self._release(buffer, by_number, kept, checks, on_sentence)
+            await self._release(buffer, by_number, kept, checks, gate, on_sentence)
         return self._finish(generator.name, kept, checks, sources)
 
     @staticmethod
@@ -265,18 +323,22 @@ class KnowledgeAnswerer:
             reason = "not_found" if any(NOT_FOUND in c.sentence for c in checks) else "unsupported"
             return Answer("", [], True, reason, name, checks, removed=len(checks))
         used = sorted({c.source for c in kept if c.source is not None})
-        citations = [s.citation() for s in sources if s.number in used]
+        cited = [s for s in sources if s.number in used]
         joiner = "" if all(ord(c.sentence[-1]) > 0x2E80 for c in kept) else " "
-        return Answer(joiner.join(c.sentence for c in kept), citations, False, "answered",
-                      name, checks, removed=sum(not c.supported for c in checks))
+        return Answer(joiner.join(c.sentence for c in kept), [s.citation() for s in cited],
+                      False, "answered", name, checks,
+                      removed=sum(not c.supported for c in checks),
+                      scores=[s.score for s in cited])
 
     async def _release(self, sentence: str, by_number: dict[int, str],
                        kept: list[SentenceCheck], checks: list[SentenceCheck],
-                       on_sentence: SentenceCallback | None) -> None:
+                       gate: _GateClock, on_sentence: SentenceCallback | None) -> None:
         if NOT_FOUND in sentence:
             checks.append(SentenceCheck(NOT_FOUND, False, None, 0.0, "not_found"))
             return
+        started = time.perf_counter()
         check = check_sentence(sentence, by_number)
+        gate.seconds += time.perf_counter() - started
         checks.append(check)
         if check.supported and check.sentence not in {c.sentence for c in kept}:
             kept.append(check)

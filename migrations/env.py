@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import analytics.models  # noqa: F401 - register tables
 import conversations.models  # noqa: F401 - register tables
+import core.outbox  # noqa: F401 - register tables
 import handoff.models  # noqa: F401 - register tables
 import knowledge.articles.models  # noqa: F401 - register tables
 import staff.models  # noqa: F401 - register tables

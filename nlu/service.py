@@ -269,6 +269,7 @@ class NLUService:
             "entities": [s.to_rasa() for s in spans],
             "language": detect_language(text),
             "model_version": model.version,
+            "canary": model is not self._active,
         }
 
     def close(self) -> None:

@@ -1,1 +1,1 @@
-"""Staff accounts (agents and admins), password login and expiring session tokens."""
+"""Staff accounts (agents, admins and analysts), password login and expiring session tokens."""

@@ -13,14 +13,14 @@ import typer
 from core.cli import console, fail
 from core.config import get_settings
 
-app = typer.Typer(help="Staff accounts (agents and admins).")
+app = typer.Typer(help="Staff accounts (agents, admins and analysts).")
 
 
 @app.command("create")
 def agents_create(
     email: Annotated[str, typer.Option()],
     name: Annotated[str, typer.Option()],
-    role: Annotated[str, typer.Option(help="agent or admin")] = "agent",
+    role: Annotated[str, typer.Option(help="agent, admin or analyst")] = "agent",
     skills: Annotated[str, typer.Option(help="comma-separated")] = "",
     languages: Annotated[str, typer.Option(help="comma-separated")] = "en",
     max_concurrent: Annotated[int, typer.Option()] = 3,

@@ -17,7 +17,7 @@ class Agent(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16), default="agent")  # agent | admin
+    role: Mapped[str] = mapped_column(String(16), default="agent")  # agent|admin|analyst
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
     languages: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["en"])
     max_concurrent: Mapped[int] = mapped_column(Integer, default=3)

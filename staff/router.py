@@ -10,7 +10,7 @@ from sqlalchemy import select
 from core.deps import SessionDep, SettingsDep
 from core.security import bearer
 from staff import service
-from staff.deps import AdminAgent, CurrentAgent
+from staff.deps import AdminAgent, CurrentAgent, StaffMember
 from staff.models import Agent
 from staff.schemas import AgentCreate, AgentPublic, LoginRequest, SessionPublic
 
@@ -29,13 +29,13 @@ async def login(body: LoginRequest, session: SessionDep,
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(agent: CurrentAgent, session: SessionDep,
+async def logout(agent: StaffMember, session: SessionDep,
                  authorization: Annotated[str | None, Header()] = None) -> None:
     await service.logout(session, token=bearer(authorization) or "")
 
 
 @router.get("/auth/me", response_model=AgentPublic)
-async def me(agent: CurrentAgent) -> Agent:
+async def me(agent: StaffMember) -> Agent:
     return agent
 
 

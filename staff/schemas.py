@@ -5,7 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Role = Literal["agent", "admin"]
+# agent: the console; admin: the console and administration; analyst: analytics only.
+Role = Literal["agent", "admin", "analyst"]
 Presence = Literal["online", "away", "offline"]
 
 

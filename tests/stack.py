@@ -59,6 +59,9 @@ def stack_env(root: Path, *, project: Path | None = None,
         "PARLEY_CPU_LLM": "never",
         # The NLU model: the same training code with the small, fast configuration.
         "PARLEY_NLU_PRESET": "fast",
+        # Every test and benchmark client is 127.0.0.1: no abuse limit on conversations.
+        "PARLEY_RATE_CONVERSATIONS_PER_MINUTE": "1000000",
+        "PARLEY_RATE_CONVERSATIONS_BURST": "1000000",
     }
 
 

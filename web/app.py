@@ -17,6 +17,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from analytics import fold as analytics_fold
+from analytics.insights_router import router as insights_router
+from analytics.router import router as analytics_router
 from conversations import flows, internal, widget
 from conversations.dialogue import DialogueEngine, RasaDialogue
 from conversations.router import router as conversations_router
@@ -104,12 +107,15 @@ def create_app(settings: Settings | None = None, *,
             settings.rasa_url, token=settings.rasa_token.get_secret_value(),
             timeout_s=settings.rasa_timeout_s)
         recovery = asyncio.create_task(_recover_pending(app))
+        folder = asyncio.create_task(analytics_fold.run_forever(  # outbox → analytics facts
+            app.state.maker, reopen_days=settings.analytics_reopen_days))
         try:
             yield
         finally:
-            recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recovery
+            for background in (recovery, folder):
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
             await app.state.dialogue.aclose()
             await app.state.document_index.close()
             await asyncio.to_thread(queue.close)
@@ -136,6 +142,8 @@ def create_app(settings: Settings | None = None, *,
         return response
 
     app.include_router(conversations_router)
+    app.include_router(analytics_router)
+    app.include_router(insights_router)
     app.include_router(widget.router)
     app.include_router(handoff_public_router)
     app.include_router(auth_router)
@@ -148,7 +156,8 @@ def create_app(settings: Settings | None = None, *,
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     pages = {name: (TEMPLATES / f"{name}.html").read_text(encoding="utf-8")
-             for name in ("index", "console", "editor") if (TEMPLATES / f"{name}.html").exists()}
+             for name in ("index", "console", "editor", "analytics")
+             if (TEMPLATES / f"{name}.html").exists()}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> Response:
@@ -175,5 +184,9 @@ def create_app(settings: Settings | None = None, *,
     @app.get("/editor", response_class=HTMLResponse, include_in_schema=False)
     async def editor() -> str:
         return pages.get("editor", "")
+
+    @app.get("/analytics", response_class=HTMLResponse, include_in_schema=False)
+    async def analytics() -> str:
+        return pages.get("analytics", "")
 
     return app

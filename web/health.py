@@ -10,6 +10,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from core.errors import Forbidden, Unauthorized
+from core.security import bearer, same
+
 router = APIRouter(tags=["operations"])
 
 
@@ -52,6 +55,18 @@ async def readyz(request: Request) -> JSONResponse:
         status_code=200 if ready else 503)
 
 
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: with ``PARLEY_METRICS_TOKEN`` set, for ``Authorization: Bearer
+    <token>`` only; without it, for clients on this machine only (never the public)."""
+    token = request.app.state.settings.metrics_token.get_secret_value()
+    if token:
+        if not same(bearer(request.headers.get("authorization")) or "", token):
+            raise Unauthorized("Metrics need the metrics token.", code="invalid_token")
+    elif (request.client.host if request.client else "") not in LOOPBACK:
+        raise Forbidden("Metrics are served to this machine only (or set PARLEY_METRICS_TOKEN).",
+                        code="metrics_forbidden")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -86,7 +86,7 @@ def _register(app: Celery, name: str, policy: RetryPolicy,
             raise self.retry(countdown=outcome.retry_in)
         return outcome.state
 
-    run.__name__ = name
+    run.__name__ = name.replace(".", "_")  # Celery builds `def <name>(...)`: an identifier
     app.task(name=f"parley.{name}", bind=True, acks_late=True, reject_on_worker_lost=True,
              max_retries=None, time_limit=REGISTRY[name].timeout_s + HARD_LIMIT_MARGIN_S)(run)
 

@@ -20,7 +20,10 @@ TOPIC_FOR_INTENT = {
 
 class ActionAnswerFromKnowledge(Action):
     """Answer from documents and graph facts, every sentence checked against its sources;
-    when the sources do not support an answer, say so and offer a person."""
+    when the sources do not support an answer, say so and offer a person.
+
+    The custom payload after the reply carries the citations (or the abstention) and the
+    answer's ``audit`` (``conversations.data.AnswerAudit``), which the API stores with it."""
 
     def name(self) -> str:
         return "action_answer_from_knowledge"
@@ -48,9 +51,11 @@ class ActionAnswerFromKnowledge(Action):
         if answer.abstained:
             response = "utter_out_of_scope" if intent == "out_of_scope" else "utter_no_answer"
             dispatcher.utter_message(response=response)
-            dispatcher.utter_message(json_message={"abstained": True, "reason": answer.reason})
+            dispatcher.utter_message(json_message={"abstained": True, "reason": answer.reason,
+                                                   "audit": answer.audit()})
             return []
         dispatcher.utter_message(text=answer.text)
         dispatcher.utter_message(json_message={"citations": answer.citations,
-                                               "generator": answer.generator})
+                                               "generator": answer.generator,
+                                               "audit": answer.audit()})
         return []

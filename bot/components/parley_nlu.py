@@ -75,8 +75,11 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
                 # Button payloads (/intent{...}) are Rasa's RegexMessageHandler's job.
                 continue
             parse = self._parse(text, message.get("metadata") or {})
-            message.set(INTENT, parse.get("intent") or {"name": None, "confidence": 0.0},
-                        add_to_output=True)
+            intent = dict(parse.get("intent") or {"name": None, "confidence": 0.0})
+            # Which NLU version answered (the active one or its canary), for analytics.
+            intent["model_version"] = parse.get("model_version")
+            intent["canary"] = bool(parse.get("canary"))
+            message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, parse.get("intent_ranking") or [],
                         add_to_output=True)
             message.set(ENTITIES, message.get(ENTITIES, []) + (parse.get("entities") or []),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from core.deps import SessionDep
 
@@ -307,7 +308,11 @@ def test_openapi_documents_the_public_contract(client):
 def test_healthz_and_metrics(client, conversation):
     post(client, conversation, "count me")
     assert client.get("/healthz").json() == {"status": "ok"}
-    metrics = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 403  # the test client is not on loopback
+    client.app.state.settings.metrics_token = SecretStr("scrape-me")
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).text
     assert "parley_turn_seconds" in metrics
     assert 'parley_messages_total{role="customer"}' in metrics
 

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bottom to top: a package may import the ones before it in this list.
-LAYERS = ["core", "staff", "workers", "nlu", "knowledge", "conversations", "handoff", "bot",
-          "web"]
+LAYERS = ["core", "staff", "workers", "nlu", "knowledge", "conversations", "handoff",
+          "analytics", "bot", "web"]
 MAX_LINES = 400
 
 

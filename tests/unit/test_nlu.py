@@ -267,6 +267,8 @@ def test_a_canary_takes_its_share_of_conversations(trained) -> None:  # type: ig
     assert 0.15 < share < 0.45
     assert all(service.parse("hello there", conversation_id=c)["model_version"] == v
                for c, v in list(served.items())[:20])  # a conversation stays on its version
+    assert all(service.parse("hi", conversation_id=c)["canary"] == (v == v2)
+               for c, v in list(served.items())[:40])  # analytics tells the canary apart
     live = service.report()["live"]
     assert live[v1]["requests"] > 0 and live[v2]["requests"] > 0
     assert set(live[v2]) >= {"fallback_rate", "mean_confidence", "latency_p50_ms"}

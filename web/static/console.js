@@ -132,6 +132,7 @@
     try { S.recent = JSON.parse(sessionStorage.getItem(RECENT_KEY + "." + agent.id) || "[]"); }
     catch (e) { S.recent = []; }
     $("agent-name").textContent = agent.name + (agent.role === "admin" ? " (admin)" : "");
+    $("analytics-link").hidden = !(agent.role === "admin" || agent.role === "analyst");
     renderPresence();
     renderRecent();
     closeConversation();

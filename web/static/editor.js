@@ -119,6 +119,54 @@
     showView("articles");
     closeArticle();
     loadArticles();
+    var draft = draftId();
+    if (draft) openDraft(draft);
+  }
+
+  // ------------------------------------------------------------------ drafts from analytics
+
+  /** /editor?draft=<id>[&from&to&tz]: the analytics dashboard's "Draft an article" for a
+   * knowledge gap, looked up in the dashboard's period. */
+  function draftId() {
+    var id = new URLSearchParams(window.location.search).get("draft");
+    return id && id.trim() ? id.trim() : null;
+  }
+
+  function slugify(text) {
+    return String(text || "").toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+      .replace(/[^a-z0-9]+/g, "-").replace(/^-+/, "").slice(0, 60).replace(/-+$/, "");
+  }
+
+  function hasOption(select, value) {
+    return Array.prototype.some.call(select.options, function (o) { return o.value === value; });
+  }
+
+  /** Open a new entry prefilled from the gap's draft (title, body, language); nothing is saved
+   * until the author saves it. */
+  function openDraft(id) {
+    var search = new URLSearchParams(window.location.search);
+    var period = { from: search.get("from"), to: search.get("to"), tz: search.get("tz") };
+    var path = "/admin/analytics/knowledge-gaps/" + encodeURIComponent(id) + "/draft" + q(period);
+    return api("GET", path).then(function (draft) {
+      draft = draft || {};
+      history.replaceState(null, "", window.location.pathname);  // a reload does not draft again
+      var lang = String(draft.lang || draft.language || "");
+      var kind = String(draft.kind || "");
+      newArticle({
+        id: draft.id || slugify(draft.title) || "",
+        kind: hasOption($("article-kind"), kind) ? kind : "article",
+        lang: hasOption($("article-lang"), lang) ? lang : "en",
+        title: draft.title || "", body: draft.body || "",
+        tags: Array.isArray(draft.tags) ? draft.tags : []
+      });
+      $("article-note").value = "Drafted from a knowledge gap in analytics";
+      setStatus($("publish-status"), "queued", "A draft from questions the bot could not answer: " +
+        "check the id, complete the text, then save and publish.");
+      $("article-body").focus();
+    }).catch(function (err) {
+      if (err && err.status === 404) toast("That knowledge gap no longer exists.", "warning");
+      else report(err);
+    });
   }
 
   // ------------------------------------------------------------------ views

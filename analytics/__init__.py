@@ -1,0 +1,1 @@
+"""Conversation analytics: the outbox fold, facts and hourly rollups, metrics and their API."""

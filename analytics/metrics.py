@@ -1,0 +1,244 @@
+"""Metrics over the facts and rollups the fold keeps; never over raw messages.
+
+Attribution (see ``analytics.fold``): the cohort of a period is the conversations opened in
+[start, end), and it is the denominator of every rate; hand-off wins over a bot resolution; a
+resolution reopened within the window does not count; CSAT is split bot/human. Every figure
+can be filtered by language.
+
+Time zones: rollups are per UTC hour, so a viewer's day or hour is a union of whole UTC hours
+whenever the zone's offset is a whole number of hours over the period (every zone with DST
+included). For zones with a half- or quarter-hour offset (Asia/Kolkata, Asia/Kathmandu) or a
+period that does not start and end on whole UTC hours, the series is counted from the facts
+instead, bucketing each conversation by its exact opening time; both give the same figures.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analytics.fold import contributions
+from analytics.models import ConversationFact as F
+from analytics.models import HourlyRollup, ParseFact
+
+METRICS = ("conversations", "handed_off", "bot_resolved", "answers", "abstained", "csat")
+INTERVALS = ("hour", "day")
+
+
+def _zone(tz: str | tzinfo) -> tzinfo:
+    return ZoneInfo(tz) if isinstance(tz, str) else tz
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 3)
+
+
+def cohort(start: datetime, end: datetime, *, lang: str | None = None,
+           intent: str | None = None, agent_id: int | None = None) -> list[ColumnElement[bool]]:
+    """The conversations opened in [start, end), filtered."""
+    conditions: list[ColumnElement[bool]] = [F.opened_at >= start, F.opened_at < end]
+    if lang:
+        conditions.append(F.language == lang)
+    if agent_id is not None:
+        conditions.append(F.agent_id == agent_id)
+    if intent:
+        conditions.append(F.conversation_id.in_(
+            select(ParseFact.conversation_id).where(ParseFact.intent == intent)))
+    return conditions
+
+
+def _flag(column: Any) -> Any:
+    return func.coalesce(func.sum(case((column, 1), else_=0)), 0)
+
+
+async def _counts_by_language(session: AsyncSession,
+                              where: list[ColumnElement[bool]]) -> dict[str, dict[str, int]]:
+    rows = (await session.execute(
+        select(F.language, func.count(), _flag(F.bot_resolved), _flag(F.handed_off),
+               func.coalesce(func.sum(F.answers), 0), func.coalesce(func.sum(F.abstentions), 0))
+        .where(*where).group_by(F.language))).all()
+    return {language: {"conversations": int(n), "bot_resolved": int(bot),
+                       "handed_off": int(handed), "answers": int(answers),
+                       "abstained": int(abstained)}
+            for language, n, bot, handed, answers, abstained in rows}
+
+
+def _with_rates(counts: dict[str, int]) -> dict[str, Any]:
+    return {"counts": counts, "rates": {
+        "containment_rate": _rate(counts["bot_resolved"], counts["conversations"]),
+        "handoff_rate": _rate(counts["handed_off"], counts["conversations"]),
+        "abstention_rate": _rate(counts["abstained"], counts["answers"])}}
+
+
+def _total(by_language: dict[str, dict[str, int]]) -> dict[str, int]:
+    total = dict.fromkeys(("conversations", "bot_resolved", "handed_off", "answers",
+                           "abstained"), 0)
+    for counts in by_language.values():
+        for name, value in counts.items():
+            total[name] += value
+    return total
+
+
+async def counts(session: AsyncSession, *, start: datetime, end: datetime,
+                 lang: str | None = None, intent: str | None = None,
+                 agent_id: int | None = None) -> dict[str, Any]:
+    """``{"counts", "rates"}`` of one cohort."""
+    where = cohort(start, end, lang=lang, intent=intent, agent_id=agent_id)
+    return _with_rates(_total(await _counts_by_language(session, where)))
+
+
+async def _values(session: AsyncSession, stmt: Select[Any]) -> list[float]:
+    return [float(v) for v in (await session.execute(stmt)).scalars() if v is not None]
+
+
+def local_midnight(moment: datetime, zone: tzinfo) -> datetime:
+    local = moment.astimezone(zone)
+    return datetime.combine(local.date(), time(0), tzinfo=zone)
+
+
+async def summary(session: AsyncSession, *, start: datetime, end: datetime,
+                  tz: str | tzinfo = "UTC", lang: str | None = None, intent: str | None = None,
+                  agent_id: int | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the dashboard shows for one period (the API's summary body)."""
+    zone = _zone(tz)
+    filters = {"lang": lang, "intent": intent, "agent_id": agent_id}
+    where = cohort(start, end, **filters)  # type: ignore[arg-type]
+    by_language = await _counts_by_language(session, where)
+    body: dict[str, Any] = {"from": start.astimezone(zone).isoformat(),
+                            "to": end.astimezone(zone).isoformat(), "tz": str(zone),
+                            "lang": lang, **_with_rates(_total(by_language))}
+    reasons = (await session.execute(
+        select(F.handoff_reason, func.count()).where(*where, F.handed_off.is_(True))
+        .group_by(F.handoff_reason).order_by(func.count().desc()))).all()
+    body["handoff_reasons"] = {str(reason or "unknown"): int(n) for reason, n in reasons}
+    csat = {by: (avg, n) for by, avg, n in (await session.execute(
+        select(F.csat_by, func.avg(F.csat), func.count()).where(*where, F.csat.is_not(None))
+        .group_by(F.csat_by))).all()}
+    body["csat"] = {by: {"avg": round(float(csat[by][0]), 2) if by in csat else None,
+                         "n": int(csat[by][1]) if by in csat else 0} for by in ("bot", "human")}
+    first = await _values(session, select(F.first_response_s).where(*where))
+    resolution = await _values(session, select(F.resolution_s).where(
+        *where, F.resolved_at.is_not(None)))
+    parses = select(ParseFact).join(F, F.conversation_id == ParseFact.conversation_id)
+    turn_ms = await _values(session, parses.with_only_columns(ParseFact.turn_ms).where(*where))
+    body["first_response_s"] = {"p50": percentile(first, 0.5), "p90": percentile(first, 0.9)}
+    body["resolution_s"] = {"p50": percentile(resolution, 0.5),
+                            "p90": percentile(resolution, 0.9)}
+    body["turn_latency_ms"] = {"p50": percentile(turn_ms, 0.5), "p95": percentile(turn_ms, 0.95)}
+    intents = (await session.execute(
+        parses.with_only_columns(ParseFact.intent, func.count()).where(
+            *where, ParseFact.intent.is_not(None))
+        .group_by(ParseFact.intent).order_by(func.count().desc(), ParseFact.intent).limit(20)
+    )).all()
+    body["intents"] = [{"intent": name, "count": int(n)} for name, n in intents]
+    nlu = (await session.execute(
+        parses.with_only_columns(ParseFact.nlu_version, ParseFact.canary, func.count(),
+                                 _flag(ParseFact.low_confidence), _flag(ParseFact.fallback))
+        .where(*where).group_by(ParseFact.nlu_version, ParseFact.canary))).all()
+    body["nlu"] = [{"version": version, "canary": bool(canary), "parses": int(n),
+                    "low_confidence_rate": _rate(int(low), int(n)),
+                    "fallback_rate": _rate(int(fallback), int(n))}
+                   for version, canary, n, low, fallback in nlu]
+    body["by_language"] = {language: _with_rates(c) for language, c in sorted(by_language.items())}
+    span = end - start
+    body["previous"] = await counts(session, start=start - span, end=start, **filters)  # type: ignore[arg-type]
+    today = local_midnight(now or datetime.now(UTC), zone)
+    tomorrow = datetime.combine(today.date() + timedelta(days=1), time(0), tzinfo=zone)
+    body["today"] = await counts(session, start=today, end=tomorrow, **filters)  # type: ignore[arg-type]
+    return body
+
+
+# ---------------------------------------------------------------- time series
+
+def buckets(start: datetime, end: datetime, zone: tzinfo, interval: str) -> Iterator[datetime]:
+    """Local bucket starts from the one holding ``start`` up to ``end`` (days follow the
+    zone's calendar, so a DST day is 23 or 25 hours)."""
+    if interval == "day":
+        day = start.astimezone(zone).date()
+        while (moment := datetime.combine(day, time(0), tzinfo=zone)) < end:
+            yield moment
+            day += timedelta(days=1)
+        return
+    moment = bucket_of(start, zone, "hour").astimezone(UTC)  # step in UTC: real hours
+    while moment < end:
+        yield moment.astimezone(zone)
+        moment += timedelta(hours=1)
+
+
+def bucket_of(moment: datetime, zone: tzinfo, interval: str) -> datetime:
+    local = moment.astimezone(zone)
+    if interval == "day":
+        return datetime.combine(local.date(), time(0), tzinfo=zone)
+    return local.replace(minute=0, second=0, microsecond=0)
+
+
+def whole_hour_zone(zone: tzinfo, start: datetime, end: datetime) -> bool:
+    """Whether the zone's offset is a whole number of hours on every day of the period."""
+    moment = start
+    while True:
+        offset = moment.astimezone(zone).utcoffset() or timedelta()
+        if offset.total_seconds() % 3600:
+            return False
+        if moment >= end:
+            return True
+        moment = min(moment + timedelta(hours=12), end)
+
+
+def _on_the_hour(moment: datetime) -> bool:
+    return moment.minute == moment.second == moment.microsecond == 0
+
+
+async def timeseries(session: AsyncSession, *, metric: str, start: datetime, end: datetime,
+                     tz: str | tzinfo = "UTC", interval: str = "day",
+                     lang: str | None = None) -> list[dict[str, Any]]:
+    """``[{"t": local ISO bucket start, "value"}]`` for one metric of the cohort; ``csat`` is
+    the mean rating (None where nobody rated)."""
+    if metric not in METRICS or interval not in INTERVALS:
+        raise ValueError(f"unknown metric or interval: {metric}, {interval}")
+    zone = _zone(tz)
+    totals: dict[datetime, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    if whole_hour_zone(zone, start, end) and _on_the_hour(start.astimezone(UTC)) \
+            and _on_the_hour(end.astimezone(UTC)):
+        stmt = (select(HourlyRollup.hour, func.sum(HourlyRollup.count),
+                       func.sum(HourlyRollup.sum))
+                .where(HourlyRollup.hour >= start, HourlyRollup.hour < end,
+                       HourlyRollup.metric == metric).group_by(HourlyRollup.hour))
+        if lang:
+            stmt = stmt.where(HourlyRollup.language == lang)
+        for hour, count, total in (await session.execute(stmt)).all():
+            bucket = totals[bucket_of(hour, zone, interval)]
+            bucket[0] += int(count or 0)
+            bucket[1] += float(total or 0.0)
+    else:
+        facts = (await session.execute(select(F).where(*cohort(start, end, lang=lang)))).scalars()
+        for fact in facts:
+            for (_, _, name, _), (count, total) in contributions(fact).items():
+                if name == metric:
+                    bucket = totals[bucket_of(fact.opened_at, zone, interval)]
+                    bucket[0] += count
+                    bucket[1] += total
+    points = []
+    for moment in buckets(start, end, zone, interval):
+        n, summed = totals.get(moment, (0.0, 0.0))
+        value: float | None = int(n)
+        if metric == "csat":
+            value = round(summed / n, 2) if n else None
+        points.append({"t": moment.isoformat(), "value": value})
+    return points

@@ -1,0 +1,109 @@
+"""Analytics tables: facts folded from the outbox (``core.outbox``), hourly rollups and the
+fold's cursor. Nothing here is written by a request; only ``analytics.fold`` writes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, UTCDateTime
+
+
+class ConversationFact(Base):
+    """One conversation's outcome. The cohort of a period is the conversations opened in it;
+    every rate divides by that cohort."""
+
+    __tablename__ = "analytics_conversations"
+
+    conversation_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    language: Mapped[str] = mapped_column(String(16), default="en", index=True)
+    turns: Mapped[int] = mapped_column(Integer, default=0)  # customer messages parsed
+    messages: Mapped[int] = mapped_column(Integer, default=0)  # system notices not counted
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+    abstentions: Mapped[int] = mapped_column(Integer, default=0)
+    handed_off: Mapped[bool] = mapped_column(Boolean, default=False)
+    handoff_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    handed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    first_agent_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    first_response_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The standing resolution (None once reopened within the window, until resolved again).
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(8), nullable=True)  # bot | agent
+    resolution_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    bot_resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    reopened: Mapped[bool] = mapped_column(Boolean, default=False)
+    csat: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    csat_by: Mapped[str | None] = mapped_column(String(8), nullable=True)  # bot | human
+    agent_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+
+
+class AnswerFact(Base):
+    """One answer from the knowledge path (cited or abstained)."""
+
+    __tablename__ = "analytics_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    conversation_id: Mapped[str] = mapped_column(String(32), index=True)
+    message_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    intent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    question: Mapped[str] = mapped_column(Text, default="")
+    abstained: Mapped[bool] = mapped_column(Boolean, default=False)
+    abstain_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    generator: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stage_ms: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    kept: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    dropped: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    top_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ParseFact(Base):
+    """What the NLU made of one customer message, and how long the whole turn took."""
+
+    __tablename__ = "analytics_parses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    conversation_id: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    intent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    nlu_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    canary: Mapped[bool] = mapped_column(Boolean, default=False)
+    low_confidence: Mapped[bool] = mapped_column(Boolean, default=False)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    turn_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class HourlyRollup(Base):
+    """Counts (and sums) per UTC hour of the conversations' opening, language, metric and
+    dimension (a hand-off reason, who was rated; "" for none), kept equal to what the facts
+    give by the fold (it applies each fact's change as a difference)."""
+
+    __tablename__ = "analytics_hourly"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class FoldCursor(Base):
+    """One row: the id of the last outbox event folded."""
+
+    __tablename__ = "analytics_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
