@@ -23,6 +23,14 @@ import yaml
 
 from knowledge.documents.protocol import Chunk, DocumentIndex
 from knowledge.embeddings import Embedder
+from knowledge.pii import mask_personal_data
+from knowledge.safety import (
+    HTML_COMMENT,
+    clean_text,
+    hidden,
+    looks_like_instruction,
+    strip_hidden_html,
+)
 from nlu.patterns import detect_language
 
 SUPPORTED = {".md", ".markdown", ".html", ".htm", ".pdf", ".csv"}
@@ -99,6 +107,7 @@ def parse_markdown_text(raw: str, *, source: str, default_id: str = "doc",
         if not isinstance(meta, dict):
             raise ParseError("front matter must be a mapping")
         raw = raw[match.end():]
+    raw = strip_hidden_html(raw)  # comments and hidden elements: never indexed, never cited
     sections: list[tuple[str, str]] = []
     lines: list[str] = []
     heading, title = "", str(meta.get("title") or "")
@@ -159,9 +168,7 @@ def parse_html(path: Path) -> list[Document]:
         comment.extract()
     # Hidden text is not what readers see, and a classic place to hide instructions.
     for node in soup.find_all(True):
-        style = str(node.get("style") or "").replace(" ", "").lower()
-        if (node.has_attr("hidden") or node.get("aria-hidden") == "true"
-                or "display:none" in style or "visibility:hidden" in style):
+        if not node.decomposed and hidden(node.attrs):
             node.decompose()
     title_tag = soup.find("title")
     title = title_tag.get_text(strip=True) if title_tag else ""
@@ -254,13 +261,24 @@ def _pieces(text: str, limit: int) -> list[str]:
     return pieces
 
 
+def _indexable(text: str) -> str:
+    """What may be stored: no invisible characters or HTML comments (any format), other
+    people's contact details masked (``knowledge.pii``)."""
+    text = re.sub(r"[ \t]+$", "", HTML_COMMENT.sub("", clean_text(text)), flags=re.M)
+    return mask_personal_data(text.strip())
+
+
 def chunk_document(document: Document, *, embedder: str = "") -> list[Chunk]:
     """The document's chunks; ``embedder``: the name of the embedder that will embed them,
     part of each ``content_hash`` (ids do not depend on it)."""
     limit = MAX_CHARS.get(document.lang, 900)
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
-    for heading, text in document.sections:
+    title = _indexable(document.title)  # a title is cited and prompted as it is: no orders
+    if looks_like_instruction(title):
+        title = document.id
+    document = Document(**{**document.__dict__, "title": title})
+    for heading, text in ((_indexable(h), _indexable(t)) for h, t in document.sections):
         for piece in _pieces(text, limit):
             body = f"{heading}\n{piece}" if heading and heading != document.title else piece
             digest = hashlib.sha256(f"{document.title}\n{body}".encode()).hexdigest()[:16]
