@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.fold import contributions
@@ -29,6 +30,7 @@ from analytics.models import HourlyRollup, ParseFact
 
 METRICS = ("conversations", "handed_off", "bot_resolved", "answers", "abstained", "csat")
 INTERVALS = ("hour", "day")
+COUNTS = ("conversations", "bot_resolved", "handed_off", "answers", "abstained")
 
 
 def _zone(tz: str | tzinfo) -> tzinfo:
@@ -80,6 +82,54 @@ async def _counts_by_language(session: AsyncSession,
             for language, n, bot, handed, answers, abstained in rows}
 
 
+async def _cohort_outcomes(session: AsyncSession, where: list[ColumnElement[bool]]) -> tuple[
+        dict[str, dict[str, int]], dict[str, int], dict[str, tuple[float, int]]]:
+    """One pass over the cohort: counts by language, hand-off reasons, (CSAT sum, n) by who
+    was rated."""
+    rows = (await session.execute(
+        select(F.language, F.handoff_reason, F.csat_by, func.count(), _flag(F.bot_resolved),
+               _flag(F.handed_off), func.coalesce(func.sum(F.answers), 0),
+               func.coalesce(func.sum(F.abstentions), 0), func.sum(F.csat), func.count(F.csat))
+        .where(*where).group_by(F.language, F.handoff_reason, F.csat_by))).all()
+    by_language: dict[str, dict[str, int]] = {}
+    reasons: dict[str, int] = defaultdict(int)
+    csat: dict[str, tuple[float, int]] = {}
+    for language, reason, by, n, bot, handed, answers, abstained, rated, raters in rows:
+        counts = by_language.setdefault(language, dict.fromkeys(COUNTS, 0))
+        for name, value in zip(COUNTS, (n, bot, handed, answers, abstained), strict=True):
+            counts[name] += int(value)
+        if handed:
+            reasons[str(reason or "unknown")] += int(handed)
+        if raters:
+            total, seen = csat.get(by, (0.0, 0))
+            csat[by] = (total + float(rated), seen + int(raters))
+    return by_language, reasons, csat
+
+
+async def percentiles(session: AsyncSession, column: Any, qs: tuple[float, ...], *,
+                      where: list[ColumnElement[bool]], join: Any = None) -> list[float | None]:
+    """``percentile`` of a column's non-null values, computed where the rows are: one sort in
+    the database, and only the (at most two) ranks each interpolation needs come back."""
+    inner = select(column.label("v"), func.row_number().over(order_by=column).label("rn"),
+                   func.count().over().label("n")).where(*where, column.is_not(None))
+    ranked = (inner.select_from(join) if join is not None else inner).subquery()
+    fractions = [Fraction(q).limit_denominator(1000) for q in qs]
+    lows = [(ranked.c.n - 1) * f.numerator // f.denominator for f in fractions]
+    rows = (await session.execute(select(ranked.c.rn, ranked.c.v, ranked.c.n).where(or_(
+        *(ranked.c.rn == low + 1 for low in lows), *(ranked.c.rn == low + 2 for low in lows))
+    ))).all()
+    if not rows:
+        return [None for _ in qs]
+    n = int(rows[0][2])
+    at = {int(rn) - 1: float(v) for rn, v, _ in rows}
+    out: list[float | None] = []
+    for f in fractions:
+        low, rest = divmod((n - 1) * f.numerator, f.denominator)
+        high = min(low + 1, n - 1)
+        out.append(round(at[low] + (at[high] - at[low]) * rest / f.denominator, 3))
+    return out
+
+
 def _with_rates(counts: dict[str, int]) -> dict[str, Any]:
     return {"counts": counts, "rates": {
         "containment_rate": _rate(counts["bot_resolved"], counts["conversations"]),
@@ -104,10 +154,6 @@ async def counts(session: AsyncSession, *, start: datetime, end: datetime,
     return _with_rates(_total(await _counts_by_language(session, where)))
 
 
-async def _values(session: AsyncSession, stmt: Select[Any]) -> list[float]:
-    return [float(v) for v in (await session.execute(stmt)).scalars() if v is not None]
-
-
 def local_midnight(moment: datetime, zone: tzinfo) -> datetime:
     local = moment.astimezone(zone)
     return datetime.combine(local.date(), time(0), tzinfo=zone)
@@ -120,42 +166,40 @@ async def summary(session: AsyncSession, *, start: datetime, end: datetime,
     zone = _zone(tz)
     filters = {"lang": lang, "intent": intent, "agent_id": agent_id}
     where = cohort(start, end, **filters)  # type: ignore[arg-type]
-    by_language = await _counts_by_language(session, where)
+    by_language, reasons, csat = await _cohort_outcomes(session, where)
     body: dict[str, Any] = {"from": start.astimezone(zone).isoformat(),
                             "to": end.astimezone(zone).isoformat(), "tz": str(zone),
                             "lang": lang, **_with_rates(_total(by_language))}
-    reasons = (await session.execute(
-        select(F.handoff_reason, func.count()).where(*where, F.handed_off.is_(True))
-        .group_by(F.handoff_reason).order_by(func.count().desc()))).all()
-    body["handoff_reasons"] = {str(reason or "unknown"): int(n) for reason, n in reasons}
-    csat = {by: (avg, n) for by, avg, n in (await session.execute(
-        select(F.csat_by, func.avg(F.csat), func.count()).where(*where, F.csat.is_not(None))
-        .group_by(F.csat_by))).all()}
-    body["csat"] = {by: {"avg": round(float(csat[by][0]), 2) if by in csat else None,
-                         "n": int(csat[by][1]) if by in csat else 0} for by in ("bot", "human")}
-    first = await _values(session, select(F.first_response_s).where(*where))
-    resolution = await _values(session, select(F.resolution_s).where(
-        *where, F.resolved_at.is_not(None)))
-    parses = select(ParseFact).join(F, F.conversation_id == ParseFact.conversation_id)
-    turn_ms = await _values(session, parses.with_only_columns(ParseFact.turn_ms).where(*where))
-    body["first_response_s"] = {"p50": percentile(first, 0.5), "p90": percentile(first, 0.9)}
-    body["resolution_s"] = {"p50": percentile(resolution, 0.5),
-                            "p90": percentile(resolution, 0.9)}
-    body["turn_latency_ms"] = {"p50": percentile(turn_ms, 0.5), "p95": percentile(turn_ms, 0.95)}
-    intents = (await session.execute(
-        parses.with_only_columns(ParseFact.intent, func.count()).where(
-            *where, ParseFact.intent.is_not(None))
-        .group_by(ParseFact.intent).order_by(func.count().desc(), ParseFact.intent).limit(20)
-    )).all()
-    body["intents"] = [{"intent": name, "count": int(n)} for name, n in intents]
-    nlu = (await session.execute(
-        parses.with_only_columns(ParseFact.nlu_version, ParseFact.canary, func.count(),
-                                 _flag(ParseFact.low_confidence), _flag(ParseFact.fallback))
-        .where(*where).group_by(ParseFact.nlu_version, ParseFact.canary))).all()
-    body["nlu"] = [{"version": version, "canary": bool(canary), "parses": int(n),
-                    "low_confidence_rate": _rate(int(low), int(n)),
-                    "fallback_rate": _rate(int(fallback), int(n))}
-                   for version, canary, n, low, fallback in nlu]
+    body["handoff_reasons"] = dict(sorted(reasons.items(), key=lambda item: -item[1]))
+    body["csat"] = {by: {"avg": round(csat[by][0] / csat[by][1], 2) if by in csat else None,
+                         "n": csat[by][1] if by in csat else 0} for by in ("bot", "human")}
+    first = await percentiles(session, F.first_response_s, (0.5, 0.9), where=where)
+    resolution = await percentiles(session, F.resolution_s, (0.5, 0.9),
+                                   where=[*where, F.resolved_at.is_not(None)])
+    parses = ParseFact.__table__.join(F, F.conversation_id == ParseFact.conversation_id)
+    turn_ms = await percentiles(session, ParseFact.turn_ms, (0.5, 0.95), where=where,
+                                join=parses)
+    body["first_response_s"] = {"p50": first[0], "p90": first[1]}
+    body["resolution_s"] = {"p50": resolution[0], "p90": resolution[1]}
+    body["turn_latency_ms"] = {"p50": turn_ms[0], "p95": turn_ms[1]}
+    # One grouped pass over the cohort's parses gives both the intents and the NLU versions.
+    intents: dict[str, int] = defaultdict(int)
+    versions: dict[tuple[str | None, bool], list[int]] = {}
+    for intent, version, canary, n, low, fallback in (await session.execute(
+            select(ParseFact.intent, ParseFact.nlu_version, ParseFact.canary, func.count(),
+                   _flag(ParseFact.low_confidence), _flag(ParseFact.fallback))
+            .select_from(parses).where(*where)
+            .group_by(ParseFact.intent, ParseFact.nlu_version, ParseFact.canary))).all():
+        if intent is not None:
+            intents[intent] += int(n)
+        totals = versions.setdefault((version, bool(canary)), [0, 0, 0])
+        for i, value in enumerate((n, low, fallback)):
+            totals[i] += int(value)
+    top = sorted(intents.items(), key=lambda item: (-item[1], item[0]))[:20]
+    body["intents"] = [{"intent": name, "count": n} for name, n in top]
+    body["nlu"] = [{"version": version, "canary": canary, "parses": n,
+                    "low_confidence_rate": _rate(low, n), "fallback_rate": _rate(fallback, n)}
+                   for (version, canary), (n, low, fallback) in versions.items()]
     body["by_language"] = {language: _with_rates(c) for language, c in sorted(by_language.items())}
     span = end - start
     body["previous"] = await counts(session, start=start - span, end=start, **filters)  # type: ignore[arg-type]

@@ -63,6 +63,9 @@ class MessageData(BaseModel):
     active_loop: str | None = None
     abstained: bool = Field(default=False, description="The knowledge answer abstained.")
     abstain_reason: str | None = None
+    payload: str | None = Field(default=None, description="The payload of the button the "
+                                "customer clicked (the text is the button's title); it is "
+                                "what the dialogue received.")
     # A bot reply.
     buttons: list[Button] = Field(default_factory=list)
     citations: list[Citation] = Field(default_factory=list)

@@ -14,10 +14,9 @@ Guarantees:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import weakref
+from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -25,7 +24,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conversations import service
+from conversations import locks, service
 from conversations.data import Button, MessageData
 from conversations.dialogue import DialogueEngine, Turn
 from conversations.escalation import Escalation, TurnSignals
@@ -41,18 +40,15 @@ from conversations.state import (
 from conversations.stream import StreamHub
 from core import metrics, outbox
 from core.db import utcnow
-from core.errors import Conflict, ParleyError
+from core.errors import Conflict, ParleyError, Unprocessable
 
 logger = logging.getLogger(__name__)
-_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
-def conversation_lock(conversation_id: str) -> asyncio.Lock:
-    lock = _locks.get(conversation_id)
-    if lock is None:
-        lock = asyncio.Lock()
-        _locks[conversation_id] = lock
-    return lock
+def conversation_lock(conversation_id: str) -> AbstractAsyncContextManager[None]:
+    """Held while a turn (or a hand-back) runs: one at a time per conversation, across API
+    processes when this process's locks say so (conversations/locks.py)."""
+    return locks.current().hold(conversation_id)
 
 
 async def post_customer_message(
@@ -68,9 +64,13 @@ async def post_customer_message(
                 session, conversation_id=conversation_id,
                 client_message_id=body.client_message_id)
             if message is None:
+                if body.payload is not None:  # a button click: its title is what is stored
+                    text = await _offered_title(session, conversation_id=conversation_id,
+                                                payload=body.payload, text=text)
                 message = Message(conversation_id=conversation_id, role="customer", text=text,
                                   client_message_id=body.client_message_id,
-                                  status=service.PENDING, data=MessageData())
+                                  status=service.PENDING,
+                                  data=MessageData(payload=body.payload))
                 session.add(message)
                 try:
                     await session.commit()
@@ -84,7 +84,8 @@ async def post_customer_message(
                     metrics.MESSAGES.labels(role="customer").inc()
                     publish(hub, conversation_id, conversation.state,
                             {"type": "message", "message": _dump(service.to_public(message))})
-            elif message.text != text:
+            elif message.data.payload != body.payload or (body.payload is None
+                                                           and message.text != text):
                 raise Conflict("This client_message_id was already used for another text.",
                                code="client_message_id_reused")
             locale = conversation.locale
@@ -121,11 +122,14 @@ async def process_pending(
                        reason="new message after resolution")
             await session.commit()
             publish(hub, conversation.id, State.BOT, {"type": "state", "state": State.BOT})
-        text, conversation_id = message.text, message.conversation_id
+        text, conversation_id, payload = message.text, message.conversation_id, message.data.payload
 
     started = time.perf_counter()
-    turn = await dialogue.handle(conversation_id, text, message_id=message_id,
-                                 metadata={"locale": locale})
+    # Only a verified button payload may be read as a command (``/intent{...}``); the Parley
+    # channel neutralises a leading "/" in anything else (bot/components/parley_channel.py).
+    turn = await dialogue.handle(conversation_id, payload or text, message_id=message_id,
+                                 metadata={"locale": locale, **({"payload": True}
+                                                                if payload else {})})
     elapsed = time.perf_counter() - started
     metrics.TURN_LATENCY.observe(elapsed)
 
@@ -297,6 +301,25 @@ def _handoff_trigger(escalation: Escalation, turn: Turn, *, text: str,
                           abstained=any((r.custom or {}).get("abstained") for r in turn.replies))
     reason = escalation.reason(text=text, history=[*history, current], requested=False)
     return requested or reason
+
+
+async def _offered_title(session: AsyncSession, *, conversation_id: str, payload: str,
+                         text: str) -> str:
+    """The title of the button with ``payload`` in the bot's latest turn (all the replies to
+    the customer message it answered last), preferring one that reads as ``text``; 422
+    ``unknown_payload`` when that turn offered no such button."""
+    latest = (select(Message.reply_to).where(Message.conversation_id == conversation_id,
+                                             Message.role == "bot",
+                                             Message.reply_to.is_not(None))
+              .order_by(Message.seq.desc()).limit(1).scalar_subquery())
+    replies = (await session.execute(select(Message.data).where(
+        Message.conversation_id == conversation_id, Message.role == "bot",
+        Message.reply_to == latest))).scalars()
+    titles = [b.title.strip() for data in replies for b in data.buttons if b.payload == payload]
+    if not titles:
+        raise Unprocessable("The bot's latest message offers no such button.",
+                            code="unknown_payload")
+    return text if text in titles else titles[0] or text
 
 
 async def _by_public_id(session: AsyncSession, message_id: str) -> Message:

@@ -25,6 +25,7 @@ from conversations.schemas import (
 )
 from conversations.state import State
 from conversations.stream import pump, refuse
+from core.customers import verify_customer_token
 from core.deps import MakerDep, SessionDep, SettingsDep
 from core.errors import ParleyError
 from core.logging import conversation_id_var
@@ -39,23 +40,45 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "Token for another conversation (`token_scope`)"},
     404: {"description": "Unknown conversation (`conversation_not_found`)"},
     413: {"description": "Body too large (`payload_too_large`)"},
-    422: {"description": "Invalid body (`validation_error`, `text_empty`, `text_too_long`)"},
+    422: {"description": "Invalid body (`validation_error`, `text_empty`, `text_too_long`, "
+                         "`unknown_payload`: a button the bot's latest turn did not offer)"},
     429: {"description": "Too many messages in this conversation (`rate_limited`, with "
                          "Retry-After)"},
 }
 
+CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "A forged, malformed or expired customer token "
+                         "(`customer_token_invalid`, `customer_token_expired`)"},
+    422: {"description": "Invalid body (`validation_error`); a customer token while "
+                         "PARLEY_CUSTOMER_SIGNING_KEY is not set (`customer_tokens_disabled`)"},
+    503: {"description": "A verified customer could not be handed to the dialogue manager "
+                         "(`dialogue_unavailable`); nothing was stored"},
+}
+# The dialogue slot a verified customer's identity travels in (the demo's dialogue/domain.yml).
+VERIFIED_CUSTOMER_SLOT = "verified_customer"
+
 
 @router.post("", response_model=ConversationPublic, status_code=status.HTTP_201_CREATED,
-             responses={k: ERRORS[k] for k in (400, 413, 422, 429)})
+             responses={**{k: ERRORS[k] for k in (400, 413, 422, 429)}, **CREATE_ERRORS})
 async def create_conversation(request: Request, settings: SettingsDep, session: SessionDep,
-                              limits: LimitsDep,
+                              limits: LimitsDep, dialogue: DialogueDep,
                               body: ConversationCreate | None = None) -> ConversationPublic:
     limits.conversations.check(client_address(request), "new conversations")
+    identity = None
+    if body and body.customer_token:  # refused before anything is stored
+        identity = verify_customer_token(
+            body.customer_token, key=settings.customer_signing_key.get_secret_value())
     conversation = await service.create_conversation(
         session, locale=(body.locale if body and body.locale else "en"))
+    if identity is not None:
+        conversation.customer_identity = identity.as_dict()
+        # The actions read it from this slot (bot/actions/orders.py); if Rasa cannot take it,
+        # the 503 rolls the conversation back and the widget retries.
+        await dialogue.set_slots(conversation.id, {VERIFIED_CUSTOMER_SLOT: identity.as_dict()})
     token = mint_conversation_token(conversation.id, key=settings.secret_key.get_secret_value())
     return ConversationPublic(id=conversation.id, token=token, locale=conversation.locale,
-                              state=State(conversation.state))
+                              state=State(conversation.state),
+                              verified_customer=identity is not None)
 
 
 @router.post("/{conversation_id}/messages", response_model=TurnPublic,

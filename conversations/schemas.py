@@ -16,6 +16,12 @@ from knowledge.schemas import Citation
 class ConversationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     locale: Literal["en", "zh"] | None = Field(default=None, description="Preferred language.")
+    customer_token: str | None = Field(
+        default=None, min_length=1, max_length=4096,
+        description="A verified customer: the host site's HS256 token of `{email or "
+                    "customer_id, exp}` signed with PARLEY_CUSTOMER_SIGNING_KEY (README, "
+                    "\"Verified customers\"). Forged or malformed: 401 "
+                    "`customer_token_invalid`; expired: 401 `customer_token_expired`.")
 
 
 class ConversationPublic(BaseModel):
@@ -23,6 +29,8 @@ class ConversationPublic(BaseModel):
     token: str = Field(description="Bearer token scoped to this one conversation.")
     locale: str
     state: State
+    verified_customer: bool = Field(default=False, description="The conversation was "
+                                    "created with a valid customer token.")
 
 
 class MessageCreate(BaseModel):
@@ -41,6 +49,12 @@ class MessageCreate(BaseModel):
     client_message_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
                                    description="Client-chosen id; resending it returns the "
                                                "same reply instead of a second one.")
+    payload: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="A button click: the button's payload, with its title as `text`. Accepted "
+                    "only if the bot's latest turn offered that button (else 422 "
+                    "`unknown_payload`); the payload goes to the dialogue, the title is stored. "
+                    "Typed text is never read as a command.")
 
 
 class MessagePublic(BaseModel):

@@ -1,8 +1,16 @@
-"""Live updates over WebSockets: the in-process hub that fans events out to subscribers, and
-the one pump that connects a socket to it.
+"""Live updates over WebSockets: the hub that fans events out to subscribers, and the one
+pump that connects a socket to it.
 
-One API process serves a conversation's subscribers; with several API processes put a sticky
-load balancer in front (the widget reconnects and re-reads the transcript on reconnect).
+``StreamHub`` is the protocol; two implementations ship:
+- ``InProcessStreamHub`` (the embedded default): one API process, events fanned out in memory;
+- ``conversations.redis_stream.RedisStreamHub`` (``PARLEY_STREAM_URL=redis://…``): several API
+  processes, on one machine or many, share every topic through Redis pub/sub, so a customer's
+  socket and an agent's console may sit on different processes (no sticky sessions).
+
+Both deliver the same thing (tests/contract/stream_hub.py): an event is a JSON object and
+arrives as its JSON round trip; one topic's events arrive in the order they were published;
+a stalled subscriber loses its oldest queued events, never the transcript; once ``subscribe``
+has returned, every later event of the topic reaches the queue.
 
 ``pump`` guarantees, for every live socket (the widget's and the agent console's):
 - hub events reach the socket in order; a stalled client loses live events, never the
@@ -11,6 +19,7 @@ load balancer in front (the widget reconnects and re-reads the transcript on rec
 - a refused connection is accepted, then closed with ``4000 + the HTTP status`` and the error
   code as reason (a close before the handshake reaches browsers as a bare 1006); the same
   close ends a socket whose periodic ``check`` fails;
+- ``hello`` is sent once the subscription is live, so nothing published after it is missed;
 - the subscription ends with the socket, whichever side closes it.
 """
 
@@ -22,7 +31,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import WebSocket, WebSocketDisconnect
 
@@ -31,28 +40,102 @@ from core.errors import ParleyError
 Event = dict[str, Any]
 
 
-class StreamHub:
+class StreamHub(Protocol):
+    """Topics (a conversation id, ``agents``) and their subscribers' queues."""
+
+    async def start(self) -> None:
+        """Connect what the hub needs (called by the app's lifespan; idempotent)."""
+
+    async def subscribe(self, topic: str) -> asyncio.Queue[Event]:
+        """A new queue that receives every event of ``topic`` published from now on."""
+
+    def unsubscribe(self, topic: str, queue: asyncio.Queue[Event]) -> None:
+        """Stop delivering to ``queue`` (unknown queues are ignored)."""
+
+    def publish(self, topic: str, event: Event) -> None:
+        """Send ``event`` (a JSON object) to the topic's subscribers; never blocks."""
+
+    async def aclose(self) -> None:
+        """Deliver what is still queued for other processes, then disconnect."""
+
+
+def encode(event: Event) -> str:
+    """The wire form of an event; a value JSON cannot hold raises ``TypeError`` here, in the
+    publisher, whichever hub is configured."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+class Fanout:
+    """This process's subscribers: bounded queues per topic, the oldest event dropped when a
+    queue is full."""
+
     def __init__(self, max_queue: int = 256) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
         self._max_queue = max_queue
 
-    def subscribe(self, topic: str) -> asyncio.Queue[Event]:
+    def add(self, topic: str) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(self._max_queue)
         self._subscribers[topic].add(queue)
         return queue
 
-    def unsubscribe(self, topic: str, queue: asyncio.Queue[Event]) -> None:
+    def remove(self, topic: str, queue: asyncio.Queue[Event]) -> bool:
+        """Forget ``queue``; True when ``topic`` has no subscriber left here."""
         subscribers = self._subscribers.get(topic)
-        if subscribers is not None:
-            subscribers.discard(queue)
-            if not subscribers:
-                self._subscribers.pop(topic, None)
+        if subscribers is None:
+            return False
+        subscribers.discard(queue)
+        if subscribers:
+            return False
+        del self._subscribers[topic]
+        return True
 
-    def publish(self, topic: str, event: Event) -> None:
+    def has(self, topic: str) -> bool:
+        return topic in self._subscribers
+
+    def topics(self) -> list[str]:
+        return list(self._subscribers)
+
+    def deliver(self, topic: str, event: Event) -> None:
         for queue in list(self._subscribers.get(topic, ())):
             if queue.full():  # a stalled client loses live events, never the transcript
                 queue.get_nowait()
             queue.put_nowait(event)
+
+
+class InProcessStreamHub:
+    """One API process: events go straight to this process's queues."""
+
+    def __init__(self, max_queue: int = 256) -> None:
+        self._local = Fanout(max_queue)
+
+    async def start(self) -> None:
+        return None
+
+    async def subscribe(self, topic: str) -> asyncio.Queue[Event]:
+        return self._local.add(topic)
+
+    def unsubscribe(self, topic: str, queue: asyncio.Queue[Event]) -> None:
+        self._local.remove(topic, queue)
+
+    def publish(self, topic: str, event: Event) -> None:
+        # The JSON round trip every other hub makes: subscribers never share the publisher's
+        # objects, and what cannot cross a process boundary fails here too.
+        self._local.deliver(topic, json.loads(encode(event)))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def create_hub(url: str, *, prefix: str = "parley") -> StreamHub:
+    """The hub ``PARLEY_STREAM_URL`` names: "" in process, ``redis://…`` Redis pub/sub."""
+    if not url:
+        return InProcessStreamHub()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from conversations.redis_stream import RedisStreamHub
+
+        return RedisStreamHub(url, prefix=prefix)
+    raise ValueError(f"PARLEY_STREAM_URL: unsupported scheme in {url.split('://')[0]!r} "
+                     "(use redis://host:port/db, or leave it empty for one process)")
 
 
 async def refuse(websocket: WebSocket, error: ParleyError) -> None:
@@ -68,7 +151,7 @@ async def pump(websocket: WebSocket, hub: StreamHub, topic: str, *,
     """Forward ``topic``'s events to an accepted socket while reading its frames, until the
     client goes away. ``hello`` is sent first, once subscribed; ``check`` runs every
     ``check_every_s`` and a ``ParleyError`` from it closes the socket (see ``refuse``)."""
-    queue = hub.subscribe(topic)
+    queue = await hub.subscribe(topic)
     receiver = asyncio.create_task(_read(websocket, on_frame))
     checked = time.monotonic()
     try:

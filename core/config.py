@@ -45,9 +45,21 @@ class Settings(BaseSettings):
     typing_frames_per_s: float = 2.0
     trusted_proxies: list[str] = Field(default_factory=list)
     token_ttl_s: int = 30 * 24 * 3600
+    # Verified customers: the key host sites sign customer tokens with (core/customers.py);
+    # empty: customer tokens are refused (422 customer_tokens_disabled).
+    customer_signing_key: SecretStr = SecretStr("")
 
     # Storage: SQLite file by default, PostgreSQL by URL (postgresql://user@host/db).
     database_url: str = ""
+
+    # Several API processes (conversations/stream.py, conversations/locks.py). The live stream:
+    # "" = in process (one API process); redis://host:port/db = Redis pub/sub between processes.
+    stream_url: str = ""
+    # One turn at a time per conversation: "" = PostgreSQL advisory locks when database_url is
+    # PostgreSQL, else Redis when stream_url is Redis, else in process; or postgresql://…,
+    # redis://… or "local" explicitly.
+    turn_lock_url: str = ""
+    redis_prefix: str = "parley"  # channel and key prefix: deployments may share one Redis
 
     # Rasa dialogue manager.
     rasa_url: str = "http://127.0.0.1:5005"

@@ -33,6 +33,8 @@ from staff.schemas import AgentPublic, PresenceUpdate
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent console"])
 SESSION_RECHECK_S = 10.0
+READ_RULE = ("`not_your_conversation`: an agent reads what they hold, what waits in a queue "
+             "they could claim (language, skill) and what they handled before; admins read all")
 
 
 async def _last_customer_texts(session: AsyncSession, ids: list[str]) -> dict[str, str]:
@@ -48,8 +50,9 @@ async def _last_customer_texts(session: AsyncSession, ids: list[str]) -> dict[st
 @router.get("/queue", response_model=list[QueueItem])
 async def queue(agent: CurrentAgent, session: SessionDep,
                 settings: SettingsDep) -> list[QueueItem]:
-    """Conversations waiting for a person, highest priority and longest wait first."""
-    waiting = await service.queue(session)
+    """Conversations waiting for a person that this agent could take (admins: all), highest
+    priority and longest wait first."""
+    waiting = await service.queue(session, agent=agent)
     last = await _last_customer_texts(session, [c.id for c in waiting])
     return [flows.queue_item(c, settings=settings, last_message=last.get(c.id)) for c in waiting]
 
@@ -59,7 +62,8 @@ async def my_conversations(agent: CurrentAgent, session: SessionDep, settings: S
                            state: Literal["with_agent", "resolved"] = "with_agent",
                            limit: int = Query(default=50, ge=1, le=200)) -> list[QueueItem]:
     """The conversations this agent holds (admins: everyone's); ``state=resolved`` lists the
-    ones people resolved, newest first (their CSAT included)."""
+    ones people resolved that this agent handled (admins: all), newest first (their CSAT
+    included)."""
     stmt = select(Conversation).where(Conversation.state == state)
     if state == "resolved":
         stmt = stmt.where(Conversation.assigned_at.is_not(None)).order_by(
@@ -68,6 +72,8 @@ async def my_conversations(agent: CurrentAgent, session: SessionDep, settings: S
         stmt = stmt.order_by(Conversation.assigned_at)
     if agent.role != "admin" and state == "with_agent":
         stmt = stmt.where(Conversation.agent_id == agent.id)
+    elif agent.role != "admin":
+        stmt = stmt.where(Conversation.id.in_(service.handled_by(agent.id)))
     held = list((await session.execute(stmt.limit(limit))).scalars())
     last = await _last_customer_texts(session, [c.id for c in held])
     return [flows.queue_item(c, settings=settings, last_message=last.get(c.id)) for c in held]
@@ -82,7 +88,8 @@ async def take_next(agent: CurrentAgent, maker: MakerDep, hub: HubDep,
 
 
 @router.post("/conversations/{conversation_id}/claim", response_model=QueueItem,
-             responses={409: {"description": "`already_assigned`, `agent_at_capacity`, "
+             responses={403: {"description": "`not_your_queue`: another language or skill"},
+                        409: {"description": "`already_assigned`, `agent_at_capacity`, "
                                              "`agent_not_online`"}})
 async def claim(conversation_id: str, agent: CurrentAgent, maker: MakerDep, hub: HubDep,
                 settings: SettingsDep) -> QueueItem:
@@ -91,9 +98,12 @@ async def claim(conversation_id: str, agent: CurrentAgent, maker: MakerDep, hub:
     return flows.queue_item(conversation, settings=settings)
 
 
-@router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail,
+            responses={403: {"description": READ_RULE}})
 async def detail(conversation_id: str, agent: CurrentAgent, session: SessionDep,
                  settings: SettingsDep, request: Request) -> ConversationDetail:
+    conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
+    await service.require_reader(session, conversation=conversation, agent=agent)
     return await flows.detail(session, conversation_id=conversation_id, settings=settings,
                               store=request.app.state.company_store,
                               index=request.app.state.document_index,
@@ -112,7 +122,9 @@ async def send(conversation_id: str, body: AgentMessageCreate, agent: CurrentAge
 
 
 @router.post("/conversations/{conversation_id}/notes", response_model=NotePublic,
-             status_code=status.HTTP_201_CREATED)
+             status_code=status.HTTP_201_CREATED,
+             responses={403: {"description": "`not_your_conversation`: notes go on the "
+                                             "conversation you hold (admins: any)"}})
 async def add_note(conversation_id: str, body: NoteCreate, agent: CurrentAgent,
                    session: SessionDep, hub: HubDep) -> NotePublic:
     conversation = await conversations.get_conversation(session, conversation_id=conversation_id)

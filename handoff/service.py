@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.data import MessageData
@@ -35,6 +35,13 @@ def _eligible(agent: Agent) -> list[ColumnElement[bool]]:
         skill_ok = skill_ok | Conversation.skill.in_(agent.skills)
     conditions.append(skill_ok)
     return conditions
+
+
+def could_claim(conversation: Conversation, agent: Agent) -> bool:
+    """The language and skill routing of ``_eligible``, for one conversation."""
+    if agent.languages and conversation.locale not in agent.languages:
+        return False
+    return conversation.skill is None or conversation.skill in (agent.skills or [])
 
 
 async def _lock_agent(session: AsyncSession, agent_id: int) -> Agent:
@@ -60,15 +67,20 @@ async def claim(session: AsyncSession, *, conversation_id: str, agent_id: int,
         raise Conflict("You are at your limit of concurrent conversations.",
                        code="agent_at_capacity")
     now = utcnow()
+    # An agent takes only what routing would give them (language, skill); an admin anything.
+    routing = [] if agent.role == "admin" else _eligible(agent)
     result = cast(CursorResult[Any], await session.execute(
         update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.state == State.QUEUED)
+        .where(Conversation.id == conversation_id, Conversation.state == State.QUEUED, *routing)
         .values(state=State.WITH_AGENT, agent_id=agent.id, assigned_at=now, updated_at=now)
         .execution_options(synchronize_session=False)))
     if result.rowcount != 1:
         exists = await session.get(Conversation, conversation_id)
         if exists is None:
             raise NotFound("No such conversation.", code="conversation_not_found")
+        if exists.state == State.QUEUED:
+            raise Forbidden("This conversation waits for another language or skill.",
+                            code="not_your_queue")
         raise Conflict("This conversation is no longer waiting (another agent took it).",
                        code="already_assigned")
     session.add(StateTransition(conversation_id=conversation_id, from_state=State.QUEUED,
@@ -98,9 +110,12 @@ async def claim_next(session: AsyncSession, *, agent_id: int) -> Conversation | 
     return None
 
 
-async def queue(session: AsyncSession) -> list[Conversation]:
+async def queue(session: AsyncSession, *, agent: Agent | None = None) -> list[Conversation]:
+    """Waiting conversations; for an agent (not an admin) only those they could claim."""
+    conditions = ([Conversation.state == State.QUEUED] if agent is None or agent.role == "admin"
+                  else _eligible(agent))
     return list((await session.execute(
-        select(Conversation).where(Conversation.state == State.QUEUED)
+        select(Conversation).where(*conditions)
         .order_by(Conversation.priority.desc(), Conversation.queued_at.asc()))).scalars())
 
 
@@ -130,6 +145,38 @@ async def online_agents(session: AsyncSession) -> int:
         Agent.presence == "online"))).scalar_one()
 
 
+# ---------------------------------------------------------------- who may read and write
+
+def handled_by(agent_id: int) -> Select[str]:
+    """Ids of the conversations an agent took part in, as the audit trail shows: they claimed,
+    transferred, handed back or resolved it, or it was transferred to them."""
+    actor = f"agent:{agent_id}"
+    return select(StateTransition.conversation_id).where(
+        (StateTransition.actor == actor) | (StateTransition.reason == f"transfer to {actor}"))
+
+
+async def require_reader(session: AsyncSession, *, conversation: Conversation,
+                         agent: Agent) -> None:
+    """An admin reads everything; an agent what they hold, what waits in a queue they could
+    claim, and what they handled before. 403 ``not_your_conversation`` otherwise."""
+    if agent.role == "admin" or (conversation.state == State.WITH_AGENT
+                                 and conversation.agent_id == agent.id):
+        return
+    if conversation.state == State.QUEUED and could_claim(conversation, agent):
+        return
+    handled = await session.execute(
+        handled_by(agent.id).where(StateTransition.conversation_id == conversation.id).limit(1))
+    if handled.first() is None:
+        raise Forbidden("You may not read this conversation.", code="not_your_conversation")
+
+
+def require_note_writer(conversation: Conversation, agent: Agent) -> None:
+    """Notes: an admin anywhere, an agent on the conversation they hold."""
+    if agent.role != "admin" and (conversation.state != State.WITH_AGENT
+                                  or conversation.agent_id != agent.id):
+        raise Forbidden("You do not hold this conversation.", code="not_your_conversation")
+
+
 # ---------------------------------------------------------------- agent work
 
 def require_holder(conversation: Conversation, agent: Agent) -> None:
@@ -152,6 +199,7 @@ def add_agent_message(session: AsyncSession, *, conversation: Conversation, agen
 
 def add_note(session: AsyncSession, *, conversation: Conversation, agent: Agent,
              text: str) -> Note:
+    require_note_writer(conversation, agent)
     note = Note(conversation_id=conversation.id, agent_id=agent.id, text=text)
     session.add(note)
     return note

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Depends, Header, Request, status
 from sqlalchemy import select
 
+from core.config import Settings
 from core.deps import SessionDep, SettingsDep
 from core.security import bearer
 from staff import service
@@ -17,13 +18,38 @@ from staff.schemas import AgentCreate, AgentPublic, LoginRequest, SessionPublic
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
+def get_login_guard(request: Request) -> service.LoginGuard:
+    """The app's failed-login counts (one per API process; tests swap in a fake clock)."""
+    guard: service.LoginGuard | None = getattr(request.app.state, "login_guard", None)
+    if guard is None:
+        guard = request.app.state.login_guard = service.LoginGuard()
+    return guard
+
+
+LoginGuardDep = Annotated[service.LoginGuard, Depends(get_login_guard)]
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """As ``conversations.deps.client_address`` (staff sits below conversations): behind a
+    proxy in ``PARLEY_TRUSTED_PROXIES``, the last address it saw in X-Forwarded-For."""
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and peer in settings.trusted_proxies:
+        return forwarded.split(",")[-1].strip() or peer
+    return peer
+
+
 @router.post("/auth/login", response_model=SessionPublic,
-             responses={401: {"description": "`invalid_credentials`"}})
-async def login(body: LoginRequest, session: SessionDep,
-                settings: SettingsDep) -> SessionPublic:
+             responses={401: {"description": "`invalid_credentials`"},
+                        429: {"description": "`too_many_attempts` (with Retry-After): 5 failed "
+                                             "logins for the account or 20 from the address in "
+                                             "15 minutes"}})
+async def login(body: LoginRequest, request: Request, session: SessionDep,
+                settings: SettingsDep, guard: LoginGuardDep) -> SessionPublic:
     token, record, agent = await service.login(session, email=body.email,
                                                password=body.password,
-                                               ttl_s=settings.agent_session_ttl_s)
+                                               ttl_s=settings.agent_session_ttl_s, guard=guard,
+                                               address=client_address(request, settings))
     return SessionPublic(token=token, expires_at=record.expires_at,
                          agent=AgentPublic.model_validate(agent))
 

@@ -55,6 +55,7 @@ def stack_env(root: Path, *, project: Path | None = None,
         "PARLEY_RASA_URL": f"http://127.0.0.1:{free_port()}",
         "PARLEY_SECRET_KEY": secrets.token_urlsafe(32),
         "PARLEY_RASA_TOKEN": secrets.token_urlsafe(32),
+        "PARLEY_CUSTOMER_SIGNING_KEY": secrets.token_urlsafe(32),
         # Deterministic answers in tests: the extractive generator, no CPU language model.
         "PARLEY_CPU_LLM": "never",
         # The NLU model: the same training code with the small, fast configuration.

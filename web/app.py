@@ -20,10 +20,10 @@ from fastapi.staticfiles import StaticFiles
 from analytics import fold as analytics_fold
 from analytics.insights_router import router as insights_router
 from analytics.router import router as analytics_router
-from conversations import flows, internal, widget
+from conversations import flows, internal, locks, widget
 from conversations.dialogue import DialogueEngine, RasaDialogue
 from conversations.router import router as conversations_router
-from conversations.stream import StreamHub
+from conversations.stream import create_hub
 from core import db
 from core.config import Settings, get_settings
 from core.errors import NotFound
@@ -91,6 +91,9 @@ def create_app(settings: Settings | None = None, *,
         await asyncio.to_thread(db.upgrade_database, settings.database_url)
         engine = db.create_engine(settings.database_url)
         app.state.maker = db.sessionmaker(engine)
+        await app.state.hub.start()
+        turn_locks = locks.create_locks(settings)  # before anything runs a turn
+        previous_locks = locks.use(turn_locks)
         app.state.company_store = SQLiteCompanyStore(settings.company_data_dir,
                                                      settings.var_dir / "knowledge.db")
         app.state.document_index = knowledge_factory.document_index(settings)
@@ -117,6 +120,9 @@ def create_app(settings: Settings | None = None, *,
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
             await app.state.dialogue.aclose()
+            await app.state.hub.aclose()
+            locks.use(previous_locks)
+            await turn_locks.aclose()
             await app.state.document_index.close()
             await asyncio.to_thread(queue.close)
             await engine.dispose()
@@ -124,7 +130,7 @@ def create_app(settings: Settings | None = None, *,
     app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan,
                   description="Public API of Parley, the self-hosted AI customer-service platform.")
     app.state.settings = settings
-    app.state.hub = StreamHub()
+    app.state.hub = create_hub(settings.stream_url, prefix=settings.redis_prefix)
     app.state.escalation = Triggers(settings.project)
     install_error_handlers(app)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,

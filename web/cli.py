@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -36,6 +36,9 @@ serve_app = typer.Typer(help="Run one Parley process in the foreground.")
 ProjectOption = Annotated[Path | None, typer.Option(
     "--project", envvar="PARLEY_PROJECT", show_envvar=False, file_okay=False,
     help="The project folder (default: $PARLEY_PROJECT, else the demo, examples/nimbus-home).")]
+WorkersOption = Annotated[int, typer.Option(
+    "--workers", min=1, help="Worker processes on the one port (uvicorn's pre-fork workers). "
+    "More than 1 for the API needs PARLEY_STREAM_URL=redis://… (docs/deploy.md).")]
 
 
 def use_project(project: Path | None) -> None:
@@ -90,9 +93,10 @@ def train(force: Annotated[bool, typer.Option(help="Retrain even if nothing chan
 
 
 @app.command()
-def run(project: ProjectOption = None) -> None:
+def run(project: ProjectOption = None, workers: WorkersOption = 1) -> None:
     """Check the project, build what is missing, start NLU, actions, Rasa and the API; Ctrl-C
-    stops them all. A model that is out of date keeps serving while its successor trains."""
+    stops them all. A model that is out of date keeps serving while its successor trains.
+    ``--workers N`` runs N API and N NLU processes (the action server and Rasa stay one)."""
     from staff.bootstrap import ensure_demo_staff
     from web import runner
 
@@ -101,10 +105,11 @@ def run(project: ProjectOption = None) -> None:
     if not _check():
         raise typer.Exit(2)
     settings, ports = runner.with_free_ports(get_settings())
+    _require_shared_stream(settings, workers)
     t0 = time.monotonic()
     model, training = _build(background_nlu=True)
     staff = ensure_demo_staff(settings)
-    supervisor = runner.Supervisor(runner.services(settings, model, ports))
+    supervisor = runner.Supervisor(runner.services(settings, model, ports, workers=workers))
 
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt
@@ -142,7 +147,7 @@ def run(project: ProjectOption = None) -> None:
 
 
 @serve_app.command("api")
-def serve_api() -> None:
+def serve_api(workers: WorkersOption = 1) -> None:
     """The public web API, widget and pages."""
     import uvicorn
 
@@ -150,12 +155,20 @@ def serve_api() -> None:
 
     configure_logging()
     settings = get_settings()
+    if workers > 1:
+        from core import db
+
+        _require_shared_stream(settings, workers)
+        db.upgrade_database(settings.database_url)  # once, before the workers start
+        uvicorn.run("web.cli:api_worker", factory=True, workers=workers, host=settings.api_host,
+                    port=settings.api_port, log_config=None, access_log=False)
+        return
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
                 log_config=None, access_log=False)
 
 
 @serve_app.command("nlu")
-def serve_nlu() -> None:
+def serve_nlu(workers: WorkersOption = 1) -> None:
     """The NLU parse service Rasa calls."""
     import uvicorn
 
@@ -163,8 +176,38 @@ def serve_nlu() -> None:
 
     configure_logging()
     settings = get_settings()
+    if workers > 1:  # stateless but for the model it polls from the registry
+        uvicorn.run("web.cli:nlu_worker", factory=True, workers=workers, host=settings.nlu_host,
+                    port=settings.nlu_port, log_config=None, access_log=False)
+        return
     uvicorn.run(create_nlu_app(settings), host=settings.nlu_host, port=settings.nlu_port,
                 log_config=None, access_log=False)
+
+
+def api_worker() -> Any:
+    """The app of one API worker process (``serve api --workers N``)."""
+    from web.app import create_app
+
+    configure_logging()
+    return create_app(get_settings())
+
+
+def nlu_worker() -> Any:
+    """The app of one NLU worker process (``serve nlu --workers N``)."""
+    from nlu.app import create_nlu_app
+
+    configure_logging()
+    return create_nlu_app(get_settings())
+
+
+def _require_shared_stream(settings: Settings, workers: int) -> None:
+    """Several API processes must share the live stream (and so the turn locks)."""
+    if workers > 1 and not settings.stream_url:
+        fail(f"--workers {workers} runs {workers} API processes: they need "
+             "PARLEY_STREAM_URL=redis://host:6379/0 to share live events (a customer's socket "
+             "and an agent's console may sit on different processes). Turns are then kept one "
+             "at a time per conversation by PostgreSQL advisory locks (PARLEY_DATABASE_URL) or "
+             "Redis locks (see PARLEY_TURN_LOCK_URL in docs/deploy.md).")
 
 
 def _check() -> bool:

@@ -181,9 +181,12 @@ class Service:
 
 
 def services(settings: Settings, rasa_model: Path,
-             ports: dict[str, str] | None = None) -> list[Service]:
+             ports: dict[str, str] | None = None, *, workers: int = 1) -> list[Service]:
     """The four processes, in start order (each one's dependencies start before it);
-    ``ports`` is the environment from ``with_free_ports``."""
+    ``ports`` is the environment from ``with_free_ports``. ``workers`` > 1 runs that many API
+    and NLU worker processes, each kind on its one port (uvicorn's workers); the action server
+    and Rasa stay one process each (see docs/deploy.md)."""
+    scaled = ["--workers", str(workers)] if workers > 1 else []
     python = sys.executable
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1",
            "PARLEY_PROJECT": str(settings.project), **(ports or {})}
@@ -191,7 +194,8 @@ def services(settings: Settings, rasa_model: Path,
     endpoints = write_endpoints(settings)
     token = settings.rasa_token.get_secret_value()
     return [
-        Service("nlu", [python, "-m", "web.cli", "serve", "nlu"], f"{settings.nlu_url}/healthz",
+        Service("nlu", [python, "-m", "web.cli", "serve", "nlu", *scaled],
+                f"{settings.nlu_url}/healthz",
                 env, log_path=logs / "nlu.log"),
         Service("actions", [python, "-m", "rasa_sdk", "--actions", "bot.actions", "-p",
                             str(settings.action_port), "--quiet"],
@@ -203,7 +207,7 @@ def services(settings: Settings, rasa_model: Path,
                          str(urlparse(settings.rasa_url).port or 5005)],
                 f"{settings.rasa_url}/webhooks/parley/", {**rasa_env(settings), **(ports or {})},
                 log_path=logs / "rasa.log"),
-        Service("api", [python, "-m", "web.cli", "serve", "api"],
+        Service("api", [python, "-m", "web.cli", "serve", "api", *scaled],
                 f"http://{settings.api_host}:{settings.api_port}/healthz", env,
                 log_path=logs / "api.log"),
     ]

@@ -7,7 +7,11 @@ Unlike Rasa's stock REST channel it
   processed twice (this is how a turn interrupted by a crash is recovered exactly once);
 - returns what the turn understood (intent, entities, slots, active loop) so the API can
   store it with the message and tests can assert it;
-- requires the shared bearer token (``PARLEY_RASA_TOKEN``) and never logs message text.
+- requires the shared bearer token (``PARLEY_RASA_TOKEN``) and never logs message text;
+- lets only a button payload the API verified (``metadata.payload: true``) be read as Rasa's
+  ``/intent{entities}`` command: any other text starting with "/" (after whitespace, as Rasa
+  strips it) is customer text, and its slash is neutralised here, before Rasa parses it
+  (``RegexMessageHandler`` runs after every NLU component, so no later place can).
 """
 
 from __future__ import annotations
@@ -23,7 +27,23 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+import bot.components.rasa_logging  # keeps customer text out of Rasa's logs
+import bot.components.rasa_speedups  # noqa: F401 - installs faster Rasa internals
+
 logger = logging.getLogger(__name__)
+COMMAND_PREFIX = "/"  # rasa.shared.constants.INTENT_MESSAGE_PREFIX
+FULLWIDTH_SOLIDUS = "\uff0f"  # reads as "/" to a person and to the NLU, but is no command
+
+
+def customer_text(text: str, metadata: dict[str, Any]) -> str:
+    """``text`` as Rasa may see it: unchanged for a verified button payload, otherwise with a
+    leading "/" (the command prefix Rasa checks after ``str.strip()``) made a full-width one."""
+    if metadata.get("payload") is True:
+        return text
+    stripped = text.lstrip()
+    if stripped.startswith(COMMAND_PREFIX):
+        return FULLWIDTH_SOLIDUS + stripped[len(COMMAND_PREFIX):]
+    return text
 
 
 def _replies_after(events: list[dict[str, Any]], message_id: str) -> list[dict] | None:
@@ -89,6 +109,7 @@ class ParleyInput(InputChannel):
             if not sender or not isinstance(text, str) or not message_id:
                 return response.json({"error": "sender, message and "
                                       "metadata.parley_message_id are required"}, status=400)
+            text = customer_text(text, metadata)
             agent = request.app.ctx.agent
             if agent is None or not agent.is_ready():
                 return response.json({"error": "model_not_ready"}, status=503)

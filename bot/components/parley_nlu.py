@@ -72,7 +72,8 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
         for message in messages:
             text = message.get(TEXT)
             if not text or text.startswith("/"):
-                # Button payloads (/intent{...}) are Rasa's RegexMessageHandler's job.
+                # Button payloads (/intent{...}) are Rasa's RegexMessageHandler's job; the
+                # Parley channel lets nothing else start with "/" (customer_text).
                 continue
             parse = self._parse(text, message.get("metadata") or {})
             intent = dict(parse.get("intent") or {"name": None, "confidence": 0.0})

@@ -96,6 +96,7 @@ def queued_customer(api: httpx.Client) -> Customer:
     assert re.search(r"order number", customer.say("where is my order?")["messages"][-1]["text"],
                      re.I)
     customer.say("PL-204817")
+    customer.say("anna.lee@example.com")  # the order's email: the bot shows its status
     assert customer.say("I want to talk to a human")["state"] == "queued"
     return customer
 
@@ -184,7 +185,7 @@ def test_take_reply_note_and_hand_back(stack: Stack, context: BrowserContext,
 
     # The whole bot transcript, and what the bot learnt: nobody asks the customer again.
     expect(bubbles(page, "customer")).to_have_text(
-        ["where is my order?", "PL-204817", "I want to talk to a human"])
+        ["where is my order?", "PL-204817", "anna.lee@example.com", "I want to talk to a human"])
     expect(bubbles(page, "bot").filter(has_text="DHL")).to_have_count(1)
     summary = page.get_by_test_id("summary")
     expect(summary.locator('[data-testid="slot"][data-slot="order_id"] dd')).to_have_text(

@@ -134,7 +134,8 @@ def test_customer_and_agent_hand_off_hand_back_and_rate(stack: Stack, customer: 
     # The bot first: the order is found.
     send_and_wait_reply(widget, "where is my order?")
     expect(messages(widget, "bot").last).to_contain_text(re.compile(r"order number", re.I))
-    send(widget, "PL-204817")
+    send_and_wait_reply(widget, "PL-204817")
+    send(widget, "anna.lee@example.com")  # anonymous: the order's email too
     expect(messages(widget, "bot").filter(has_text="PL-204817").filter(has_text="DHL")
            ).to_have_count(1)
 

@@ -68,7 +68,9 @@ def test_english_order_tracking_and_restore(stack: Stack, context: BrowserContex
     send_and_wait_reply(page, "where is my order?")
     expect(messages(page, "bot").last).to_contain_text(re.compile(r"order number", re.I))
 
-    send(page, "PL-204817")
+    send_and_wait_reply(page, "PL-204817")
+    expect(messages(page, "bot").last).to_contain_text(re.compile(r"email", re.I))
+    send(page, "anna.lee@example.com")  # the order's email: anonymous customers must match it
     answer = messages(page, "bot").filter(has_text="PL-204817").filter(has_text="DHL")
     expect(answer).to_have_count(1)
     screenshot(page, "widget-en")
@@ -87,7 +89,7 @@ def test_english_order_tracking_and_restore(stack: Stack, context: BrowserContex
         "els => els.map(e => [e.dataset.role, e.dataset.messageId, e.textContent])")
     assert restored == transcript
     assert [t for role, _, t in restored if role == "customer"] == [
-        "hello", "where is my order?", "PL-204817"]
+        "hello", "where is my order?", "PL-204817", "anna.lee@example.com"]
 
 
 def test_chinese_handoff_and_literal_text(stack: Stack, context: BrowserContext) -> None:
@@ -117,11 +119,11 @@ def test_chinese_handoff_and_literal_text(stack: Stack, context: BrowserContext)
 
 def test_buttons_and_citations(stack: Stack, context: BrowserContext) -> None:
     """A button sends its payload but shows its title; citations render as "Sources"."""
-    posted: list[str] = []
+    posted: list[dict[str, str]] = []
 
     def record(route: Route) -> None:
         if route.request.method == "POST":
-            posted.append(json.loads(route.request.post_data or "{}")["text"])
+            posted.append(json.loads(route.request.post_data or "{}"))
         route.continue_()
 
     context.route(re.compile(r".*/api/v1/conversations/[^/]+/messages$"), record)
@@ -143,7 +145,9 @@ def test_buttons_and_citations(stack: Stack, context: BrowserContext) -> None:
     chip.click()
     expect(messages(page, "customer").last).to_have_text("Talk to a person")
     expect(page.get_by_test_id("parley-state")).to_contain_text("Connecting you to a person")
-    assert posted[-1] == "/request_human", posted
+    # A click sends the title as text and the button's payload in its own field.
+    assert (posted[-1]["text"], posted[-1]["payload"]) == ("Talk to a person",
+                                                           "/request_human"), posted
     # The panel's frame never scrolls away: header and composer stay in place.
     assert page.get_by_test_id("parley-panel").evaluate("p => p.scrollTop") == 0
     expect(page.get_by_test_id("parley-close")).to_be_in_viewport()

@@ -16,10 +16,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 class Chat:
-    def __init__(self, stack: Stack, locale: str) -> None:
+    def __init__(self, stack: Stack, locale: str, *, customer_token: str | None = None) -> None:
         self.stack = stack
         self.http = httpx.Client(base_url=stack.api_url, timeout=60)
-        created = self.http.post("/api/v1/conversations", json={"locale": locale})
+        created = self.http.post("/api/v1/conversations",
+                                 json={"locale": locale, **({"customer_token": customer_token}
+                                                            if customer_token else {})})
         assert created.status_code == 201, created.text
         self.id = created.json()["id"]
         self.token = created.json()["token"]
@@ -73,7 +75,13 @@ ENGLISH = [
     ("hello", "greet", ["Nimbus Home"], {"language": "en"}),
     ("where is my order?", "order_status", ["order number"], {"requested_slot": "order_id"}),
     ("12345", None, ["doesn't look like one of our order numbers"], {"order_id": None}),
-    ("PL-204817", "inform", ["PL-204817", "DHL"], {"order_id": "PL-204817"}),
+    # The order form wants the email on the order too; a wrong one is told like an unknown
+    # order, and both are asked again.
+    ("PL-204817", "inform", ["email"], {"order_id": "PL-204817", "requested_slot": "email"}),
+    ("li.wei@example.com", "inform", ["couldn't find an order with that number and email"],
+     {"order_id": None, "email": None, "order_lookup_failures": 1.0}),
+    ("PL-204817", "inform", ["email"], {"order_id": "PL-204817", "requested_slot": "email"}),
+    ("anna.lee@example.com", "inform", ["PL-204817", "DHL"], {"requested_slot": None}),
     ("can I return an opened blender?", "return_policy", ["14 days"], {"product": "blender"}),
     ("what's the weather in Paris tomorrow", "out_of_scope", ["only help with"], {}),
     ("thanks!", "thank", ["You're welcome"], {}),
@@ -83,7 +91,8 @@ ENGLISH = [
 CHINESE = [
     ("你好", "greet", ["您好"], {"language": "zh"}),
     ("我的订单到哪了", "order_status", ["订单号"], {"requested_slot": "order_id"}),
-    ("PL-310552", "inform", ["PL-310552", "送达"], {"order_id": "PL-310552", "language": "zh"}),
+    ("PL-310552", "inform", ["邮箱"], {"order_id": "PL-310552", "language": "zh"}),
+    ("li.wei@example.com", "inform", ["PL-310552", "送达"], {"language": "zh"}),
     ("买的东西不想要了，多少天内可以退货？", "return_policy", ["30 天"], {}),
     ("给我讲个笑话吧", "out_of_scope", ["抱歉"], {}),
     ("谢谢", "thank", ["不客气"], {}),
@@ -106,6 +115,23 @@ def test_demo_conversation(stack: Stack, locale: str, script: list) -> None:
               state="resolved" if intent == "goodbye" else "bot")
     roles = [m["role"] for m in chat.transcript()]
     assert roles.count("customer") == len(script)
+
+
+def test_a_verified_customer_is_not_asked_the_email(stack: Stack) -> None:
+    """The host site vouched for Anna: her order's status needs only its number."""
+    from core.customers import CustomerIdentity, mint_customer_token
+
+    key = stack.env.get("PARLEY_CUSTOMER_SIGNING_KEY")
+    if not key:
+        pytest.skip("the stack has no PARLEY_CUSTOMER_SIGNING_KEY")
+    chat = Chat(stack, "en", customer_token=mint_customer_token(
+        CustomerIdentity(email="anna.lee@example.com"), key=key))
+    check(chat, "where is my order?", intent="order_status", reply=["order number"],
+          slots={"verified_customer": {"email": "anna.lee@example.com"}})
+    check(chat, "PL-204817", intent="inform", reply=["PL-204817", "DHL"],
+          slots={"requested_slot": None})
+    check(chat, "where is my order?", intent="order_status", reply=["order number"])
+    check(chat, "PL-310552", intent="inform", reply=["couldn't find an order"])
 
 
 @pytest.mark.parametrize(("locale", "text", "fragment"),
@@ -227,3 +253,35 @@ def test_rasa_runs_on_the_fine_tuned_parse(stack: Stack) -> None:
     assert len(latest["intent_ranking"]) > 1
     stats = httpx.get(f"{stack.settings.nlu_url}/admin/stats", timeout=10).json()
     assert stats["active"] and stats["live"][stats["active"]]["requests"] > 0
+
+
+@pytest.mark.parametrize("typed", ["/restart", "/request_human",
+                                   '/order_status{"order_id":"PL-310552"}'])
+def test_typed_commands_reach_the_nlu_as_text(stack: Stack, typed: str) -> None:
+    """A customer typing Rasa's ``/intent{...}`` syntax is understood by the NLU, never obeyed
+    (the NLU may still read "request_human" as a wish for a person: those are its words)."""
+    chat = Chat(stack, "en")
+    chat.say("hello")
+    chat.say(typed)
+    tracker = chat.tracker()
+    latest = tracker["latest_message"]
+    assert latest["text"] == "\uff0f" + typed[1:], latest["text"]
+    assert "model_version" in latest["intent"], latest["intent"]  # the NLU's parse
+    assert not any(e["event"] == "restart" for e in tracker["events"])
+
+
+def test_only_a_button_the_bot_offered_is_a_command(stack: Stack) -> None:
+    chat = Chat(stack, "en")
+    offered = [b for m in chat.say("qwzx plorf vantu")["messages"] for b in m.get("buttons", [])]
+    button = next(b for b in offered if b["payload"] == "/request_human")
+    url = f"/api/v1/conversations/{chat.id}/messages"
+    refused = chat.http.post(url, headers=chat.headers, json={
+        "text": "Track my order", "client_message_id": "forged",
+        "payload": '/order_status{"order_id":"PL-310552"}'})
+    assert refused.json()["error"]["code"] == "unknown_payload"
+    clicked = chat.http.post(url, headers=chat.headers, json={
+        "text": button["title"], "client_message_id": "click",
+        "payload": button["payload"]}).json()
+    assert clicked["state"] == "queued", clicked
+    assert clicked["messages"][0]["text"] == button["title"]
+    assert chat.tracker()["latest_message"]["intent"]["name"] == "request_human"

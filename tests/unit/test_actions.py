@@ -70,7 +70,8 @@ async def graph(tmp_path: Path) -> AsyncIterator[SQLiteGraphStore]:
 
 
 async def test_order_status_reads_the_order():
-    messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817"}))
+    messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817",
+                                                                "email": "anna.lee@example.com"}))
     (message,) = messages
     assert message["response"] == "utter_order_status"
     assert "DHL" in message["status_text"] and message["order_id"] == "PL-204817"
@@ -78,7 +79,8 @@ async def test_order_status_reads_the_order():
 
 async def test_order_status_in_chinese():
     messages, _ = await run(ActionOrderStatus(),
-                            tracker(slots={"order_id": "PL-310552", "language": "zh"}))
+                            tracker(slots={"order_id": "PL-310552", "language": "zh",
+                                          "email": "li.wei@example.com"}))
     assert "送达" in messages[0]["status_text"]
 
 
@@ -88,7 +90,8 @@ async def test_order_status_names_the_products_as_the_graph_has_them(graph):
     await apply_upsert(graph, {  # what the entity editor's task writes
         "label": "Product", "key": "NH-BL-200", "props": {"name": {"en": "Blender 200 Classic"}},
         "edges": [], "replace_edges": False})
-    messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817"}))
+    messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817",
+                                                                "email": "anna.lee@example.com"}))
     assert messages[0]["items"] == "1 × Blender 200 Classic"
 
 
@@ -96,7 +99,8 @@ async def test_order_status_names_the_products_as_ordered_when_the_graph_fails(g
     from bot.actions.deps import company_store
 
     await graph.close()  # the real store, now failing as it does when its database is gone
-    messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817"}))
+    messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817",
+                                                                "email": "anna.lee@example.com"}))
     assert messages[0]["response"] == "utter_order_status"
     order = company_store().get_order("PL-204817")
     assert order is not None and order.items[0].name["en"] == "Nimbus PowerBlend 200 Blender"
@@ -106,7 +110,8 @@ async def test_order_status_names_the_products_as_ordered_when_the_graph_fails(g
 
 
 async def test_unknown_order_is_reported():
-    messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-000000"}))
+    messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-000000",
+                                                                "email": "anna.lee@example.com"}))
     assert messages[0]["response"] == "utter_order_not_found"
 
 

@@ -10,6 +10,10 @@
  *   data-parley-url     API base URL (default: the origin this script was loaded from)
  *   data-parley-title   name shown in the panel header (default: the project's widget title)
  *   data-parley-open    "true" to open the panel on load
+ *   data-parley-customer  a verified customer: the token the host site signed for the
+ *                       logged-in customer (README, "Verified customers"); sent when the
+ *                       conversation is created. A stored conversation is resumed only for
+ *                       the same customer (anonymous included), so a logout starts afresh.
  *
  * The project's title, colour, logo, greeting and languages come from the API
  * (GET /api/v1/widget/config) before the widget shows; without them it still works, as a
@@ -120,6 +124,18 @@
   var API = BASE + "/api/v1/conversations";
   var CONFIG_TIMEOUT_MS = 5000;
   var STORAGE_KEY = "parley.conversation";
+  var CUSTOMER_TOKEN = attr("data-parley-customer");
+  var CUSTOMER = CUSTOMER_TOKEN ? customerOf(CUSTOMER_TOKEN) || "?" : "";
+
+  /** Who a customer token names (the server checks its signature; this only tells whose
+   *  stored conversation may be resumed). */
+  function customerOf(token) {
+    try {
+      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var claims = JSON.parse(atob(part + "===".slice((part.length + 3) % 4)));
+      return String(claims.customer_id || claims.email || "").toLowerCase();
+    } catch (e) { return ""; }
+  }
   var OUTBOX_KEY = "parley.outbox";
   var MAX_CHARS = 4000;
 
@@ -663,7 +679,7 @@
     var byId = {};                 // server message id -> row element
     var byClientId = {};           // client_message_id -> row element
     var buttonTitles = {};         // button payload -> title (to show titles, not payloads)
-    var outbox = [];               // [{cid, text, display}] not yet answered
+    var outbox = [];               // [{cid, text, display, payload?}] not yet answered
     var sending = false;
     var isOpen = false;
     var unread = 0;
@@ -696,7 +712,7 @@
     function loadConversation() {
       var saved = store.get(STORAGE_KEY);
       if (saved && saved.id && saved.token && (!saved.base || saved.base === BASE) &&
-          (!saved.locale || saved.locale === LOCALE)) {
+          (!saved.locale || saved.locale === LOCALE) && (saved.customer || "") === CUSTOMER) {
         return saved;
       }
       return null;
@@ -802,7 +818,9 @@
           chips.appendChild(el("button", {
             type: "button", className: "chip", "data-testid": "parley-button",
             "data-payload": b.payload, text: b.title || b.payload,
-            on: { click: function () { enqueue(b.payload || b.title, b.title || b.payload); } },
+            // A click sends the button's title as text and its payload apart: the server
+            // accepts a payload only from the bot's latest buttons; typed text is never one.
+            on: { click: function () { enqueue(b.title || b.payload, b.title || b.payload, b.payload); } },
           }));
         });
         row._chips = chips;
@@ -1189,9 +1207,13 @@
       if (conversation) return Promise.resolve(conversation);
       if (creating) return creating;
       var attempt = 0;
+      var withCustomer = !!CUSTOMER_TOKEN;
       function tryCreate() {
-        return request("POST", "", { locale: LOCALE }).then(function (data) {
-          conversation = { id: data.id, token: data.token, locale: data.locale || LOCALE, base: BASE };
+        var body = { locale: LOCALE };
+        if (withCustomer) body.customer_token = CUSTOMER_TOKEN;
+        return request("POST", "", body).then(function (data) {
+          conversation = { id: data.id, token: data.token, locale: data.locale || LOCALE,
+                           base: BASE, customer: CUSTOMER };
           generation += 1;
           saveConversation();
           saveOutbox();
@@ -1199,6 +1221,13 @@
           openSocket();
           return conversation;
         }, function (err) {
+          if (withCustomer && err instanceof ApiError && /^customer_token/.test(err.code)) {
+            // The site's token was refused (expired, wrong key…): chat anonymously; the
+            // order form then asks for the email on the order.
+            if (window.console) console.warn("Parley: customer token refused (" + err.code + ")");
+            withCustomer = false;
+            return tryCreate();
+          }
           if (isTransient(err) && attempt < 6) {
             showStatus("offline");
             return sleep(backoff(attempt++, 800, 15000)).then(tryCreate);
@@ -1262,11 +1291,12 @@
     // ---------------------------------------------------------------------------------------
     // Sending (one at a time, in order; retries reuse the same client_message_id)
     // ---------------------------------------------------------------------------------------
-    function enqueue(text, display) {
+    function enqueue(text, display, payload) {
       text = (text || "").replace(/\u0000/g, "").trim();
       if (!text) return;
       if (text.length > MAX_CHARS) { showStatus("tooLong"); return; }
       var item = { cid: randomId(), text: text, display: (display || text).trim() };
+      if (payload) item.payload = payload;
       addLocal(item);
       outbox.push(item);
       saveOutbox();
@@ -1289,7 +1319,8 @@
         typing.hidden = true;
         clearPartial();
         var row = byClientId[item.cid];
-        if (err instanceof ApiError && (err.code === "text_empty")) {
+        // Nothing to deliver: an empty text, or a button the bot no longer offers.
+        if (err instanceof ApiError && (err.code === "text_empty" || err.code === "unknown_payload")) {
           outbox.shift(); saveOutbox();
           if (row && row.classList.contains("pending")) row.remove();
           pump();
@@ -1318,7 +1349,8 @@
           if (currentState !== "queued" && currentState !== "with_agent") typing.hidden = false;
           scrollToEnd(true);
           return request("POST", "/" + encodeURIComponent(conv.id) + "/messages",
-                         { text: item.text, client_message_id: item.cid }, conv.token)
+                         item.payload ? { text: item.text, payload: item.payload, client_message_id: item.cid }
+                                      : { text: item.text, client_message_id: item.cid }, conv.token)
             .then(function (data) {
               typing.hidden = true;
               if (statusKind) showStatus(null);
