@@ -373,7 +373,10 @@ def test_message_data_keeps_the_audit_and_reads_old_rows():
 
 
 @pytest.fixture
-async def knowledge(tmp_path: Path, embedder: E5Embedder) -> Any:
+def knowledge(tmp_path: Path, embedder: E5Embedder) -> Any:
+    """A sync fixture (the index is thread-based): its teardown needs no event loop."""
+    import asyncio
+
     from bot.actions import deps
     from knowledge.answer import KnowledgeAnswerer
     from knowledge.documents.embedded import SQLiteDocumentIndex
@@ -383,11 +386,11 @@ async def knowledge(tmp_path: Path, embedder: E5Embedder) -> Any:
     (tmp_path / "kb").mkdir()
     (tmp_path / "kb" / "r.md").write_text(RETURNS)
     index = SQLiteDocumentIndex(tmp_path / "d.db")
-    await import_path(tmp_path / "kb", index=index, embedder=embedder)
+    asyncio.run(import_path(tmp_path / "kb", index=index, embedder=embedder))
     previous, deps._answerer = deps._answerer, KnowledgeAnswerer(index=index, embedder=embedder)
     yield
     deps._answerer = previous
-    await index.close()
+    index._close()
 
 
 async def run_action(text: str) -> list[dict[str, Any]]:
