@@ -245,9 +245,10 @@ def test_the_readme_recipe_mints_a_token_parley_accepts():
     (readme_python_recipe(KEY, {"email": "anna.lee@example.com",
                                 "exp": int(time.time()) + 30 * 24 * 3600}),
      "customer_token_invalid"),  # too long-lived
-    (readme_python_recipe(KEY, {"exp": int(time.time()) + 60}), "customer_token_invalid"),
+    # Made at collection: hours of validity, so a long suite never sees them expire instead.
+    (readme_python_recipe(KEY, {"exp": int(time.time()) + 6 * 3600}), "customer_token_invalid"),
     (readme_python_recipe(KEY, {"email": "anna.lee@example.com"}), "customer_token_invalid"),
-    (readme_python_recipe(KEY, {"email": "not-an-email", "exp": int(time.time()) + 60}),
+    (readme_python_recipe(KEY, {"email": "not-an-email", "exp": int(time.time()) + 6 * 3600}),
      "customer_token_invalid"),
     ("e30.e30.", "customer_token_invalid"),
     ("not a token", "customer_token_invalid"),
