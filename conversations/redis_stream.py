@@ -36,6 +36,7 @@ from conversations.stream import Event, Fanout, encode
 
 logger = logging.getLogger(__name__)
 _FAILURES = (RedisError, OSError)
+CLOSE_TIMEOUT_S = 3.0  # each step of aclose(): a close never hangs on a dead connection
 
 
 class RedisStreamHub:
@@ -117,16 +118,17 @@ class RedisStreamHub:
         if self._pending and self._idle is not None and self._tasks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), flush_s)
-        for task in [*self._tasks, *self._background]:
+        tasks = [*self._tasks, *self._background]
+        for task in tasks:
             task.cancel()
-        for task in [*self._tasks, *self._background]:
-            with contextlib.suppress(asyncio.CancelledError, *_FAILURES):
-                await task
+        if tasks:  # bounded: a close must never hang on a dead connection
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
         self._tasks, self._background = [], set()
-        await self._drop_pubsub()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drop_pubsub(), CLOSE_TIMEOUT_S)
         if self._client is not None:
-            with contextlib.suppress(*_FAILURES):
-                await self._client.aclose()
+            with contextlib.suppress(TimeoutError, *_FAILURES):
+                await asyncio.wait_for(self._client.aclose(), CLOSE_TIMEOUT_S)
             self._client = None
 
     # ------------------------------------------------------------------ subscriptions
