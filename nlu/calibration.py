@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from nlu.data import Example
-from nlu.export import FitResult, write_heads
+from nlu.export import FitResult, infer, write_heads
 from nlu.runtime import CENTROIDS_FILE, OnnxJointModel
 
 MIN_OOS_FOR_BALANCE = 20  # fewer out-of-scope validation examples: too few to trade against
@@ -76,7 +76,7 @@ def calibrate(result: FitResult, served: OnnxJointModel, train: list[Example],
     ``val``, all measured on ``served``; sets them on ``result`` and rewrites heads.json."""
     label_index = {label: i for i, label in enumerate(result.labels)}
     # intent centroids of the training examples (unit vectors), for out-of-scope similarity
-    vectors = served.sentence_vectors([e.text for e in train])
+    vectors = infer(served, [e.text for e in train])[1]
     centroids = np.zeros((len(result.labels), vectors.shape[1]), dtype=np.float32)
     for label, i in label_index.items():
         rows = [k for k, e in enumerate(train) if e.intent == label]
@@ -88,8 +88,7 @@ def calibrate(result: FitResult, served: OnnxJointModel, train: list[Example],
     known = [e for e in val if e.intent in label_index]
     if known:
         targets = np.array([label_index[e.intent] for e in known], dtype=np.int64)
-        logits, vectors = served.intent_logits(
-            [e.text for e in known], with_vectors=True)  # type: ignore[misc]
+        logits, vectors = infer(served, [e.text for e in known])
         result.temperature = fit_temperature(logits, targets)
         served.temperature = result.temperature
         scores, predicted = served.in_scope(logits)

@@ -90,6 +90,17 @@ def settle_format(result: FitResult, val: list[Example], *, int8: bool, max_drop
     return OnnxJointModel(result.directory, threads=threads)
 
 
+def infer(model: OnnxJointModel, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Intent logits and unit sentence vectors of ``texts`` (at least one), in their order.
+    The model runs them shortest first: batches of similar length pad less, which halves the
+    time on BANKING77's sentences."""
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    logits, vectors = model.intent_logits([texts[i] for i in order], with_vectors=True)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return logits[inverse], vectors[inverse]
+
+
 def _accuracy(model: OnnxJointModel, labels: list[str], examples: list[Example]) -> float | None:
     """Intent accuracy on the examples of known intents; None when there are none."""
     label_index = {label: i for i, label in enumerate(labels)}
@@ -97,4 +108,4 @@ def _accuracy(model: OnnxJointModel, labels: list[str], examples: list[Example])
     if not known:
         return None
     targets = np.array([label_index[e.intent] for e in known], dtype=np.int64)
-    return float((model.intent_logits([e.text for e in known]).argmax(1) == targets).mean())
+    return float((infer(model, [e.text for e in known])[0].argmax(1) == targets).mean())

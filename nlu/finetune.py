@@ -5,6 +5,8 @@ an ensemble of them), exports it to ONNX (``nlu.export``: int8 only where valida
 holds) and calibrates the served model on validation data (``nlu.calibration``: temperature,
 out-of-scope thresholds).
 
+How many epochs it trains depends on the size of the data (``nlu.schedule``): at most
+``epochs``, fewer for large data so that the example passes stay within ``example_budget``.
 Training is seeded and resumable: a checkpoint is written after every epoch into a work folder
 named by the data and the configuration, and a rerun continues from the last one.
 """
@@ -15,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import shutil
@@ -33,6 +34,7 @@ from nlu.encoders import DEFAULT_BASE, resolve_base
 from nlu.export import FitResult, export_onnx, settle_format, write_heads
 from nlu.network import ensemble, joint_model, set_attention
 from nlu.runtime import MODEL_FILE, pad
+from nlu.schedule import SCHEDULE_RULE, Schedule, plan
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +46,10 @@ OOS_NAMES = ("out_of_scope", "oos")
 class TrainConfig:
     base: str = DEFAULT_BASE
     layers: int = 0  # keep the first N encoder layers; 0 keeps them all
-    epochs: int = 8
+    epochs: int = 8  # at most; large data trains fewer (example_budget)
+    min_epochs: int = 2
     min_steps: int = 120  # small data: more epochs, so that a few examples still train
+    example_budget: int = 30_000  # examples x epochs to aim for (0: always ``epochs``)
     batch_size: int = 16
     learning_rate: float = 6e-5
     head_learning_rate: float = 2e-3
@@ -66,19 +70,23 @@ class TrainConfig:
     members: int = 1  # >1: an ensemble of models seeded seed, seed+1, ... averaged in one graph
 
     def key(self, data_digest: str) -> str:
-        blob = json.dumps({**asdict(self), "data": data_digest}, sort_keys=True)
+        """Names a trained version: the data, every field, and the schedule rule's revision
+        (the epochs follow from those and the data's size)."""
+        blob = json.dumps({**asdict(self), "data": data_digest, "schedule": SCHEDULE_RULE},
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # The demo bot on two CPU cores: a few minutes.
+    # Two CPU cores: the demo bot (700 examples, 8 epochs) in a few minutes; 10,000 examples
+    # (3 epochs) in about ten (docs/benchmarks.md, "NLU training time by data size").
     "demo": TrainConfig(),
     # CI and tests: the same code, a third of the encoder and fewer steps.
     "fast": TrainConfig(layers=4, epochs=6, min_steps=80, batch_size=16, learning_rate=1.5e-4,
                         head_learning_rate=3e-3, max_length=48),
-    # Benchmarks (thousands of examples; meant for a GPU).
-    "full": TrainConfig(epochs=10, min_steps=0, batch_size=32, learning_rate=8e-5,
-                        head_learning_rate=2e-3, max_length=64),
+    # Benchmarks (thousands of examples; meant for a GPU): every epoch, whatever the size.
+    "full": TrainConfig(epochs=10, min_steps=0, example_budget=0, batch_size=32,
+                        learning_rate=8e-5, head_learning_rate=2e-3, max_length=64),
 }
 
 
@@ -224,8 +232,7 @@ def _train_members(data: _TrainingData, config: TrainConfig, workdir: Path,
                    members: Sequence[int], progress: Progress) -> list[Any]:
     """Member ``m`` is seeded ``seed + m`` and checkpoints in ``workdir/member-m`` (a single
     model in ``workdir`` itself). Progress counts the steps of all of them."""
-    steps_per_epoch, epochs = _schedule(config, len(data.encodings))
-    steps = steps_per_epoch * epochs
+    steps = training_schedule(config, len(data.encodings)).steps
     trained = []
     for position, member in enumerate(members):
         def member_progress(phase: str, done: int, total: int, offset: int = position) -> None:
@@ -237,10 +244,11 @@ def _train_members(data: _TrainingData, config: TrainConfig, workdir: Path,
     return trained
 
 
-def _schedule(config: TrainConfig, n_examples: int) -> tuple[int, int]:
-    """Steps per epoch and epochs (more epochs for small data, to reach ``min_steps``)."""
-    steps_per_epoch = math.ceil(n_examples / config.batch_size)
-    return steps_per_epoch, max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+def training_schedule(config: TrainConfig, n_examples: int) -> Schedule:
+    """How many epochs and steps ``config`` trains on ``n_examples`` (``nlu.schedule``)."""
+    return plan(n_examples, batch_size=config.batch_size, epochs=config.epochs,
+                min_epochs=config.min_epochs, min_steps=config.min_steps,
+                example_budget=config.example_budget)
 
 
 def _train_member(data: _TrainingData, config: TrainConfig, *, seed: int,
@@ -265,8 +273,8 @@ def _train_member(data: _TrainingData, config: TrainConfig, *, seed: int,
         {"params": heads, "lr": config.head_learning_rate},
     ], weight_decay=config.weight_decay, fused=True)
     autocast_dtype = torch.bfloat16 if _precision(config, device) == "bf16" else None
-    steps_per_epoch, epochs = _schedule(config, len(data.encodings))
-    total = steps_per_epoch * epochs
+    schedule = training_schedule(config, len(data.encodings))
+    steps_per_epoch, epochs, total = schedule.steps_per_epoch, schedule.epochs, schedule.steps
     warmup = max(1, int(total * config.warmup))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
