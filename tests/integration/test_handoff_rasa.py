@@ -46,7 +46,9 @@ def test_handoff_pauses_rasa_and_hand_back_resumes_with_the_agents_slots(stack: 
     assert "request_human" in detail["summary"]["intents"]
 
     back = httpx.post(f"{stack.api_url}/api/v1/agent/conversations/{chat.id}/handback",
-                      headers=agent, json={"slots": {"order_id": "PL-204817"}})
+                      # The agent checked who the customer is: the order and its email.
+                      headers=agent, json={"slots": {"order_id": "PL-204817",
+                                                     "email": "anna.lee@example.com"}})
     assert back.status_code == 200, back.text
     tracker = chat.tracker()
     assert tracker["slots"]["order_id"] == "PL-204817"
@@ -54,5 +56,5 @@ def test_handoff_pauses_rasa_and_hand_back_resumes_with_the_agents_slots(stack: 
 
     turn = chat.say("where is my order?")
     said = replies(turn)
-    assert "PL-204817" in said and "DHL" in said, said  # no need to ask for the order number
+    assert "PL-204817" in said and "DHL" in said, said  # nothing is asked again
     assert turn["state"] == "bot"
