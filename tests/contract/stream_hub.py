@@ -106,6 +106,7 @@ class StreamHubContract:
     async def test_publishing_to_a_topic_nobody_reads_is_harmless(self, pair: Any) -> None:
         publisher, subscriber = await pair()
         publisher.publish("nobody", {"type": "message"})
+        await asyncio.sleep(0.5)  # publishing is asynchronous: let it reach the broker first
         queue = await subscriber.subscribe("nobody")
         assert await nothing_more(queue)  # what was published before subscribing is not replayed
 
