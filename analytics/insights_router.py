@@ -39,7 +39,7 @@ EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
 
 
 def report_window(start: str | None = FromQuery, end: str | None = ToQuery,
-           tz: Annotated[str, Query(max_length=64)] = "UTC") -> Window:
+                  tz: Annotated[str, Query(max_length=64)] = "UTC") -> Window:
     since, until, _ = period(start, end, tz)
     return Window(since.astimezone(UTC), until.astimezone(UTC))
 

@@ -41,17 +41,6 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 3)
-
-
 def cohort(start: datetime, end: datetime, *, lang: str | None = None,
            intent: str | None = None, agent_id: int | None = None) -> list[ColumnElement[bool]]:
     """The conversations opened in [start, end), filtered."""
@@ -70,16 +59,10 @@ def _flag(column: Any) -> Any:
     return func.coalesce(func.sum(case((column, 1), else_=0)), 0)
 
 
-async def _counts_by_language(session: AsyncSession,
-                              where: list[ColumnElement[bool]]) -> dict[str, dict[str, int]]:
-    rows = (await session.execute(
-        select(F.language, func.count(), _flag(F.bot_resolved), _flag(F.handed_off),
-               func.coalesce(func.sum(F.answers), 0), func.coalesce(func.sum(F.abstentions), 0))
-        .where(*where).group_by(F.language))).all()
-    return {language: {"conversations": int(n), "bot_resolved": int(bot),
-                       "handed_off": int(handed), "answers": int(answers),
-                       "abstained": int(abstained)}
-            for language, n, bot, handed, answers, abstained in rows}
+def _count_columns() -> tuple[Any, ...]:
+    """The cohort's counts, in ``COUNTS`` order."""
+    return (func.count(), _flag(F.bot_resolved), _flag(F.handed_off),
+            func.coalesce(func.sum(F.answers), 0), func.coalesce(func.sum(F.abstentions), 0))
 
 
 async def _cohort_outcomes(session: AsyncSession, where: list[ColumnElement[bool]]) -> tuple[
@@ -87,9 +70,8 @@ async def _cohort_outcomes(session: AsyncSession, where: list[ColumnElement[bool
     """One pass over the cohort: counts by language, hand-off reasons, (CSAT sum, n) by who
     was rated."""
     rows = (await session.execute(
-        select(F.language, F.handoff_reason, F.csat_by, func.count(), _flag(F.bot_resolved),
-               _flag(F.handed_off), func.coalesce(func.sum(F.answers), 0),
-               func.coalesce(func.sum(F.abstentions), 0), func.sum(F.csat), func.count(F.csat))
+        select(F.language, F.handoff_reason, F.csat_by, *_count_columns(), func.sum(F.csat),
+               func.count(F.csat))
         .where(*where).group_by(F.language, F.handoff_reason, F.csat_by))).all()
     by_language: dict[str, dict[str, int]] = {}
     reasons: dict[str, int] = defaultdict(int)
@@ -108,8 +90,9 @@ async def _cohort_outcomes(session: AsyncSession, where: list[ColumnElement[bool
 
 async def percentiles(session: AsyncSession, column: Any, qs: tuple[float, ...], *,
                       where: list[ColumnElement[bool]], join: Any = None) -> list[float | None]:
-    """``percentile`` of a column's non-null values, computed where the rows are: one sort in
-    the database, and only the (at most two) ranks each interpolation needs come back."""
+    """Percentiles of a column's non-null values (linear interpolation between closest ranks,
+    numpy's default), computed where the rows are: one sort in the database, and only the (at
+    most two) ranks each interpolation needs come back."""
     inner = select(column.label("v"), func.row_number().over(order_by=column).label("rn"),
                    func.count().over().label("n")).where(*where, column.is_not(None))
     ranked = (inner.select_from(join) if join is not None else inner).subquery()
@@ -138,8 +121,7 @@ def _with_rates(counts: dict[str, int]) -> dict[str, Any]:
 
 
 def _total(by_language: dict[str, dict[str, int]]) -> dict[str, int]:
-    total = dict.fromkeys(("conversations", "bot_resolved", "handed_off", "answers",
-                           "abstained"), 0)
+    total = dict.fromkeys(COUNTS, 0)
     for counts in by_language.values():
         for name, value in counts.items():
             total[name] += value
@@ -151,7 +133,8 @@ async def counts(session: AsyncSession, *, start: datetime, end: datetime,
                  agent_id: int | None = None) -> dict[str, Any]:
     """``{"counts", "rates"}`` of one cohort."""
     where = cohort(start, end, lang=lang, intent=intent, agent_id=agent_id)
-    return _with_rates(_total(await _counts_by_language(session, where)))
+    row = (await session.execute(select(*_count_columns()).where(*where))).one()
+    return _with_rates({name: int(value) for name, value in zip(COUNTS, row, strict=True)})
 
 
 def local_midnight(moment: datetime, zone: tzinfo) -> datetime:

@@ -36,12 +36,14 @@ import json
 import logging
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
@@ -413,6 +415,32 @@ def postgres_database(server_url: str, name: str, *, create: bool) -> str:
     return server.set(database=name).render_as_string(hide_password=False)
 
 
+@contextmanager
+def throwaway_database(args: argparse.Namespace) -> Iterator[str]:
+    """A SQLite file in a temporary folder or a new database on the PostgreSQL server; removed
+    afterwards unless ``--keep``."""
+    if args.database == "sqlite":
+        folder = tempfile.mkdtemp(prefix="parley-bench-analytics-")
+        url = f"sqlite:///{folder}/bench.db"
+
+        def remove() -> None:
+            shutil.rmtree(folder, ignore_errors=True)
+    else:
+        server = args.database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
+        name = f"parley_bench_{uuid.uuid4().hex[:8]}"
+        url = postgres_database(server, name, create=True)
+
+        def remove() -> None:
+            postgres_database(server, name, create=False)
+    try:
+        yield url
+    finally:
+        if args.keep:
+            logger.info("kept %s", url)
+        else:
+            remove()
+
+
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     db.upgrade_database(url)
     engine = db.create_engine(url)
@@ -493,28 +521,9 @@ def main() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.reuse:
         report = asyncio.run(run(args, args.reuse))
-    elif args.database == "sqlite":
-        folder = tempfile.mkdtemp(prefix="parley-bench-analytics-")
-        url = f"sqlite:///{folder}/bench.db"
-        try:
-            report = asyncio.run(run(args, url))
-        finally:
-            if args.keep:
-                logger.info("kept %s", url)
-            else:
-                import shutil
-                shutil.rmtree(folder, ignore_errors=True)
     else:
-        server = args.database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
-        name = f"parley_bench_{uuid.uuid4().hex[:8]}"
-        url = postgres_database(server, name, create=True)
-        try:
+        with throwaway_database(args) as url:
             report = asyncio.run(run(args, url))
-        finally:
-            if args.keep:
-                logger.info("kept %s", url)
-            else:
-                postgres_database(server, name, create=False)
     show(report)
     if args.report:
         args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

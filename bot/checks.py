@@ -16,9 +16,16 @@ from typing import Any
 
 import yaml
 
-from bot.project import CORE_DIR, DOMAIN_KEYS, dialogue_files, merged_domain
+from bot.project import (
+    CORE_DIR,
+    DOMAIN_KEYS,
+    dialogue_files,
+    dialogue_with_lines,
+    merged_domain,
+    variant_language,
+)
 from core.config import Settings
-from core.project import Project, ProjectError, line_of, load_project, yaml_with_lines
+from core.project import Project, ProjectError, line_of, load_project
 
 RASA_ACTIONS = {
     "action_listen", "action_restart", "action_session_start", "action_default_fallback",
@@ -46,22 +53,15 @@ def check_project(settings: Settings) -> tuple[Project, list[ProjectError]]:
     files: list[tuple[Path, dict[str, Any], yaml.Node | None]] = []
     for path in dialogue_files(project):
         try:
-            data, node = yaml_with_lines(path)
+            files.append((path, *dialogue_with_lines(path)))
         except ProjectError as exc:
             problems.append(exc)
-            continue
-        if data is not None and not isinstance(data, dict):
-            problems.append(ProjectError(path, 1, "expected a Rasa domain, rules or stories "
-                                                  "file (a mapping)"))
-            continue
-        files.append((path, data or {}, node))
     if problems:
         return project, problems
-    domain = merged_domain(project)
+    domain = merged_domain(project, [data for _, data, _ in files])
     core_rules = CORE_DIR / "data"
     for path in sorted(core_rules.glob("*.yml")):
-        data, node = yaml_with_lines(path)
-        files.append((path, data or {}, node))
+        files.append((path, *dialogue_with_lines(path)))
     for path, data, node in files:
         problems += _check_steps(path, data, node, domain, with_examples)
         if path.is_relative_to(project.root):
@@ -100,21 +100,12 @@ def _check_steps(path: Path, data: dict[str, Any], node: yaml.Node | None,
     return problems
 
 
-def response_languages(variants: list[dict[str, Any]], default: str) -> set[str]:
-    languages = set()
-    for variant in variants or []:
-        conditions = [c for c in (variant or {}).get("condition") or []
-                      if c.get("name") == "language"]
-        languages |= {str(c.get("value")) for c in conditions} or {default}
-    return languages
-
-
 def _check_responses(path: Path, data: dict[str, Any], node: yaml.Node | None,
                      project: Project) -> list[ProjectError]:
     problems = []
     for name, variants in (data.get("responses") or {}).items():
-        missing = [lang for lang in project.languages
-                   if lang not in response_languages(variants, project.default)]
+        present = {variant_language(v or {}) or project.default for v in variants or []}
+        missing = [lang for lang in project.languages if lang not in present]
         if missing:
             problems.append(ProjectError(
                 path, line_of(node, ("responses", name)),

@@ -38,18 +38,21 @@ def dialogue_files(project: Project) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix in {".yml", ".yaml"})
 
 
-def read_dialogue(path: Path) -> dict[str, Any]:
-    data, _ = yaml_with_lines(path)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
+def dialogue_with_lines(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """A dialogue file's mapping (``{}`` when empty) and its node tree (for line numbers)."""
+    data, node = yaml_with_lines(path)
+    if data is not None and not isinstance(data, dict):
         raise ProjectError(path, 1, "expected a Rasa domain, rules or stories file (a mapping)")
-    return data
+    return data or {}, node
+
+
+def read_dialogue(path: Path) -> dict[str, Any]:
+    return dialogue_with_lines(path)[0]
 
 
 # ---------------------------------------------------------------- the core, for a project
 
-def _variant_language(variant: dict[str, Any]) -> str | None:
+def variant_language(variant: dict[str, Any]) -> str | None:
     for condition in variant.get("condition") or []:
         if condition.get("name") == "language":
             return str(condition.get("value"))
@@ -74,7 +77,7 @@ def localize(variants: list[dict[str, Any]], project: Project,
     default language's last and unconditioned."""
     by_language: dict[str, dict[str, Any]] = {}
     for variant in variants:
-        language = _variant_language(variant) or default_source
+        language = variant_language(variant) or default_source
         by_language.setdefault(language, {k: v for k, v in variant.items() if k != "condition"})
     out = []
     for language in project.languages:
@@ -108,12 +111,11 @@ def core_domain(project: Project) -> dict[str, Any]:
     domain = yaml.safe_load((CORE_DIR / "domain.yml").read_text(encoding="utf-8"))
     responses = {}
     for name, variants in domain["responses"].items():
-        filled = [_fill(v, assistant_names(project, _variant_language(v) or "en"))
+        filled = [_fill(v, assistant_names(project, variant_language(v) or "en"))
                   for v in variants]
         if name == "utter_greet" and project.widget.greeting is not None:
             filled = [{"text": project.text(project.widget.greeting, language) or "",
-                       **({"condition": [{"type": "slot", "name": "language", "value": language}]}
-                          if language != "en" else {})}
+                       "condition": [{"type": "slot", "name": "language", "value": language}]}
                       for language in project.languages]
         responses[name] = localize(filled, project)
     domain["responses"] = responses
@@ -122,11 +124,14 @@ def core_domain(project: Project) -> dict[str, Any]:
     return dict(domain)
 
 
-def merged_domain(project: Project) -> dict[str, Any]:
-    """The core domain with every project fragment merged in (the project wins on a clash)."""
+def merged_domain(project: Project,
+                  fragments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The core domain with every project fragment merged in (the project wins on a clash);
+    ``fragments``: the project's dialogue files already read (default: read them here)."""
     domain = core_domain(project)
-    for path in dialogue_files(project):
-        fragment = read_dialogue(path)
+    if fragments is None:
+        fragments = [read_dialogue(path) for path in dialogue_files(project)]
+    for fragment in fragments:
         for key in DOMAIN_LISTS:
             for item in fragment.get(key) or []:
                 if item not in domain.setdefault(key, []):
@@ -160,7 +165,8 @@ def assemble(settings: Settings) -> Path:
     config["assistant_id"] = project.root.name
     _dump(staging / "config.yml", config)
     examples = load_examples(training_data(settings))
-    domain = merged_domain(project)
+    dialogue = [(path, read_dialogue(path)) for path in dialogue_files(project)]
+    domain = merged_domain(project, [fragment for _, fragment in dialogue])
     # An intent with examples that no dialogue file mentions is a question for the knowledge
     # base: a project with nothing but nlu/ and kb/ needs no rules.
     implicit = sorted({e.intent for e in examples} - set(domain["intents"]))
@@ -173,8 +179,7 @@ def assemble(settings: Settings) -> Path:
             for intent in implicit]})
     for path in sorted((CORE_DIR / "data").glob("*.yml")):
         shutil.copyfile(path, staging / "data" / f"core-{path.name}")
-    for i, path in enumerate(dialogue_files(project)):
-        fragment = read_dialogue(path)
+    for i, (path, fragment) in enumerate(dialogue):
         training = {k: fragment[k] for k in TRAINING_KEYS if fragment.get(k)}
         if training:
             _dump(staging / "data" / f"project-{i:02d}-{path.stem}.yml",

@@ -68,15 +68,4 @@ def get_limits(request: HTTPConnection) -> Limits:
     return limits
 
 
-def client_address(request: HTTPConnection) -> str:
-    """The client's address; behind a proxy listed in ``PARLEY_TRUSTED_PROXIES``, the last
-    address that proxy saw in X-Forwarded-For."""
-    peer = request.client.host if request.client else ""
-    settings: Settings = request.app.state.settings
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in settings.trusted_proxies:
-        return forwarded.split(",")[-1].strip() or peer
-    return peer
-
-
 LimitsDep = Annotated[Limits, Depends(get_limits)]

@@ -19,7 +19,6 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
-from pydantic import BaseModel
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -147,11 +146,11 @@ async def process_pending(
         history = await _recent_signals(session, conversation_id=conversation_id,
                                         before_seq=message.seq)
         stored = _store_turn(session, message=message, turn=turn)
+        language = turn.slots.get("language") or conversation.locale
         reason = _handoff_trigger(escalation, turn, text=text, history=history)
         if reason and conversation.state in (State.BOT, State.RESOLVED):
             request_handoff(session, conversation=conversation, reason=reason, actor="bot",
                             priority=escalation.priority(reason))
-            language = turn.slots.get("language") or conversation.locale
             notices = [] if reason == "customer_request" else [  # the bot has not said it yet
                 HANDOFF_NOTICE.get(language, HANDOFF_NOTICE["en"])]
             if closed := escalation.closed_notice(language):
@@ -164,8 +163,7 @@ async def process_pending(
             resolve_by_bot(session, conversation=conversation, reason="closed by the dialogue")
         await session.flush()  # the replies' ids, for the events' keys
         await _record_turn(session, message=message, turn=turn, replies=stored,
-                           language=turn.slots.get("language") or conversation.locale,
-                           turn_ms=round(elapsed * 1000, 1))
+                           language=language, turn_ms=round(elapsed * 1000, 1))
         state = conversation.state
         await session.commit()
     for reply in stored:
@@ -238,16 +236,13 @@ async def _record_turn(session: AsyncSession, *, message: Message, turn: Turn,
     if citations is None and not abstained:
         return
     cited = next((reply for reply in replies if reply.data.citations), None)
-    audit: Any = getattr(message.data, "audit", None)
-    if isinstance(audit, BaseModel):
-        audit = audit.model_dump(mode="json")
-    payload = {"message_id": (cited or message).id, "question": message.text, "intent": name,
-               "sources": [str(c.get("source_id")) for c in citations or []
-                           if isinstance(c, dict)],
-               "abstained": abstained, "abstain_reason": message.data.abstain_reason,
-               "generator": _custom(turn, "generator")}
-    if audit is not None:
-        payload["audit"] = audit
+    payload: dict[str, Any] = {
+        "message_id": (cited or message).id, "question": message.text, "intent": name,
+        "sources": [str(c.get("source_id")) for c in citations or [] if isinstance(c, dict)],
+        "abstained": abstained, "abstain_reason": message.data.abstain_reason,
+        "generator": _custom(turn, "generator")}
+    if message.data.audit is not None:
+        payload["audit"] = message.data.audit.model_dump(mode="json")
     await outbox.record(session, kind="answer", key=f"answer:{message.id}",
                         conversation_id=conversation_id, at=at, language=language,
                         payload=payload)

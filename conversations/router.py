@@ -14,7 +14,6 @@ from conversations.deps import (
     EscalationDep,
     HubDep,
     LimitsDep,
-    client_address,
 )
 from conversations.schemas import (
     ConversationCreate,
@@ -25,10 +24,11 @@ from conversations.schemas import (
 )
 from conversations.state import State
 from conversations.stream import pump, refuse
-from core.customers import verify_customer_token
+from core.customers import VERIFIED_CUSTOMER_SLOT, verify_customer_token
 from core.deps import MakerDep, SessionDep, SettingsDep
 from core.errors import ParleyError
 from core.logging import conversation_id_var
+from core.ratelimit import client_address
 from core.security import mint_conversation_token, verify_conversation_token
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
@@ -55,7 +55,6 @@ CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
                          "(`dialogue_unavailable`); nothing was stored"},
 }
 # The dialogue slot a verified customer's identity travels in (the demo's dialogue/domain.yml).
-VERIFIED_CUSTOMER_SLOT = "verified_customer"
 
 
 @router.post("", response_model=ConversationPublic, status_code=status.HTTP_201_CREATED,
@@ -63,7 +62,8 @@ VERIFIED_CUSTOMER_SLOT = "verified_customer"
 async def create_conversation(request: Request, settings: SettingsDep, session: SessionDep,
                               limits: LimitsDep, dialogue: DialogueDep,
                               body: ConversationCreate | None = None) -> ConversationPublic:
-    limits.conversations.check(client_address(request), "new conversations")
+    limits.conversations.check(client_address(request, settings.trusted_proxies),
+                               "new conversations")
     identity = None
     if body and body.customer_token:  # refused before anything is stored
         identity = verify_customer_token(

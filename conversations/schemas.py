@@ -37,15 +37,6 @@ class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(description="The customer's message; 1 to PARLEY_MAX_MESSAGE_CHARS "
                                   "characters (4,000 by default) after trimming.")
-
-    @field_validator("text")
-    @classmethod
-    def _valid_unicode(cls, value: str) -> str:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError("the text is not valid Unicode (a lone surrogate)") from exc
-        return value
     client_message_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
                                    description="Client-chosen id; resending it returns the "
                                                "same reply instead of a second one.")
@@ -55,6 +46,15 @@ class MessageCreate(BaseModel):
                     "only if the bot's latest turn offered that button (else 422 "
                     "`unknown_payload`); the payload goes to the dialogue, the title is stored. "
                     "Typed text is never read as a command.")
+
+    @field_validator("text")
+    @classmethod
+    def _valid_unicode(cls, value: str) -> str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("the text is not valid Unicode (a lone surrogate)") from exc
+        return value
 
 
 class MessagePublic(BaseModel):

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import re
 import time
@@ -24,7 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import Unauthorized, Unprocessable
+from core.security import same, sign
 
+VERIFIED_CUSTOMER_SLOT = "verified_customer"  # the dialogue slot that holds ``as_dict()``
 MAX_LIFETIME_S = 24 * 3600
 MAX_TOKEN_CHARS = 4096
 _HEADER = {"alg": "HS256", "typ": "JWT"}
@@ -53,11 +53,6 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _signature(key: str, signing_input: str) -> str:
-    return _b64(hmac.new(key.encode("utf-8"), signing_input.encode("ascii"),
-                         hashlib.sha256).digest())
-
-
 def mint_customer_token(identity: CustomerIdentity, *, key: str, ttl_s: int = 3600,
                         now: float | None = None) -> str:
     """What a host site does (here for tests and ``parley`` tooling)."""
@@ -65,7 +60,7 @@ def mint_customer_token(identity: CustomerIdentity, *, key: str, ttl_s: int = 36
                               "exp": int((now if now is not None else time.time()) + ttl_s)}
     signing_input = (f"{_b64(json.dumps(_HEADER).encode())}."
                      f"{_b64(json.dumps(claims).encode())}")
-    return f"{signing_input}.{_signature(key, signing_input)}"
+    return f"{signing_input}.{sign(key.encode(), signing_input)}"
 
 
 def _invalid(reason: str) -> Unauthorized:
@@ -88,8 +83,7 @@ def verify_customer_token(token: str, *, key: str, now: float | None = None) -> 
         raise _invalid("malformed")
     header_b64, claims_b64, signature = parts
     # The signature first: nothing the token says is read before it is known to be ours.
-    if not hmac.compare_digest(signature.encode("ascii"),
-                               _signature(key, f"{header_b64}.{claims_b64}").encode("ascii")):
+    if not same(signature, sign(key.encode(), f"{header_b64}.{claims_b64}")):
         raise _invalid("bad signature")
     try:
         header = json.loads(_unb64(header_b64))

@@ -170,13 +170,16 @@ def yaml_with_lines(path: Path) -> tuple[Any, yaml.Node | None]:
         raise ProjectError(path, None, f"cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ProjectError(path, None, "not UTF-8 text") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+    loader = yaml.SafeLoader(text)
+    try:  # parsed once: the node tree, then the data built from it
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise ProjectError(path, mark.line + 1 if mark else None,
                            f"invalid YAML: {exc.problem or exc}") from exc
+    finally:
+        loader.dispose()
     return data, node
 
 
@@ -249,9 +252,9 @@ def _cached(root: Path, mtime: float) -> Project:
 
 def project_of(root: Path) -> Project:
     """The project at ``root``, re-read when its parley.yml changes."""
-    path = Path(root).resolve() / PROJECT_FILE
+    root = Path(root).resolve()
     try:
-        mtime = path.stat().st_mtime
+        mtime = (root / PROJECT_FILE).stat().st_mtime
     except OSError:
         return load_project(root)  # raises the clear error
-    return _cached(Path(root).resolve(), mtime)
+    return _cached(root, mtime)

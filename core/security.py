@@ -12,7 +12,9 @@ from core.errors import Forbidden, Unauthorized
 _VERSION = "v1"
 
 
-def _sign(key: bytes, payload: str) -> str:
+def sign(key: bytes, payload: str) -> str:
+    """HMAC-SHA256 of ``payload``, base64url without padding (conversation and customer
+    tokens)."""
     digest = hmac.new(key, payload.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
@@ -27,7 +29,7 @@ def same(a: str, b: str) -> bool:
 def mint_conversation_token(conversation_id: str, *, key: str, now: float | None = None) -> str:
     issued = int(now if now is not None else time.time())
     payload = f"{_VERSION}.{conversation_id}.{issued}"
-    return f"{payload}.{_sign(key.encode(), payload)}"
+    return f"{payload}.{sign(key.encode(), payload)}"
 
 
 def verify_conversation_token(
@@ -41,7 +43,7 @@ def verify_conversation_token(
     if len(parts) != 4 or parts[0] != _VERSION:
         raise Unauthorized("The conversation token is malformed.", code="invalid_token")
     version, token_conversation, issued, signature = parts
-    expected = _sign(key.encode(), f"{version}.{token_conversation}.{issued}")
+    expected = sign(key.encode(), f"{version}.{token_conversation}.{issued}")
     if not same(signature, expected):
         raise Unauthorized("The conversation token is not valid.", code="invalid_token")
     if not issued.isdigit() or (now if now is not None else time.time()) - int(issued) > ttl_s:

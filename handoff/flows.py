@@ -72,10 +72,10 @@ def summarise(messages: list[Message], conversation: Conversation) -> Summary:
                    handoff_reason=conversation.handoff_reason, knowledge_answers=citations)
 
 
-async def detail(session: AsyncSession, *, conversation_id: str, settings: Settings,
+async def detail(session: AsyncSession, *, conversation: Conversation, settings: Settings,
                  store: CompanyStore, index: DocumentIndex,
                  embedder: Embedder) -> ConversationDetail:
-    conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
+    conversation_id = conversation.id
     messages = await conversations.transcript(session, conversation_id=conversation_id)
     summary = summarise(messages, conversation)
     language = summary.slots.get("language") or conversation.locale

@@ -104,7 +104,7 @@ async def detail(conversation_id: str, agent: CurrentAgent, session: SessionDep,
                  settings: SettingsDep, request: Request) -> ConversationDetail:
     conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
     await service.require_reader(session, conversation=conversation, agent=agent)
-    return await flows.detail(session, conversation_id=conversation_id, settings=settings,
+    return await flows.detail(session, conversation=conversation, settings=settings,
                               store=request.app.state.company_store,
                               index=request.app.state.document_index,
                               embedder=request.app.state.embedder)

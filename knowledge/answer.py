@@ -82,7 +82,6 @@ class Answer:
     generator: str = ""
     checks: list[SentenceCheck] = field(default_factory=list)
     removed: int = 0
-    retrieval_ms: float = 0.0
     # What the answer audit shows (``audit()``): time per stage (retrieval, generation, gate),
     # the best score of anything retrieval returned (relevant or not; None when nothing came
     # back), and the retrieval score of each citation, in the citations' order.
@@ -253,9 +252,8 @@ class KnowledgeAnswerer:
         gate = _GateClock()
         answer = await self._compose(question, query, sources, lang, gate, on_sentence)
         finished = time.perf_counter()
-        answer.retrieval_ms = (retrieved - started) * 1000
         answer.latency_ms = (finished - started) * 1000
-        answer.stage_ms = {"retrieval": answer.retrieval_ms,
+        answer.stage_ms = {"retrieval": (retrieved - started) * 1000,
                            "generation": (finished - retrieved - gate.seconds) * 1000,
                            "gate": gate.seconds * 1000}
         answer.top_score = max((h.score for h in hits), default=None)

@@ -277,18 +277,16 @@ def chunk_document(document: Document, *, embedder: str = "") -> list[Chunk]:
     title = _indexable(document.title)  # a title is cited and prompted as it is: no orders
     if looks_like_instruction(title):
         title = document.id
-    document = Document(**{**document.__dict__, "title": title})
     for heading, text in ((_indexable(h), _indexable(t)) for h, t in document.sections):
         for piece in _pieces(text, limit):
-            body = f"{heading}\n{piece}" if heading and heading != document.title else piece
-            digest = hashlib.sha256(f"{document.title}\n{body}".encode()).hexdigest()[:16]
+            body = f"{heading}\n{piece}" if heading and heading != title else piece
+            digest = hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()[:16]
             seen[digest] = seen.get(digest, 0) + 1
             suffix = f"-{seen[digest]}" if seen[digest] > 1 else ""
-            content_hash = hashlib.sha256(
-                f"{embedder}\n{document.title}\n{body}".encode()).hexdigest()[:16] \
-                if embedder else digest
+            content_hash = (hashlib.sha256(f"{embedder}\n{title}\n{body}".encode())
+                            .hexdigest()[:16] if embedder else digest)
             chunks.append(Chunk(id=f"{document.id}#{digest}{suffix}", doc_id=document.id,
-                                title=document.title, text=body, lang=document.lang,
+                                title=title, text=body, lang=document.lang,
                                 source=document.source, tags=document.tags,
                                 content_hash=content_hash))
     return chunks

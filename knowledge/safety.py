@@ -24,6 +24,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 
 from knowledge.pii import mask_personal_data
 from knowledge.text import split_sentences
@@ -309,11 +310,13 @@ def looks_like_instruction(sentence: str) -> bool:
                for pattern in (ENGLISH, CHINESE)) or bool(SQUASHED.search(squashed))
 
 
+@lru_cache(maxsize=2048)
 def without_instructions(text: str) -> tuple[str, int]:
     """What a source may show: the text without invisible characters and HTML comments,
     with other people's e-mail addresses and phone numbers masked (``knowledge.pii``; import
     already did both, this covers what was indexed before), minus instruction-like
-    sentences; and how many sentences were removed."""
+    sentences; and how many sentences were removed. Cached: every answer judges the chunks
+    it cites, and the same few chunks answer most questions."""
     text = mask_personal_data(HTML_COMMENT.sub(" ", clean_text(text)))
     kept, removed = [], 0
     for sentence in split_sentences(text):

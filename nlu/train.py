@@ -157,22 +157,25 @@ def training_data(settings: Settings) -> list[Path]:
     return files
 
 
+def _configured(settings: Settings, **overrides: Any) -> TrainConfig:
+    """The configuration the settings ask for: ``train_for_settings`` trains with it and
+    ``needs_training`` looks for its key."""
+    return resolve_config(settings.nlu_preset, base=settings.nlu_base_model,
+                          threads=settings.nlu_train_threads or None, **overrides)
+
+
 def train_for_settings(settings: Settings,
                        progress: Callable[[str, int, int], None] = lambda phase, done, total: None,
                        **overrides: object) -> str:
     """Train (or reuse) the NLU version for the project's data and the configured preset."""
-    config = resolve_config(settings.nlu_preset, base=settings.nlu_base_model,
-                            threads=settings.nlu_train_threads or None, **overrides)
-    return train(training_data(settings), settings.nlu_model_dir, config=config,
-                 floor=settings.nlu_floor, base_cache=settings.nlu_base_cache,
-                 progress=progress)
+    return train(training_data(settings), settings.nlu_model_dir,
+                 config=_configured(settings, **overrides), floor=settings.nlu_floor,
+                 base_cache=settings.nlu_base_cache, progress=progress)
 
 
 def needs_training(settings: Settings) -> bool:
     """Whether the project's data (or the preset) changed since its last trained version."""
-    config = resolve_config(settings.nlu_preset, base=settings.nlu_base_model,
-                            threads=settings.nlu_train_threads or None)
-    key = config.key(data_hash(load_examples(training_data(settings))))
+    key = _configured(settings).key(data_hash(load_examples(training_data(settings))))
     return Registry(settings.nlu_model_dir).find(key=key) is None
 
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, status
 from sqlalchemy import select
 
-from core.config import Settings
 from core.deps import SessionDep, SettingsDep
+from core.ratelimit import LoginGuard, client_address
 from core.security import bearer
 from staff import service
 from staff.deps import AdminAgent, CurrentAgent, StaffMember
@@ -18,25 +18,15 @@ from staff.schemas import AgentCreate, AgentPublic, LoginRequest, SessionPublic
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
-def get_login_guard(request: Request) -> service.LoginGuard:
+def get_login_guard(request: Request) -> LoginGuard:
     """The app's failed-login counts (one per API process; tests swap in a fake clock)."""
-    guard: service.LoginGuard | None = getattr(request.app.state, "login_guard", None)
+    guard: LoginGuard | None = getattr(request.app.state, "login_guard", None)
     if guard is None:
-        guard = request.app.state.login_guard = service.LoginGuard()
+        guard = request.app.state.login_guard = LoginGuard()
     return guard
 
 
-LoginGuardDep = Annotated[service.LoginGuard, Depends(get_login_guard)]
-
-
-def client_address(request: Request, settings: Settings) -> str:
-    """As ``conversations.deps.client_address`` (staff sits below conversations): behind a
-    proxy in ``PARLEY_TRUSTED_PROXIES``, the last address it saw in X-Forwarded-For."""
-    peer = request.client.host if request.client else ""
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in settings.trusted_proxies:
-        return forwarded.split(",")[-1].strip() or peer
-    return peer
+LoginGuardDep = Annotated[LoginGuard, Depends(get_login_guard)]
 
 
 @router.post("/auth/login", response_model=SessionPublic,
@@ -49,7 +39,8 @@ async def login(body: LoginRequest, request: Request, session: SessionDep,
     token, record, agent = await service.login(session, email=body.email,
                                                password=body.password,
                                                ttl_s=settings.agent_session_ttl_s, guard=guard,
-                                               address=client_address(request, settings))
+                                               address=client_address(request,
+                                                                      settings.trusted_proxies))
     return SessionPublic(token=token, expires_at=record.expires_at,
                          agent=AgentPublic.model_validate(agent))
 

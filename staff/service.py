@@ -1,14 +1,11 @@
-"""Accounts and sessions (keyword-only functions; callers commit), and the limit on failed
-logins."""
+"""Accounts and sessions (keyword-only functions; callers commit); failed logins are limited
+by ``core.ratelimit.LoginGuard``."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import secrets
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -16,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import utcnow
-from core.errors import Conflict, TooManyRequests, Unauthorized
+from core.errors import Conflict, Unauthorized
+from core.ratelimit import LoginGuard
 from staff.models import Agent, AgentSession
 from staff.passwords import hash_password, verify_password
 from staff.schemas import AgentCreate
@@ -39,60 +37,6 @@ async def create_agent(session: AsyncSession, *, data: AgentCreate) -> Agent:
     except IntegrityError as exc:
         raise Conflict("An account with this email exists.", code="agent_exists") from exc
     return agent
-
-
-class LoginGuard:
-    """Failed logins counted per account and per client address over a sliding window;
-    past either limit every attempt (right or wrong) answers 429 ``too_many_attempts`` with
-    Retry-After, until the oldest counted failure leaves the window. A successful login clears
-    its account's count (not its address's).
-
-    An attempt counts as failed from the moment it is let through until it succeeds, so
-    concurrent attempts cannot all pass the check. Unknown accounts are counted exactly like
-    real ones, so neither the lockout nor its timing tells whether an account exists.
-    In-process: each API process keeps its own counts, so with N processes an attacker gets up
-    to N times the limits. Memory is bounded: the least recently failed keys go first.
-    """
-
-    def __init__(self, *, per_account: int = 5, per_address: int = 20, window_s: float = 900.0,
-                 max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_account, self.per_address = per_account, per_address
-        self.window_s, self.max_keys, self.clock = window_s, max_keys, clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def _wait(self, key: str, limit: int, now: float) -> float:
-        failures = self._failures.get(key)
-        while failures and failures[0] <= now - self.window_s:
-            failures.popleft()
-        if not failures:
-            self._failures.pop(key, None)
-            return 0.0
-        return failures[0] + self.window_s - now if len(failures) >= limit else 0.0
-
-    def attempt(self, *, account: str, address: str) -> float:
-        """Let an attempt through (429 when over a limit) and count it; returns its time."""
-        now = self.clock()
-        keys = ((f"account:{account}", self.per_account),
-                (f"address:{address}", self.per_address))
-        wait = max(self._wait(key, limit, now) for key, limit in keys)
-        if wait > 0:
-            raise TooManyRequests(f"Too many failed logins; try again in {wait:.0f} s.",
-                                  retry_after=wait, code="too_many_attempts")
-        for key, limit in keys:
-            failures = self._failures.pop(key, None) or deque(maxlen=limit)
-            failures.append(now)
-            self._failures[key] = failures
-        while len(self._failures) > self.max_keys:
-            self._failures.popitem(last=False)
-        return now
-
-    def succeeded(self, *, account: str, address: str, at: float) -> None:
-        """The attempt made ``at`` succeeded: the account starts afresh, and the address's
-        count no longer holds it."""
-        self._failures.pop(f"account:{account}", None)
-        failures = self._failures.get(f"address:{address}")
-        if failures is not None and at in failures:
-            failures.remove(at)
 
 
 async def login(session: AsyncSession, *, email: str, password: str, ttl_s: int,

@@ -7,6 +7,7 @@ them, in the order ``parley --help`` lists them.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -31,6 +32,7 @@ from workers.cli import kafka_app, tasks_app, worker_app
 if TYPE_CHECKING:
     from knowledge.ingest import ImportReport
 
+logger = logging.getLogger(__name__)
 app = typer.Typer(help="Parley: self-hosted AI customer service.", no_args_is_help=True)
 serve_app = typer.Typer(help="Run one Parley process in the foreground.")
 ProjectOption = Annotated[Path | None, typer.Option(
@@ -262,15 +264,13 @@ def _build(force: bool = False, *, background_nlu: bool = False
 
 
 def _train_quietly(settings: Settings) -> None:
-    import logging
-
     from nlu.train import train_for_settings
 
     try:
         version = train_for_settings(settings)
-        logging.getLogger(__name__).info("NLU version %s trained in the background", version)
+        logger.info("NLU version %s trained in the background", version)
     except Exception:  # the previous model keeps serving; the log says why
-        logging.getLogger(__name__).exception("background NLU training failed")
+        logger.exception("background NLU training failed")
 
 
 def _sync_kb(step: Callable[[Path], None]) -> ImportReport:

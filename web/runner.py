@@ -60,18 +60,14 @@ def with_free_ports(settings: Settings) -> tuple[Settings, dict[str, str]]:
     """Give Rasa, the action server and the NLU service free ports unless their port or URL is
     set, so that two projects run side by side; return the settings and the environment that
     tells the child processes."""
-    env: dict[str, str] = {}
-    if "nlu_port" not in settings.model_fields_set:
-        env["PARLEY_NLU_PORT"] = str(free_port())
-    if "action_port" not in settings.model_fields_set:
-        env["PARLEY_ACTION_PORT"] = str(free_port())
+    updates: dict[str, int | str] = {}
+    for name in ("nlu_port", "action_port"):
+        if name not in settings.model_fields_set:
+            updates[name] = free_port()
     if "rasa_url" not in settings.model_fields_set:
-        env["PARLEY_RASA_URL"] = f"http://127.0.0.1:{free_port()}"
-    updates = {"nlu_port": int(env["PARLEY_NLU_PORT"]) if "PARLEY_NLU_PORT" in env else None,
-               "action_port": int(env["PARLEY_ACTION_PORT"])
-               if "PARLEY_ACTION_PORT" in env else None,
-               "rasa_url": env.get("PARLEY_RASA_URL")}
-    return settings.model_copy(update={k: v for k, v in updates.items() if v is not None}), env
+        updates["rasa_url"] = f"http://127.0.0.1:{free_port()}"
+    env = {f"PARLEY_{name.upper()}": str(value) for name, value in updates.items()}
+    return settings.model_copy(update=updates), env
 
 
 def free_port() -> int:

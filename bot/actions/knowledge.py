@@ -32,9 +32,8 @@ class ActionAnswerFromKnowledge(Action):
                   domain: dict[str, Any]) -> list[dict[str, Any]]:
         language = language_of(tracker)
         question = tracker.latest_message.get("text") or ""
+        # Products only: an order is never an answer source (``knowledge.answer.PRIVATE_LABELS``).
         nodes: list[tuple[str, str]] = []
-        if order_id := tracker.get_slot("order_id"):
-            nodes.append(("Order", order_id))
         for entity in tracker.latest_message.get("entities", []):
             if entity.get("entity") == "product":
                 product = await find_product(graph(), str(entity.get("value")))

@@ -30,6 +30,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.actions.deps import company_store, graph, language_of
+from core.customers import VERIFIED_CUSTOMER_SLOT
 from core.security import same
 from knowledge.graph.errors import GraphError
 from knowledge.products import get_product
@@ -42,7 +43,6 @@ EMAIL = re.compile(r"[^\s@<>()\[\],;:\"'“”‘’（），；：]{1,64}@[^\s@
                    r"\.[A-Za-z]{2,63}")
 MAX_FAILED_LOOKUPS = 5
 FAILURES = "order_lookup_failures"
-VERIFIED = "verified_customer"  # conversations.router.VERIFIED_CUSTOMER_SLOT
 NO_EMAIL = "\x00no order\x00"  # compared against when there is no order, to take as long
 
 STATUS_TEXT = {
@@ -88,7 +88,7 @@ async def product_name(item: OrderItem, language: str) -> str:
 
 def verified_customer(tracker: Tracker) -> dict[str, str] | None:
     """The identity the host site vouched for (``{"email"?, "customer_id"?}``), or None."""
-    value = tracker.get_slot(VERIFIED)
+    value = tracker.get_slot(VERIFIED_CUSTOMER_SLOT)
     if not isinstance(value, dict):
         return None
     identity = {k: v for k, v in value.items()
@@ -204,7 +204,8 @@ class ActionOrderStatus(Action):
             # Run without the form (a project's own rule): the form asks for what is missing.
             return [FollowupAction("order_status_form")]
         order = company_store().get_order(order_id)
-        if order is None or not await owns(order, email=email, identity=identity):
+        allowed = await owns(order, email=email, identity=identity)  # as long when missing
+        if order is None or not allowed:
             failures += 1
             dispatcher.utter_message(response=("utter_order_lookup_locked"
                                                if failures >= MAX_FAILED_LOOKUPS

@@ -11,6 +11,9 @@ import pytest
 from tests.servers import unavailable
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Browser, BrowserContext  # noqa: E402 - after the importorskip
+
+from tests.e2e.helpers import browser_context  # noqa: E402
 
 CHROMIUM = os.environ.get("PARLEY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,10 +31,17 @@ def _chromium_available() -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[playwright_sync.Browser]:
+def browser() -> Iterator[Browser]:
     with playwright_sync.sync_playwright() as p:
         launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser context per test (en-US, 1280×800); modules override it for others."""
+    with browser_context(browser) as context:
+        yield context

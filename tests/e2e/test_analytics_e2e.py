@@ -19,15 +19,13 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from staff.schemas import AgentCreate
-from tests.e2e.helpers import screenshot
+from tests.e2e.helpers import PASSWORD, browser_context, make_staff, screenshot, staff_headers
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -35,9 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 playwright_sync = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, BrowserContext, Page, expect  # noqa: E402
 
-TIMEOUT_MS = 20_000
 FOLD_TIMEOUT_S = 120
-PASSWORD = "correct horse battery staple"
 TZ = "Europe/Berlin"
 GAP_QUESTION = "Do you sell garden furniture?"
 AGENT_REPLY = "No, we only sell indoor furniture for now."
@@ -53,23 +49,9 @@ class Seed:
     headers: dict[str, str]
 
 
-def make_staff(stack: Stack, role: str) -> str:
-    """A new account (unique per test: the stack is shared); returns its email."""
-    from staff.bootstrap import create_agent
-
-    email = f"{role}.{uuid.uuid4().hex[:8]}@example.com"
-    data = AgentCreate(email=email, name=f"Analytics {role.title()}", password=PASSWORD,
-                       role=role, languages=["en", "zh"])  # type: ignore[arg-type]
-    # create_agent runs its own event loop; Playwright's sync API already runs one here.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(create_agent, stack.settings, data).result()
-    return email
-
-
-def staff_headers(api: httpx.Client, email: str) -> dict[str, str]:
-    response = api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+def make_user(stack: Stack, role: str) -> str:
+    """A new account with ``role``, speaking English and Chinese; its e-mail."""
+    return make_staff(stack, f"Analytics {role.title()}", role=role, languages=("en", "zh"))[0]
 
 
 class Customer:
@@ -117,7 +99,7 @@ def wait_until(what: str, check: Any, timeout_s: float = FOLD_TIMEOUT_S) -> Any:
 def seed(stack: Stack) -> Iterator[Seed]:
     """The conversations the dashboard shows, folded into the analytics facts."""
     with httpx.Client(base_url=stack.api_url, timeout=120) as api:
-        admin = make_staff(stack, "admin")
+        admin = make_user(stack, "admin")
         headers = staff_headers(api, admin)
         online = api.put("/api/v1/agent/presence", headers=headers, json={"presence": "online"})
         assert online.status_code == 200, online.text
@@ -151,14 +133,9 @@ def seed(stack: Stack) -> Iterator[Seed]:
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(locale="en-US", timezone_id=TZ, accept_downloads=True,
-                                  viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
+    with browser_context(browser, timezone_id=TZ, accept_downloads=True,
+                         viewport={"width": 1400, "height": 900}) as context:
         yield context
-    finally:
-        context.close()
 
 
 def sign_in(page: Page, stack: Stack, email: str) -> None:
@@ -294,7 +271,7 @@ def test_the_dashboard_charts_filters_exports_and_drafts(
 def test_an_analyst_reads_the_dashboard_and_an_agent_is_turned_away(
         stack: Stack, seed: Seed, context: BrowserContext) -> None:
     page = context.new_page()
-    sign_in(page, stack, make_staff(stack, "analyst"))
+    sign_in(page, stack, make_user(stack, "analyst"))
     expect(page.get_by_test_id("agent-name")).to_contain_text("(analyst)")
     loaded(page)
     expect(page.get_by_test_id("card-conversations")).not_to_have_attribute("data-value", "")
@@ -302,7 +279,7 @@ def test_an_analyst_reads_the_dashboard_and_an_agent_is_turned_away(
     page.get_by_test_id("logout").click()
     expect(page.get_by_test_id("login-message")).to_contain_text("signed out")
 
-    page.get_by_test_id("login-email").fill(make_staff(stack, "agent"))
+    page.get_by_test_id("login-email").fill(make_user(stack, "agent"))
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
     expect(page.get_by_test_id("denied")).to_be_visible()

@@ -12,22 +12,19 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
-from staff.schemas import AgentCreate
-from tests.e2e.helpers import screenshot
+from tests.e2e.helpers import PASSWORD, make_staff, screenshot
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import (  # noqa: E402 - after the importorskip above
-    Browser,
     BrowserContext,
     Locator,
     Page,
@@ -35,20 +32,6 @@ from playwright.sync_api import (  # noqa: E402 - after the importorskip above
     WebSocketRoute,
     expect,
 )
-
-TIMEOUT_MS = 20_000
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 @pytest.fixture
@@ -102,15 +85,8 @@ def queued_customer(api: httpx.Client) -> Customer:
 
 
 def make_agent(stack: Stack, name: str) -> tuple[str, int]:
-    """A new agent account (unique per test: the stack is shared); returns (email, id)."""
-    from staff.bootstrap import create_agent
-
-    email = f"{name.lower().replace(' ', '.')}.{uuid.uuid4().hex[:8]}@example.com"
-    data = AgentCreate(email=email, name=name, password=PASSWORD, languages=["en", "zh"])
-    # create_agent runs its own event loop; Playwright's sync API already runs one here.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        agent = pool.submit(create_agent, stack.settings, data).result()
-    return email, agent.id
+    """A new agent who speaks English and Chinese; returns (email, id)."""
+    return make_staff(stack, name, languages=("en", "zh"))
 
 
 

@@ -12,15 +12,13 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from staff.schemas import AgentCreate
-from tests.e2e.helpers import screenshot
+from tests.e2e.helpers import PASSWORD, browser_context, make_staff, screenshot, staff_headers
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e]
@@ -28,22 +26,15 @@ pytestmark = [pytest.mark.e2e]
 playwright_sync = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, BrowserContext, Page, expect  # noqa: E402
 
-TIMEOUT_MS = 20_000
 INDEX_TIMEOUT_MS = 90_000
-PASSWORD = "correct horse battery staple"
 ARTICLE = "returns-overview"
 QUESTION = "how many days do I have to return something"
 
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
+    with browser_context(browser, viewport={"width": 1400, "height": 900}) as context:
         yield context
-    finally:
-        context.close()
 
 
 @pytest.fixture
@@ -52,23 +43,9 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def make_staff(stack: Stack, role: str) -> str:
-    """A new account (unique per test: the stack is shared); returns its email."""
-    from staff.bootstrap import create_agent
-
-    email = f"{role}.{uuid.uuid4().hex[:8]}@example.com"
-    data = AgentCreate(email=email, name=f"Editor {role.title()}", password=PASSWORD,
-                       role=role)  # type: ignore[arg-type]
-    # create_agent runs its own event loop; Playwright's sync API already runs one here.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(create_agent, stack.settings, data).result()
-    return email
-
-
-def staff_headers(api: httpx.Client, email: str) -> dict[str, str]:
-    response = api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+def make_user(stack: Stack, role: str) -> str:
+    """A new account with ``role``; its e-mail."""
+    return make_staff(stack, f"Editor {role.title()}", role=role)[0]
 
 
 def wait_for_task(api: httpx.Client, headers: dict[str, str], task: dict[str, Any]) -> None:
@@ -130,14 +107,14 @@ def customer_asks(api: httpx.Client, text: str) -> list[dict[str, Any]]:
 
 def test_an_agent_is_turned_away(stack: Stack, context: BrowserContext) -> None:
     page = context.new_page()
-    sign_in(page, stack, make_staff(stack, "agent"))
+    sign_in(page, stack, make_user(stack, "agent"))
     expect(page.get_by_test_id("login-message")).to_contain_text("Admins only")
     expect(page.get_by_test_id("view-articles")).to_be_hidden()
 
 
 def test_an_edit_published_in_the_editor_is_what_the_bot_answers(
         stack: Stack, context: BrowserContext, api: httpx.Client) -> None:
-    email = make_staff(stack, "admin")
+    email = make_user(stack, "admin")
     headers = staff_headers(api, email)
     original = returns_article_in_editor(stack, api, headers)
     assert "30 days" in original["body"]

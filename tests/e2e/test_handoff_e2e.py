@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from staff.schemas import AgentCreate
-from tests.e2e.helpers import messages, screenshot, send, send_and_wait_reply
+from tests.e2e.helpers import (
+    PASSWORD,
+    browser_context,
+    make_staff,
+    messages,
+    screenshot,
+    send,
+    send_and_wait_reply,
+)
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e]
@@ -31,45 +36,20 @@ from playwright.sync_api import (  # noqa: E402 - after the importorskip above
 )
 
 TIMEOUT_MS = 15_000
-PASSWORD = "correct horse battery staple"
 AGENT_NAME = "Mei Chen"
-
-
-def new_context(browser: Browser) -> BrowserContext:
-    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(TIMEOUT_MS)
-    return context
 
 
 @pytest.fixture
 def customer(browser: Browser) -> Iterator[BrowserContext]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    context = new_context(browser)
-    try:
+    with browser_context(browser, timeout_ms=TIMEOUT_MS) as context:
         yield context
-    finally:
-        context.close()
 
 
 @pytest.fixture
 def agent(browser: Browser) -> Iterator[BrowserContext]:
-    context = new_context(browser)  # its own storage: the agent's session is not the customer's
-    try:
+    # Its own storage: the agent's session is not the customer's.
+    with browser_context(browser, timeout_ms=TIMEOUT_MS) as context:
         yield context
-    finally:
-        context.close()
-
-
-def make_agent(stack: Stack, name: str) -> str:
-    """A new agent account (unique e-mail: the stack is shared between tests); its e-mail."""
-    from staff.bootstrap import create_agent
-
-    email = f"{name.lower().replace(' ', '.')}.{uuid.uuid4().hex[:8]}@example.com"
-    data = AgentCreate(email=email, name=name, password=PASSWORD, languages=["en", "zh"])
-    # create_agent runs its own event loop; Playwright's sync API already runs one here.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(create_agent, stack.settings, data).result()
-    return email
 
 
 
@@ -122,7 +102,7 @@ def test_customer_and_agent_hand_off_hand_back_and_rate(stack: Stack, customer: 
     errors: list[str] = []
     console = agent.new_page()
     console.on("pageerror", lambda exc: errors.append(f"console: {exc}"))
-    sign_in(console, stack, make_agent(stack, AGENT_NAME))
+    sign_in(console, stack, make_staff(stack, AGENT_NAME, languages=("en", "zh"))[0])
 
     widget = customer.new_page()
     widget.on("pageerror", lambda exc: errors.append(f"widget: {exc}"))

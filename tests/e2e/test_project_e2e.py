@@ -24,22 +24,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import pytest
 
 from tests.e2e.helpers import messages, screenshot, send
+from tests.servers import wait_healthy
 from tests.stack import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, expect  # noqa: E402 - after the importorskip above
+from playwright.sync_api import BrowserContext, Page, expect  # noqa: E402 - after the importorskip above
 
 COMPANY = "Acme Bank"
 # Training the NLU and Rasa models and starting four processes on a 2-core CI machine.
 START_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 60
-TIMEOUT_MS = 20_000
 REPLY_TIMEOUT_MS = 90_000  # the first answers load models; a busy machine is slow
 # The variable every process started by `parley run` inherits: how we find them all in /proc.
 MARKER = "PARLEY_E2E_RUN"
@@ -150,21 +149,6 @@ def answers(port: int) -> bool:
         return False
 
 
-def wait_healthy(run: ParleyRun) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if run.process.poll() is not None:
-            pytest.fail(f"parley run exited with {run.process.returncode} before the API was "
-                        f"healthy:\n{run.log_tail()}")
-        try:
-            if httpx.get(f"{run.api_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"the API was not healthy after {START_TIMEOUT_S}s:\n{run.log_tail()}")
-
-
 @pytest.fixture(scope="module")
 def parley_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyRun]:
     root = tmp_path_factory.mktemp("new-user")
@@ -192,7 +176,8 @@ def parley_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyRun]:
             start_new_session=True)
     run = ParleyRun(project, process, log, marker, f"http://127.0.0.1:{api_port}")
     try:
-        wait_healthy(run)
+        wait_healthy(run.api_url, process, timeout_s=START_TIMEOUT_S, interval_s=1,
+                     what="parley run", log_tail=run.log_tail)
         # The internal services: free ports (no PARLEY_*_PORT was set), each one answering.
         children = {pid: child_environ(pid) for pid in marked_processes(marker)
                     if pid != process.pid}
@@ -217,45 +202,40 @@ def parley_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyRun]:
                   file=sys.stderr)
 
 
-def test_new_project_chats_in_the_browser(parley_run: ParleyRun, browser: Browser) -> None:
+def test_new_project_chats_in_the_browser(parley_run: ParleyRun,
+                                          context: BrowserContext) -> None:
     log = parley_run.log.read_text(encoding="utf-8", errors="replace")
     assert f"Parley is running at {parley_run.api_url}" in log, log[-3000:]
 
-    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
-        page = context.new_page()
-        page.goto(parley_run.api_url + "/")
-        expect(page).to_have_title(COMPANY)
-        # The header waits for the widget's config, so its text is the project's title.
-        expect(page.locator("#parley-title")).to_have_text(COMPANY)
-        page.get_by_test_id("parley-launcher").click()
-        expect(page.get_by_test_id("parley-panel")).to_be_visible()
-        greeting = page.get_by_test_id("parley-greeting")
-        expect(greeting).to_be_visible()
-        expect(greeting).to_contain_text(COMPANY)
+    page = context.new_page()
+    page.goto(parley_run.api_url + "/")
+    expect(page).to_have_title(COMPANY)
+    # The header waits for the widget's config, so its text is the project's title.
+    expect(page.locator("#parley-title")).to_have_text(COMPANY)
+    page.get_by_test_id("parley-launcher").click()
+    expect(page.get_by_test_id("parley-panel")).to_be_visible()
+    greeting = page.get_by_test_id("parley-greeting")
+    expect(greeting).to_be_visible()
+    expect(greeting).to_contain_text(COMPANY)
 
-        # A question for the knowledge base: the scaffolded article answers it, and says so.
-        send(page, "When does your support team answer?")
-        answer = messages(page, "bot").filter(has_text="Monday to Friday")
-        expect(answer).to_have_count(1, timeout=REPLY_TIMEOUT_MS)
-        row = page.locator(".row.bot").filter(has=answer)
-        cited = row.get_by_test_id("parley-citation").first
-        expect(row.get_by_test_id("parley-sources")).to_contain_text("Sources:")
-        expect(cited).to_contain_text(COMPANY)  # the article: "About Acme Bank"
-        expect(cited).to_have_attribute("title", re.compile(r"\w"))
+    # A question for the knowledge base: the scaffolded article answers it, and says so.
+    send(page, "When does your support team answer?")
+    answer = messages(page, "bot").filter(has_text="Monday to Friday")
+    expect(answer).to_have_count(1, timeout=REPLY_TIMEOUT_MS)
+    row = page.locator(".row.bot").filter(has=answer)
+    cited = row.get_by_test_id("parley-citation").first
+    expect(row.get_by_test_id("parley-sources")).to_contain_text("Sources:")
+    expect(cited).to_contain_text(COMPANY)  # the article: "About Acme Bank"
+    expect(cited).to_have_attribute("title", re.compile(r"\w"))
 
-        # The core's greeting names the project's company.
-        send_and_wait_reply_slow(page, "hello")
-        expect(messages(page, "bot").last).to_contain_text(COMPANY)
-        screenshot(page, "project-acme-bank")
+    # The core's greeting names the project's company.
+    send_and_wait_reply_slow(page, "hello")
+    expect(messages(page, "bot").last).to_contain_text(COMPANY)
+    screenshot(page, "project-acme-bank")
 
-        text = page.evaluate(PAGE_TEXT_JS)
-        assert COMPANY in text
-        assert "nimbus" not in text.lower(), text
-    finally:
-        context.close()
+    text = page.evaluate(PAGE_TEXT_JS)
+    assert COMPANY in text
+    assert "nimbus" not in text.lower(), text
 
 
 def send_and_wait_reply_slow(page: Page, text: str) -> None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.e2e.helpers import messages, screenshot, send, send_and_wait_reply
+from tests.e2e.helpers import TIMEOUT_MS, messages, screenshot, send, send_and_wait_reply
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,23 +26,6 @@ from playwright.sync_api import (  # noqa: E402 - after the importorskip above
     Route,
     expect,
 )
-
-TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
-        yield context
-    finally:
-        context.close()
-
-
-
-
 
 
 def assert_no_duplicates(page: Page) -> None:

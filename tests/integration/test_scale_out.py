@@ -25,16 +25,13 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import websockets
 
 from core.config import ROOT, Settings
-from tests.servers import unavailable
+from tests.servers import REDIS_URL, require_redis, scratch_database, wait_healthy
 from tests.stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-ADMIN_URL = os.environ.get("PARLEY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = "redis://127.0.0.1:6379/0"
 PASSWORD = "correct horse battery"
 DELAY_S = 0.3  # each scripted turn
 
@@ -52,29 +49,13 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"parley_scale_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        unavailable(f"PostgreSQL is not reachable at {ADMIN_URL} (see .ci/run): {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_database("parley_scale") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def pair(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        unavailable(f"no Redis server at {REDIS_URL} (see .ci/run)")
-    finally:
-        client.close()
+    require_redis()
     root = tmp_path_factory.mktemp("scale-out")
     env = {"PARLEY_ENVIRONMENT": "test", "PARLEY_VAR_DIR": str(root / "var"),
            "PARLEY_MODELS_DIR": str(root / "models"), "PARLEY_DATABASE_URL": postgres_url,
@@ -103,7 +84,9 @@ def pair(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 start_new_session=True))
             urls.append(f"http://127.0.0.1:{port}")
         for url, process, name in zip(urls, processes, "ab", strict=True):
-            _wait_healthy(url, process, root / f"api-{name}.log")
+            log_path = root / f"api-{name}.log"
+            wait_healthy(url, process, timeout_s=90, interval_s=0.2, what=f"API process {name}",
+                         log_tail=lambda path=log_path: path.read_text()[-3000:])
         yield Pair(urls[0], urls[1], record)
     finally:
         for process in processes:
@@ -124,20 +107,6 @@ def _make_agent(settings: Settings) -> None:
 
     create_agent(settings, AgentCreate(email="ana@example.com", name="Ana", password=PASSWORD,
                                        role="agent", languages=["en"]))  # type: ignore[arg-type]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"API process exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"API process not healthy after 90 s:\n{log.read_text()[-3000:]}")
 
 
 class _suppress_lookup:

@@ -8,7 +8,7 @@ server is covered by tests/integration.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conversations.dialogue import BotReply, Turn
-from core.config import Settings
+from core.config import DEMO_PROJECT, Settings
 from core.errors import DependencyUnavailable
+from knowledge.graph.embedded import SQLiteGraphStore
 from tests.stack import free_port
 from web.app import create_app
 
@@ -95,3 +96,17 @@ def conversation(client: TestClient) -> dict[str, Any]:
     body = response.json()
     body["headers"] = {"Authorization": f"Bearer {body['token']}"}
     return body
+
+
+@pytest.fixture
+async def company_graph(tmp_path: Path) -> AsyncIterator[SQLiteGraphStore]:
+    """The custom actions' company graph: the demo company, as ``knowledge.sync`` loads it."""
+    from bot.actions import deps
+    from knowledge.graph.company import load_company
+
+    store = SQLiteGraphStore(tmp_path / "graph.db")
+    await load_company(store, DEMO_PROJECT / "company")
+    previous, deps._graph = deps._graph, store
+    yield store
+    deps._graph = previous
+    await store.close()

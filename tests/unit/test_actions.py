@@ -4,8 +4,7 @@ entity editor writes)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,9 +16,8 @@ from bot.actions.knowledge import ActionAnswerFromKnowledge
 from bot.actions.language import ActionDetectLanguage
 from bot.actions.orders import ActionOrderStatus, ValidateOrderStatusForm
 from knowledge.answer import Answer
-from knowledge.graph.embedded import SQLiteGraphStore
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("company_graph")]
 
 
 def tracker(*, text: str = "", intent: str | None = None, slots: dict[str, Any] | None = None,
@@ -54,21 +52,6 @@ async def test_order_form_rejects_bad_ids_and_says_why(value):
     assert dispatcher.messages[0]["response"] == "utter_invalid_order_id"
 
 
-@pytest.fixture(autouse=True)
-async def graph(tmp_path: Path) -> AsyncIterator[SQLiteGraphStore]:
-    """The actions' company graph: the demo company, as ``knowledge.sync`` loads it."""
-    from bot.actions import deps
-    from core.config import DEMO_PROJECT
-    from knowledge.graph.company import load_company
-
-    store = SQLiteGraphStore(tmp_path / "graph.db")
-    await load_company(store, DEMO_PROJECT / "company")
-    previous, deps._graph = deps._graph, store
-    yield store
-    deps._graph = previous
-    await store.close()
-
-
 async def test_order_status_reads_the_order():
     messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817",
                                                                 "email": "anna.lee@example.com"}))
@@ -84,10 +67,10 @@ async def test_order_status_in_chinese():
     assert "送达" in messages[0]["status_text"]
 
 
-async def test_order_status_names_the_products_as_the_graph_has_them(graph):
+async def test_order_status_names_the_products_as_the_graph_has_them(company_graph):
     from knowledge.articles.entities import apply_upsert
 
-    await apply_upsert(graph, {  # what the entity editor's task writes
+    await apply_upsert(company_graph, {  # what the entity editor's task writes
         "label": "Product", "key": "NH-BL-200", "props": {"name": {"en": "Blender 200 Classic"}},
         "edges": [], "replace_edges": False})
     messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817",
@@ -95,10 +78,11 @@ async def test_order_status_names_the_products_as_the_graph_has_them(graph):
     assert messages[0]["items"] == "1 × Blender 200 Classic"
 
 
-async def test_order_status_names_the_products_as_ordered_when_the_graph_fails(graph, caplog):
+async def test_order_status_names_the_products_as_ordered_when_the_graph_fails(company_graph,
+                                                                               caplog):
     from bot.actions.deps import company_store
 
-    await graph.close()  # the real store, now failing as it does when its database is gone
+    await company_graph.close()  # the real store, now failing as it does when its database is gone
     messages, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "PL-204817",
                                                                 "email": "anna.lee@example.com"}))
     assert messages[0]["response"] == "utter_order_status"
@@ -116,7 +100,7 @@ async def test_unknown_order_is_reported():
 
 
 @pytest.fixture
-async def knowledge(tmp_path, graph):  # type: ignore[no-untyped-def]
+async def knowledge(tmp_path, company_graph):  # type: ignore[no-untyped-def]
     """The action's answerer over a small real knowledge base and the company graph."""
     from bot.actions import deps
     from knowledge.answer import KnowledgeAnswerer
@@ -131,7 +115,7 @@ async def knowledge(tmp_path, graph):  # type: ignore[no-untyped-def]
     index = SQLiteDocumentIndex(tmp_path / "d.db")
     await import_path(tmp_path / "kb", index=index, embedder=E5Embedder())
     previous, deps._answerer = deps._answerer, KnowledgeAnswerer(
-        index=index, embedder=E5Embedder(), graph=graph)
+        index=index, embedder=E5Embedder(), graph=company_graph)
     yield
     deps._answerer = previous
     await index.close()
@@ -192,7 +176,8 @@ async def test_the_product_the_customer_names_is_found_in_the_graph(value, sku, 
     assert asked.nodes == ([("Product", sku)] if sku else [])
 
 
-async def test_a_product_saved_in_the_entity_editor_is_found_from_the_chat(graph, monkeypatch):
+async def test_a_product_saved_in_the_entity_editor_is_found_from_the_chat(company_graph,
+                                                                            monkeypatch):
     from bot.actions import deps
     from knowledge.articles.entities import apply_upsert, upsert_payload
     from knowledge.articles.schemas import EntityUpsert
@@ -201,8 +186,8 @@ async def test_a_product_saved_in_the_entity_editor_is_found_from_the_chat(graph
         "props": {"name": {"en": "Nimbus Frost Ice Maker"}, "aliases": ["ice maker"]},
         "edges": [{"rel": "COVERED_BY", "dst_label": "Policy", "dst_key": "returns"}]})
     # The editor's request builds the payload; the upsert_entity task applies it.
-    await apply_upsert(graph, await upsert_payload(graph, label="Product", key="NH-IM-900",
-                                                   data=body))
+    payload = await upsert_payload(company_graph, label="Product", key="NH-IM-900", data=body)
+    await apply_upsert(company_graph, payload)
     asked = AskedAbout()
     monkeypatch.setattr(deps, "_answerer", asked)
     await run(ActionAnswerFromKnowledge(), tracker(

@@ -29,12 +29,14 @@ def test_a_non_ascii_conversation_id_is_a_4xx(client: TestClient,
                                               conversation: dict[str, Any], path: str) -> None:
     response = client.get(path, headers=conversation["headers"])
     assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]["code"], response.text  # the API's error, not a crash page
 
 
 def test_a_non_ascii_token_is_a_4xx(client: TestClient, conversation: dict[str, Any]) -> None:
     response = client.get(f"/api/v1/conversations/{conversation['id']}/messages",
                           headers={"Authorization": "Bearer v1.ä.1.签".encode()})
     assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "invalid_token"
 
 
 def test_an_integer_beyond_64_bits_is_a_4xx(settings, client: TestClient) -> None:  # type: ignore[no-untyped-def]
@@ -44,8 +46,14 @@ def test_an_integer_beyond_64_bits_is_a_4xx(settings, client: TestClient) -> Non
     token = client.post("/api/v1/auth/login", json={"email": "boss@example.com",
                                                      "password": PASSWORD}).json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
+    # An article that exists: the version number, not the article id, must be what is refused.
+    created = client.post("/api/v1/kb/articles", headers=headers,
+                          json={"id": "a", "title": "A", "tags": [], "lang": "en",
+                                "body": "Returns are free within 30 days."})
+    assert created.status_code == 201, created.text
     huge = 2 ** 64
     for path in (f"/api/v1/kb/articles/a/versions/{huge}",
                  f"/api/v1/kb/articles/a/diff?from={huge}&to=1"):
         response = client.get(path, headers=headers)
         assert 400 <= response.status_code < 500, (path, response.text)
+        assert response.json()["error"]["code"] == "number_out_of_range", (path, response.text)

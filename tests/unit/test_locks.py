@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -27,13 +27,9 @@ from conversations.locks import (
 )
 from core.config import Settings
 from core.errors import DependencyUnavailable
-from tests.servers import unavailable
+from tests.servers import REDIS_URL, require_postgres, require_redis
 
 pytestmark = pytest.mark.unit
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 async def overlaps(first: ConversationLocks, second: ConversationLocks, *,
@@ -77,13 +73,7 @@ async def _enter(locks: ConversationLocks, conversation: str) -> None:
 
 @pytest.fixture
 async def redis_pair() -> AsyncIterator[tuple[RedisLocks, RedisLocks]]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        unavailable(f"no Redis server at {REDIS_URL} (redis-server --port 6379)")
-    finally:
-        client.close()
+    require_redis()
     prefix = f"parley-test-{uuid.uuid4().hex}"
     pair = (RedisLocks(REDIS_URL, prefix=prefix, ttl_s=0.6, wait_s=2),
             RedisLocks(REDIS_URL, prefix=prefix, ttl_s=0.6, wait_s=2))
@@ -144,52 +134,48 @@ async def test_an_unreachable_redis_is_503() -> None:
 # ---------------------------------------------------------------- PostgreSQL
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        psycopg.connect(POSTGRES_URL, connect_timeout=2).close()
-    except psycopg.OperationalError:
-        unavailable(f"no PostgreSQL server at {POSTGRES_URL}")
-    yield POSTGRES_URL
+async def postgres_locks() -> AsyncIterator[Callable[..., PostgresLocks]]:
+    """Makes lock objects, each with a connection of its own; closes them after the test."""
+    url = require_postgres()
+    made: list[PostgresLocks] = []
+
+    def make(**options: Any) -> PostgresLocks:
+        made.append(PostgresLocks(url, **options))
+        return made[-1]
+
+    yield make
+    for locks in made:
+        await locks.aclose()
 
 
-async def test_postgres_locks_serialise_across_processes(postgres_url: str) -> None:
-    first, second = PostgresLocks(postgres_url), PostgresLocks(postgres_url)
-    try:
-        conversation = f"c-{uuid.uuid4().hex}"
-        assert not await overlaps(first, second, conversation=conversation)
-        async with first.hold(conversation):  # another conversation is not held up
-            await asyncio.wait_for(_enter(second, f"other-{uuid.uuid4().hex}"), 2)
-    finally:
-        await first.aclose()
-        await second.aclose()
-
-
-async def test_waiting_too_long_for_a_postgres_lock_is_503(postgres_url: str) -> None:
-    first, second = PostgresLocks(postgres_url), PostgresLocks(postgres_url, wait_s=0.3)
+async def test_postgres_locks_serialise_across_processes(
+        postgres_locks: Callable[..., PostgresLocks]) -> None:
+    first, second = postgres_locks(), postgres_locks()
     conversation = f"c-{uuid.uuid4().hex}"
-    try:
+    assert not await overlaps(first, second, conversation=conversation)
+    async with first.hold(conversation):  # another conversation is not held up
+        await asyncio.wait_for(_enter(second, f"other-{uuid.uuid4().hex}"), 2)
+
+
+async def test_waiting_too_long_for_a_postgres_lock_is_503(
+        postgres_locks: Callable[..., PostgresLocks]) -> None:
+    first, second = postgres_locks(), postgres_locks(wait_s=0.3)
+    conversation = f"c-{uuid.uuid4().hex}"
+    async with first.hold(conversation):
+        with pytest.raises(DependencyUnavailable) as raised:
+            await _enter(second, conversation)
+    assert raised.value.code == "conversation_busy"
+    await asyncio.wait_for(_enter(second, conversation), 2)  # released with its turn
+
+
+async def test_a_failed_turn_releases_its_postgres_lock(
+        postgres_locks: Callable[..., PostgresLocks]) -> None:
+    first, second = postgres_locks(), postgres_locks(wait_s=1)
+    conversation = f"c-{uuid.uuid4().hex}"
+    with pytest.raises(RuntimeError):
         async with first.hold(conversation):
-            with pytest.raises(DependencyUnavailable) as raised:
-                await _enter(second, conversation)
-        assert raised.value.code == "conversation_busy"
-        await asyncio.wait_for(_enter(second, conversation), 2)  # released with its turn
-    finally:
-        await first.aclose()
-        await second.aclose()
-
-
-async def test_a_failed_turn_releases_its_postgres_lock(postgres_url: str) -> None:
-    first, second = PostgresLocks(postgres_url), PostgresLocks(postgres_url, wait_s=1)
-    conversation = f"c-{uuid.uuid4().hex}"
-    try:
-        with pytest.raises(RuntimeError):
-            async with first.hold(conversation):
-                raise RuntimeError("Rasa fell over")
-        await asyncio.wait_for(_enter(second, conversation), 2)
-    finally:
-        await first.aclose()
-        await second.aclose()
+            raise RuntimeError("Rasa fell over")
+    await asyncio.wait_for(_enter(second, conversation), 2)
 
 
 # ---------------------------------------------------------------- selection

@@ -34,27 +34,13 @@ from core.errors import Unauthorized
 from knowledge.graph.embedded import SQLiteGraphStore
 from web.app import create_app
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("company_graph")]
 
 DOMAIN = yaml.safe_load((DEMO_PROJECT / "dialogue" / "domain.yml").read_text(encoding="utf-8"))
 FORM = "order_status_form"
 REQUIRED = DOMAIN["forms"][FORM]["required_slots"]
 KEY = "site-signing-key-for-unit-tests-0123456789"
 NOT_FOUND = [{"response": "utter_order_not_found"}, {"response": "utter_ask_order_id"}]
-
-
-@pytest.fixture(autouse=True)
-async def graph(tmp_path: Path) -> AsyncIterator[SQLiteGraphStore]:
-    """The actions' company graph: the demo company, as ``knowledge.sync`` loads it."""
-    from bot.actions import deps
-    from knowledge.graph.company import load_company
-
-    store = SQLiteGraphStore(tmp_path / "graph.db")
-    await load_company(store, DEMO_PROJECT / "company")
-    previous, deps._graph = deps._graph, store
-    yield store
-    deps._graph = previous
-    await store.close()
 
 
 class OrderChat:
@@ -341,7 +327,7 @@ def test_when_the_dialogue_cannot_take_the_customer_nothing_is_stored(signing_cl
 # ---- knowledge answers never quote a customer's records ----
 
 @pytest.fixture
-async def payments_kb(tmp_path: Path, graph: SQLiteGraphStore) -> AsyncIterator[None]:
+async def payments_kb(tmp_path: Path, company_graph: SQLiteGraphStore) -> AsyncIterator[None]:
     """The action's answerer over the demo's payments and returns articles and the graph."""
     from bot.actions import deps
     from knowledge.answer import KnowledgeAnswerer
@@ -356,7 +342,7 @@ async def payments_kb(tmp_path: Path, graph: SQLiteGraphStore) -> AsyncIterator[
     index = SQLiteDocumentIndex(tmp_path / "d.db")
     await import_path(kb, index=index, embedder=E5Embedder())
     previous, deps._answerer = deps._answerer, KnowledgeAnswerer(
-        index=index, embedder=E5Embedder(), graph=graph)
+        index=index, embedder=E5Embedder(), graph=company_graph)
     yield
     deps._answerer = previous
     await index.close()
@@ -376,13 +362,13 @@ async def test_payment_question_after_an_order_id_is_answered_from_the_article(p
     assert not any(fact in text["text"] for fact in ("PL-310552", "payment method", "198.9"))
 
 
-async def test_order_and_customer_facts_never_become_sources(graph, tmp_path):
+async def test_order_and_customer_facts_never_become_sources(company_graph, tmp_path):
     from knowledge.answer import KnowledgeAnswerer
     from knowledge.documents.embedded import SQLiteDocumentIndex
     from knowledge.embeddings import E5Embedder
 
     index = SQLiteDocumentIndex(tmp_path / "empty.db")
-    answerer = KnowledgeAnswerer(index=index, embedder=E5Embedder(), graph=graph)
+    answerer = KnowledgeAnswerer(index=index, embedder=E5Embedder(), graph=company_graph)
     sources = await answerer.retrieve(
         "tell me about it", lang="en",
         graph_nodes=[("Order", "PL-204817"), ("Customer", "C-1001"), ("Product", "NH-BL-200")])

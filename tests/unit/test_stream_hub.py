@@ -18,22 +18,11 @@ import redis
 from conversations.redis_stream import RedisStreamHub
 from conversations.stream import InProcessStreamHub, StreamHub, create_hub
 from tests.contract.stream_hub import StreamHubContract, next_event, nothing_more
-from tests.servers import unavailable
+from tests.servers import REDIS_URL, require_redis
 
 pytestmark = pytest.mark.unit
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 Pair = Callable[..., Awaitable[tuple[StreamHub, StreamHub]]]
-
-
-def redis_or_skip() -> None:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        unavailable(f"no Redis server at {REDIS_URL} (redis-server --port 6379)")
-    finally:
-        client.close()
 
 
 class TestInProcessStreamHub(StreamHubContract):
@@ -50,7 +39,7 @@ class TestInProcessStreamHub(StreamHubContract):
 class TestRedisStreamHub(StreamHubContract):
     @pytest.fixture
     async def pair(self) -> AsyncIterator[Pair]:
-        redis_or_skip()
+        require_redis()
         prefix = f"parley-test-{uuid.uuid4().hex}"
         made: list[RedisStreamHub] = []
 
@@ -102,7 +91,7 @@ class TestRedisStreamHub(StreamHubContract):
         assert await nothing_more(queue, 0.1)
 
     async def test_aclose_sends_what_is_queued(self) -> None:
-        redis_or_skip()
+        require_redis()
         prefix = f"parley-test-{uuid.uuid4().hex}"
         subscriber = RedisStreamHub(REDIS_URL, prefix=prefix)
         queue = await subscriber.subscribe("conv-1")

@@ -12,6 +12,7 @@
   "use strict";
 
   var $ = ParleyDom.$, el = ParleyDom.el, fill = ParleyDom.fill;
+  var q = ParleyDom.query, toast = ParleyDom.toast;
 
   var BASE = "/admin/analytics";
   var ROLES = { admin: "admin", analyst: "analyst" };
@@ -147,16 +148,6 @@
   });
   var api = session.api;
 
-  function toast(message, kind) {
-    var item = el("div", { className: "toast " + (kind || "error"), "data-testid": "toast",
-      role: kind === "info" ? "status" : "alert" },
-      el("span", { text: message }),
-      el("button", { type: "button", className: "toast-close", "aria-label": "Dismiss", text: "×",
-        onclick: function () { item.remove(); } }));
-    $("toasts").appendChild(item);
-    setTimeout(function () { item.remove(); }, 6000);
-  }
-
   function report(err) {
     if (session.handled(err)) return;
     if (err && err.status === 403) { deny(); return; }
@@ -168,16 +159,6 @@
     if (S.errorShown && !session.handled(err)) return;
     S.errorShown = true;
     report(err);
-  }
-
-  function q(params) {
-    var parts = [];
-    Object.keys(params).forEach(function (key) {
-      var value = params[key];
-      if (value === "" || value === null || value === undefined) return;
-      parts.push(encodeURIComponent(key) + "=" + encodeURIComponent(value));
-    });
-    return parts.length ? "?" + parts.join("&") : "";
   }
 
   // ------------------------------------------------------------------ dates and filters
@@ -1078,7 +1059,7 @@
   function wire() {
     initFilters();
     $("filters").addEventListener("submit", function (event) { event.preventDefault(); reload(); });
-    ["from", "to", "tz", "lang", "intent", "agent", "interval"].forEach(function (name) {
+    FILTERS.forEach(function (name) {
       $("filter-" + name).addEventListener("change", reloadSoon);
     });
     $("export-csv").addEventListener("click", exportCsv);

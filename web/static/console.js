@@ -7,6 +7,7 @@
   "use strict";
 
   var $ = ParleyDom.$, el = ParleyDom.el, append = ParleyDom.append, fill = ParleyDom.fill;
+  var toast = ParleyDom.toast;
   var parseTime = ParleyDom.parseTime;
 
   var API = "/api/v1";
@@ -84,15 +85,6 @@
     if (S.agent && id === S.agent.id) return "You";
     var found = S.agents.filter(function (a) { return a.id === id; })[0];
     return found ? found.name : (id ? "Agent #" + id : "Agent");
-  }
-
-  function toast(message, kind) {
-    var item = el("div", { className: "toast " + (kind || "error"), "data-testid": "toast", role: kind === "info" ? "status" : "alert" },
-      el("span", { text: message }),
-      el("button", { type: "button", className: "toast-close", "aria-label": "Dismiss", text: "×",
-        onclick: function () { item.remove(); } }));
-    $("toasts").appendChild(item);
-    setTimeout(function () { item.remove(); }, 6000);
   }
 
   // ------------------------------------------------------------------ session

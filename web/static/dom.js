@@ -1,4 +1,4 @@
-/* DOM helpers shared by the staff pages (agent console, knowledge editor).
+/* DOM helpers shared by the staff pages (agent console, knowledge editor, analytics).
  *
  * el() is the only way those pages build DOM: strings and numbers become text nodes, never
  * parsed as HTML, so anything a customer, author or the bot wrote is shown as text.
@@ -47,6 +47,28 @@
     return Date.parse(text);
   }
 
+  /** "?a=1&b=2" from an object; empty, null and undefined values are left out. */
+  function query(params) {
+    var parts = [];
+    Object.keys(params).forEach(function (key) {
+      var value = params[key];
+      if (value === "" || value === null || value === undefined) return;
+      parts.push(encodeURIComponent(key) + "=" + encodeURIComponent(value));
+    });
+    return parts.length ? "?" + parts.join("&") : "";
+  }
+
+  /** A dismissable message in the page's #toasts for six seconds (kind: error, warning, info). */
+  function toast(message, kind) {
+    var item = el("div", { className: "toast " + (kind || "error"), "data-testid": "toast",
+      role: kind === "info" ? "status" : "alert" },
+      el("span", { text: message }),
+      el("button", { type: "button", className: "toast-close", "aria-label": "Dismiss", text: "×",
+        onclick: function () { item.remove(); } }));
+    $("toasts").appendChild(item);
+    setTimeout(function () { item.remove(); }, 6000);
+  }
+
   function ApiError(status, code, message, details) {
     this.status = status; this.code = code; this.message = message; this.details = details;
   }
@@ -82,5 +104,5 @@
   }
 
   window.ParleyDom = { $: $, el: el, append: append, fill: fill, parseTime: parseTime,
-                       ApiError: ApiError, request: request };
+                       query: query, toast: toast, ApiError: ApiError, request: request };
 })();

@@ -8,6 +8,7 @@
   "use strict";
 
   var $ = ParleyDom.$, el = ParleyDom.el, append = ParleyDom.append, fill = ParleyDom.fill;
+  var q = ParleyDom.query, toast = ParleyDom.toast;
   var parseTime = ParleyDom.parseTime;
 
   var PAGE_SIZE = 50;
@@ -51,15 +52,6 @@
     return S.agents[id] || "Agent #" + id;
   }
 
-  function toast(message, kind) {
-    var item = el("div", { className: "toast " + (kind || "error"), "data-testid": "toast", role: kind === "info" ? "status" : "alert" },
-      el("span", { text: message }),
-      el("button", { type: "button", className: "toast-close", "aria-label": "Dismiss", text: "×",
-        onclick: function () { item.remove(); } }));
-    $("toasts").appendChild(item);
-    setTimeout(function () { item.remove(); }, 6000);
-  }
-
   function setStatus(node, state, message) {
     node.dataset.state = state;
     node.textContent = message;
@@ -93,16 +85,6 @@
       }).join("; ");
     }
     toast(message);
-  }
-
-  function q(params) {
-    var parts = [];
-    Object.keys(params).forEach(function (key) {
-      var value = params[key];
-      if (value === "" || value === null || value === undefined) return;
-      parts.push(encodeURIComponent(key) + "=" + encodeURIComponent(value));
-    });
-    return parts.length ? "?" + parts.join("&") : "";
   }
 
   function articlePath(id) { return "/kb/articles/" + encodeURIComponent(id); }

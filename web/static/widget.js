@@ -1349,8 +1349,8 @@
           if (currentState !== "queued" && currentState !== "with_agent") typing.hidden = false;
           scrollToEnd(true);
           return request("POST", "/" + encodeURIComponent(conv.id) + "/messages",
-                         item.payload ? { text: item.text, payload: item.payload, client_message_id: item.cid }
-                                      : { text: item.text, client_message_id: item.cid }, conv.token)
+                         // no payload: JSON leaves the undefined key out
+                         { text: item.text, payload: item.payload, client_message_id: item.cid }, conv.token)
             .then(function (data) {
               typing.hidden = true;
               if (statusKind) showStatus(null);
@@ -1476,15 +1476,20 @@
     // ---------------------------------------------------------------------------------------
     // Open / close
     // ---------------------------------------------------------------------------------------
+    /** Show or hide the panel; the launcher says what a click on it does next. */
+    function setOpen(opened) {
+      isOpen = opened;
+      panel.hidden = !opened;
+      launcher.classList.toggle("open", opened);
+      launcher.setAttribute("aria-expanded", String(opened));
+      launcher.setAttribute("aria-label", opened ? T.close : T.launcher);
+      launcher.title = opened ? T.close : T.launcher;
+      launcherIcon.replaceChildren(opened ? svg(ICON_CHEVRON, 24) : svg(ICON_CHAT, 22));
+    }
+
     function open() {
       if (isOpen) return;
-      isOpen = true;
-      panel.hidden = false;
-      launcher.classList.add("open");
-      launcher.setAttribute("aria-expanded", "true");
-      launcher.setAttribute("aria-label", T.close);
-      launcher.title = T.close;
-      launcherIcon.replaceChildren(svg(ICON_CHEVRON, 24));
+      setOpen(true);
       unread = 0;
       badge.hidden = true;
       scrollToEnd(true);
@@ -1493,13 +1498,7 @@
 
     function close() {
       if (!isOpen) return;
-      isOpen = false;
-      panel.hidden = true;
-      launcher.classList.remove("open");
-      launcher.setAttribute("aria-expanded", "false");
-      launcher.setAttribute("aria-label", T.launcher);
-      launcher.title = T.launcher;
-      launcherIcon.replaceChildren(svg(ICON_CHAT, 22));
+      setOpen(false);
       launcher.focus();
     }
 
