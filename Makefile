@@ -12,7 +12,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: help run test test-unit test-integration test-e2e train chat worker lint bench browser clean
+.PHONY: help run test test-unit test-integration test-e2e train chat worker lint bench browser clean scorer
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ test-e2e: venvs browser ## Browser tests (Playwright + Debian Chromium)
 lint: $(APP_STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check core staff conversations bot nlu knowledge handoff analytics web workers migrations tests bench
 	$(VENV)/bin/mypy
+
+scorer: $(APP_STAMP) ## Train the learned answer scorer on the tune splits of SQuAD 2.0 and CMRC 2018 (../shared/datasets)
+	$(VENV)/bin/python bench/train_scorer.py
 
 bench: venvs ## Turn latency benchmark (starts its own stack)
 	$(VENV)/bin/python bench/turn_latency.py

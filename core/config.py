@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     generator_api_key: SecretStr = SecretStr("")
     generator_timeout_s: float = 20.0
     cpu_llm: Literal["auto", "always", "never"] = "auto"
+    # The learned judge of extractive answers (knowledge/reader.py; `make scorer` trains it);
+    # default models/scorer/scorer.pkl. Without the file the hand-set score decides.
+    answer_scorer: Path | None = None
 
     # Background work: embedded SQLite queue (var/queue.db) by default; Celery by Redis URL.
     broker_url: str = ""  # e.g. redis://127.0.0.1:6379/2
@@ -130,13 +133,20 @@ class Settings(BaseSettings):
     task_visibility_timeout_s: int = 3600  # Celery/Redis: keep above the longest task
     # Modules whose @task bodies the workers load by name (like Celery's `include`).
     task_modules: list[str] = Field(default_factory=lambda: ["knowledge.tasks", "nlu.tasks",
-                                                             "analytics.tasks"])
+                                                             "analytics.tasks",
+                                                             "conversations.tasks"])
     # Knowledge changes over Kafka; "" = no Kafka.
     kafka_bootstrap: str = ""
     kafka_topic: str = "knowledge.changes"
     kafka_group_id: str = "parley-knowledge"
 
     log_message_text: bool = False
+    # Data care (README "Retention and one person's data"). Conversations with no activity for
+    # this many days are deleted once a day by whatever works the task queue (0: never; `parley
+    # retention --days N` by hand). redact_generator: mask e-mail addresses, phone numbers and
+    # labelled names in the question and sources before they reach an LLM generator.
+    retention_days: int = Field(default=0, ge=0)
+    redact_generator: bool = False
     # Prometheus scrapes /metrics with this bearer token; "" = loopback clients only.
     metrics_token: SecretStr = SecretStr("")
 
@@ -176,6 +186,10 @@ class Settings(BaseSettings):
     @property
     def nlu_base_cache(self) -> Path:
         return self.nlu_base_dir or self.models_dir / "base"
+
+    @property
+    def answer_scorer_path(self) -> Path:
+        return self.answer_scorer or self.models_dir / "scorer" / "scorer.pkl"
 
     @property
     def rasa_model_dir(self) -> Path:

@@ -12,12 +12,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
-from knowledge.compose import Passage, compose
+from knowledge.compose import Passage, Scorer, compose
 from knowledge.documents.protocol import Chunk, DocumentIndex, Hit
 from knowledge.embeddings import Embedder
 from knowledge.generator.protocol import ChatMessage, Generator, GeneratorUnavailable
@@ -138,7 +138,8 @@ class KnowledgeAnswerer:
     def __init__(self, *, index: DocumentIndex, embedder: Embedder,
                  graph: GraphStore | None = None, generators: Sequence[Generator] = (),
                  company: str = "", assistant: str = "", tone: str = "friendly", k: int = 4,
-                 min_relevance: float = 0.34) -> None:
+                 min_relevance: float = 0.34, scorer: Scorer | None = None,
+                 redact: Callable[[str], str] | None = None) -> None:
         self.index = index
         self.embedder = embedder
         self.graph = graph
@@ -148,6 +149,10 @@ class KnowledgeAnswerer:
         self.tone = tone
         self.k = k
         self.min_relevance = min_relevance
+        self.scorer = scorer
+        # Masks the question and each source before a generator's prompt is built
+        # (PARLEY_REDACT_GENERATOR); the extractive answer and the gate read them unmasked.
+        self.redact = redact
 
     async def retrieve(self, question: str, *, lang: str,
                        graph_nodes: Sequence[tuple[str, str]] = (),
@@ -236,6 +241,10 @@ class KnowledgeAnswerer:
         system = SYSTEM_PROMPT.format(assistant=assistant,
                                       language=LANGUAGE_NAMES.get(lang, "English"),
                                       tone=TONES.get(self.tone, ""))
+        if self.redact is not None:
+            question = self.redact(question)
+            sources = [replace(s, title=self.redact(s.title), text=self.redact(s.text))
+                       for s in sources]
         listed = "\n\n".join(f"[{s.number}] {s.title}\n{s.text}" for s in sources)
         return [ChatMessage("system", system),
                 ChatMessage("user", f"Sources:\n{listed}\n\nQuestion: {question}")]
@@ -292,7 +301,9 @@ class KnowledgeAnswerer:
             return [float(x) for x in self.embedder.embed(sentences) @ query]
 
         passages = [Passage(s.number, s.title, s.text, s.faq) for s in sources]
-        composed = await asyncio.to_thread(compose, question, passages, similarity=similarity)
+        composed = await asyncio.to_thread(compose, question, passages, similarity=similarity,
+                                           scorer=self.scorer,
+                                           scores=[s.score for s in sources])
         if not composed.sentences:
             return Answer("", [], True, "not_found", EXTRACTIVE,
                           [SentenceCheck(NOT_FOUND, False, None, composed.coverage,

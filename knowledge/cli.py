@@ -8,6 +8,9 @@ missing or ``--as`` names no admin, and 1 when some files (or articles) were ski
 ``kb eval`` measures the answers on a knowledge base of its own, in a temporary folder
 (``knowledge.evaluation``); it exits 2, with one ``error:`` line, when a path is missing or a
 line of the questions file is malformed.
+
+``kb train-scorer`` trains the learned answer scorer (``knowledge.reader``) on a knowledge base
+and questions with known answers, in the same throwaway way.
 """
 
 from __future__ import annotations
@@ -154,3 +157,42 @@ def kb_eval(
     console.print(table)
     if report is not None:
         console.print(f"report: {report}; per question: {result.write(report)}")
+
+
+@app.command("train-scorer")
+def kb_train_scorer(
+    kb: Annotated[list[Path], typer.Option(
+        "--kb", help="A file or folder, as `kb import` takes; repeat for more.")],
+    questions: Annotated[Path, typer.Option(
+        help="JSONL as `kb eval` takes: {question, answers: [...] ([] = unanswerable), lang?, "
+             "source?}.")],
+    out: Annotated[Path | None, typer.Option(
+        help="Where to write it (default: PARLEY_ANSWER_SCORER, else "
+             "models/scorer/scorer.pkl).")] = None,
+) -> None:
+    """Train the learned answer scorer on questions with known answers.
+
+    The knowledge base is imported into a temporary folder, as `kb eval` does; each question is
+    asked up to the candidate sentences, which are labelled by whether they state an answer.
+    The threshold and the validation figures come from 5-fold validation by question. Keep
+    questions apart to measure with `kb eval` afterwards.
+    """
+    import asyncio
+    import json
+
+    from knowledge.evaluation_questions import load_questions
+    from knowledge.reader import fit, mine
+
+    for path in kb:
+        if not path.exists():
+            fail(f"{path} does not exist")
+    settings = get_settings()
+    target = out or settings.answer_scorer_path
+    with errors():
+        asked = load_questions(questions)
+        with staged_progress() as step:
+            mined = asyncio.run(mine(kb, asked, settings=settings, progress=step))
+        scorer, figures = fit(mined, folds=min(5, max(2, len(asked))))
+    scorer.about["questions_file"] = str(questions)
+    scorer.save(target)
+    console.print_json(json.dumps({"out": str(target), **figures}))

@@ -24,6 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from knowledge.text import content_terms, numbers, split_sentences
 
@@ -152,15 +153,91 @@ Similarity = Callable[[list[str]], Sequence[float]]
 """Cosine similarity of each sentence to the question (embeddings), in the given order."""
 
 
-def compose(question: str, passages: Sequence[Passage], *,
-            similarity: Similarity | None = None,
-            min_coverage: float = MIN_COVERAGE) -> Composed:
-    wanted = question_terms(question)
-    if not wanted or not passages:
-        return Composed([], 0.0, "empty")
-    kind = question_type(question)
+# What the learned scorer (``knowledge.reader``) sees of each candidate sentence, in order.
+FEATURES: tuple[str, ...] = (
+    "score", "score_gap", "cover", "cover_gap", "inside", "around", "close", "close_gap",
+    "fits", "misfits", "typed", "rank_prior", "top_source", "source_score", "position_first",
+    "relative_position", "length", "passage_cover", "number_missing", "chinese",
+    "question_terms", "candidates")
 
-    # Every candidate sentence with its terms and the terms around it.
+
+class Scorer(Protocol):
+    """A learned judge of candidate sentences: the probability that each answers the question
+    (rows of ``FEATURES``), and the least probability worth sending."""
+
+    threshold: float
+
+    def probabilities(self, rows: Sequence[Sequence[float]]) -> Sequence[float]: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence of a source that could answer the question, with what the scores saw."""
+
+    number: int      # its source's citation number
+    position: int    # its index among its source's sentences
+    sentence: str
+    rank: int        # its source's rank, 0 first
+    score: float     # the hand-set score (coverage, meaning, type, rank)
+    cover: float
+    close: float
+    features: tuple[float, ...]
+
+
+def candidates(question: str, passages: Sequence[Passage], *,
+               similarity: Similarity | None = None,
+               scores: Sequence[float] = ()) -> list[Candidate]:
+    """Every sentence of the (non-FAQ) ``passages`` that could answer ``question``, best first
+    by the hand-set score; ``scores`` are the passages' retrieval scores, when known."""
+    wanted = question_terms(question)
+    if not wanted:
+        return []
+    kind = question_type(question)
+    rows = _rows(passages)
+    weights = _weights(wanted, [r[4] for r in rows]
+                       + [terms_of(p.title) for p in passages if p.faq])
+    meaning = list(similarity([r[3] for r in rows])) if similarity and rows else [0.0] * len(rows)
+    asked_numbers = numbers(question)
+    texts = {p.number: p.text for p in passages}
+    missing = {n: float(bool(asked_numbers) and not asked_numbers <= numbers(t))
+               for n, t in texts.items()}
+    passage_cover = {p.number: _coverage(weights, terms_of(f"{p.title} {p.text}"), set())
+                     for p in passages}
+    counts = Counter(r[1] for r in rows)
+    base: list[tuple[float, float, float, float, bool | None, tuple[int, int, int, str]]] = []
+    for (rank, number, position, sentence, terms, context), close in zip(rows, meaning,
+                                                                           strict=True):
+        cover = _coverage(weights, terms, context)
+        fits = has_type(kind, sentence)
+        bonus = 0.0 if fits is None else (TYPE_BONUS if fits else -TYPE_BONUS)
+        sense = MEANING_WEIGHT * (close - MEANING_BASE) if similarity else 0.0
+        score = cover + sense + bonus + RANK_PRIOR / (1 + rank)
+        base.append((score, cover, _coverage(weights, terms, set()), close, fits,
+                     (rank, number, position, sentence)))
+    if not base:
+        return []
+    best_score = max(b[0] for b in base)
+    best_cover = max(b[1] for b in base)
+    best_close = max(b[3] for b in base)
+    chinese = float(bool(_CJK.search(question)))
+    out = []
+    for score, cover, inside, close, fit, (rank, number, position, sentence) in base:
+        features = (
+            score, score - best_score, cover, cover - best_cover, inside, cover - inside, close,
+            close - best_close, float(fit is True), float(fit is False),
+            float(kind is not None), 1 / (1 + rank), float(rank == 0),
+            float(scores[rank]) if rank < len(scores) else 0.0, float(position == 0),
+            position / max(counts[number] - 1, 1), math.log1p(len(content_terms(sentence))),
+            passage_cover[number], missing[number], chinese, math.log1p(len(wanted)),
+            math.log1p(len(base)))
+        out.append(Candidate(number, position, sentence, rank, score, cover, close, features))
+    out.sort(key=lambda c: c.score, reverse=True)
+    return out
+
+
+def _rows(passages: Sequence[Passage]) -> list[tuple[int, int, int, str, set[str], set[str]]]:
+    """Every candidate sentence of the non-FAQ passages: (rank, source number, position,
+    sentence, its terms, the terms around it: the title and the neighbouring sentences)."""
     rows: list[tuple[int, int, int, str, set[str], set[str]]] = []
     for rank, passage in enumerate(passages):
         if passage.faq:
@@ -178,8 +255,23 @@ def compose(question: str, passages: Sequence[Passage], *,
             if i + 1 < len(sentences):
                 around |= sentence_terms[i + 1]
             rows.append((rank, passage.number, i, sentence, sentence_terms[i], around))
+    return rows
+
+
+def compose(question: str, passages: Sequence[Passage], *,
+            similarity: Similarity | None = None,
+            min_coverage: float = MIN_COVERAGE, scorer: Scorer | None = None,
+            scores: Sequence[float] = ()) -> Composed:
+    """``scorer``: a learned judge of the candidates (``knowledge.reader``); without one, the
+    hand-set score chooses and the coverage and number rules decide whether to abstain."""
+    wanted = question_terms(question)
+    if not wanted or not passages:
+        return Composed([], 0.0, "empty")
+    kind = question_type(question)
+    found = candidates(question, passages, similarity=similarity, scores=scores)
     faq_rows = [(rank, p) for rank, p in enumerate(passages) if p.faq]
-    weights = _weights(wanted, [r[4] for r in rows] + [terms_of(p.title) for _, p in faq_rows])
+    weights = _weights(wanted, [terms_of(c.sentence) for c in found]
+                       + [terms_of(p.title) for _, p in faq_rows])
 
     # A FAQ row whose own question is the one asked answers it with its own answer.
     best_faq: tuple[float, Passage] | None = None
@@ -192,39 +284,45 @@ def compose(question: str, passages: Sequence[Passage], *,
         if cover >= FAQ_MATCH and (best_faq is None or score > best_faq[0]):
             best_faq = (score, passage)
 
-    meaning = list(similarity([r[3] for r in rows])) if similarity and rows else [0.0] * len(rows)
-    scored: list[tuple[float, float, int, int, str, float, int]] = []
-    for (rank, number, position, sentence, terms, around), close in zip(rows, meaning,
-                                                                          strict=True):
-        cover = _coverage(weights, terms, around)
-        fits = has_type(kind, sentence)
-        bonus = 0.0 if fits is None else (TYPE_BONUS if fits else -TYPE_BONUS)
-        sense = MEANING_WEIGHT * (close - MEANING_BASE) if similarity else 0.0
-        scored.append((cover + sense + bonus + RANK_PRIOR / (1 + rank), cover, number,
-                       position, sentence, close, rank))
-    scored.sort(key=lambda row: row[0], reverse=True)
-
-    if best_faq is not None and (not scored or best_faq[0] >= scored[0][0]):
+    if best_faq is not None and (not found or best_faq[0] >= found[0].score):
         passage = best_faq[1]
         return Composed([(passage.number, _trim(passage.text))], 1.0, "faq")
-    if not scored:
+    if not found:
         return Composed([], 0.0, "empty")
-    top = min(row[6] for row in scored)
-    best_top = next(row for row in scored if row[6] == top)
+    if scorer is not None:
+        return _judged(kind, found, scorer)
+    top = min(c.rank for c in found)
+    best_top = next(c for c in found if c.rank == top)
     # Two sources that disagree (an edited article, an older policy) are settled by rank.
-    chosen = best_top if scored[0][0] - best_top[0] <= PREFER_TOP else scored[0]
-    score, cover, number, position, sentence, close, _ = chosen
-    if cover < min_coverage and not (similarity and close >= MIN_MEANING
+    chosen = best_top if found[0].score - best_top.score <= PREFER_TOP else found[0]
+    cover = chosen.cover
+    if cover < min_coverage and not (similarity and chosen.close >= MIN_MEANING
                                      and cover >= MIN_OVERLAP):
         return Composed([], cover, "not_covered")
-    passage_text = next(p.text for p in passages if p.number == number)
+    passage_text = next(p.text for p in passages if p.number == chosen.number)
     asked = numbers(question)  # years are numbers too
     if asked and not asked <= numbers(passage_text):
         return Composed([], cover, "number_missing")
-    answer = [(number, sentence)]
-    if has_type(kind, sentence) is False:
+    return Composed(_with_next(kind, chosen, found), cover, "passage")
+
+
+def _judged(kind: str | None, found: list[Candidate], scorer: Scorer) -> Composed:
+    """The candidate the learned scorer rates most likely to answer, if it is likely enough."""
+    probabilities = list(scorer.probabilities([c.features for c in found]))
+    best = max(range(len(found)), key=lambda i: probabilities[i])
+    chosen = found[best]
+    if probabilities[best] < scorer.threshold:
+        return Composed([], chosen.cover, "not_likely")
+    return Composed(_with_next(kind, chosen, found), chosen.cover, "passage")
+
+
+def _with_next(kind: str | None, chosen: Candidate,
+               found: list[Candidate]) -> list[tuple[int, str]]:
+    answer = [(chosen.number, chosen.sentence)]
+    if has_type(kind, chosen.sentence) is False:
         # The type the question asks for may be in the next sentence of the same passage.
-        following = [row for row in scored if row[2] == number and row[3] == position + 1]
-        if following and has_type(kind, following[0][4]):
-            answer.append((number, following[0][4]))
-    return Composed(answer, cover, "passage")
+        following = [c for c in found
+                     if c.number == chosen.number and c.position == chosen.position + 1]
+        if following and has_type(kind, following[0].sentence):
+            answer.append((chosen.number, following[0].sentence))
+    return answer

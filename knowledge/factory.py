@@ -84,6 +84,8 @@ def answerer(settings: Settings, *, graph: GraphStore | None = None) -> Answerer
     answerer closes it."""
     from core.project import ProjectError, project_of
     from knowledge.answer import KnowledgeAnswerer
+    from knowledge.pii import mask_personal_data
+    from knowledge.reader import load_scorer
 
     try:
         assistant = project_of(settings.project).assistant
@@ -93,7 +95,8 @@ def answerer(settings: Settings, *, graph: GraphStore | None = None) -> Answerer
     return KnowledgeAnswerer(index=document_index(settings), embedder=embedder(settings),
                              graph=graph or graph_store(settings),
                              generators=generators(settings), company=company_name(settings),
-                             assistant=name, tone=tone)
+                             assistant=name, tone=tone, scorer=load_scorer(settings),
+                             redact=mask_personal_data if settings.redact_generator else None)
 
 
 def company_name(settings: Settings) -> str:
