@@ -1,8 +1,8 @@
 """The ``parley`` command line: the shell that builds and runs the whole platform.
 
 ``train``, ``run`` and ``serve`` live here; every domain brings its own sub-app (``nlu``,
-``kb``, ``agents``, ``worker``/``kafka``/``tasks``, ``chat``) and this module only mounts
-them, in the order ``parley --help`` lists them.
+``kb``, ``agents``, ``worker``/``kafka``/``tasks``, ``chat``, ``retention``, ``customer``) and
+this module only mounts them, in the order ``parley --help`` lists them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import typer
 from rich.markup import escape
 
 from conversations.cli import app as chat_app
+from conversations.privacy_cli import customer_app, retention_app
 from core.cli import console, errors, fail, progress
 from core.config import Settings, get_settings
 from core.logging import configure_logging
@@ -287,12 +288,14 @@ def _sync_kb(step: Callable[[Path], None]) -> ImportReport:
 # The order here is the order of `parley --help`: commands first, then groups.
 app.add_typer(worker_app)
 app.add_typer(chat_app)
+app.add_typer(retention_app)
 app.add_typer(kb_app, name="kb")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(serve_app, name="serve")
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(agents_app, name="agents")
+app.add_typer(customer_app, name="customer")
 
 if __name__ == "__main__":
     sys.exit(app())

@@ -30,6 +30,7 @@ from workers.context import Payload, Resources, TaskContext
 from workers.dead_letters import retry_dead_letter
 from workers.errors import QueueUnavailable, WorkerAlreadyRunning
 from workers.registry import get_task
+from workers.schedule import CHECK_S, enqueue_due
 from workers.sqlite_journal import SQLiteJournal
 
 logger = logging.getLogger(__name__)
@@ -142,9 +143,11 @@ class EmbeddedQueue:
     def _work(self) -> None:
         loop = asyncio.new_event_loop()
         context = TaskContext(self.settings, journal=self.journal, resources=self.resources)
+        next_check = 0.0
         try:
             while not self._stopping.is_set():
                 self._wake.clear()
+                next_check = self._schedule(next_check)
                 wait = self._run_next(loop, context, self.policy)
                 if wait:
                     self._wake.wait(wait)
@@ -156,6 +159,18 @@ class EmbeddedQueue:
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:
                 loop.close()
+
+    def _schedule(self, next_check: float) -> float:
+        """Enqueue the periodic tasks that are due (``workers.schedule``), every ``CHECK_S``;
+        when to look again."""
+        now = time.monotonic()
+        if now < next_check:
+            return next_check
+        try:
+            enqueue_due(self, self.settings)
+        except Exception:  # a broken schedule must not stop the queue
+            logger.exception("could not enqueue the periodic tasks")
+        return now + CHECK_S
 
     def _run_next(self, loop: asyncio.AbstractEventLoop, context: TaskContext,
                   policy: RetryPolicy) -> float:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("core", "staff", "workers", "nlu", "knowledge", "conversations", "handoff", "bot",
           "web")
 DOMAIN_CLIS = ("core/cli.py", "staff/cli.py", "workers/cli.py", "nlu/cli.py", "knowledge/cli.py",
-               "conversations/cli.py")
+               "conversations/cli.py", "conversations/privacy_cli.py")
 
 
 @pytest.fixture
@@ -44,10 +44,10 @@ def _paths(group: Any, prefix: str = "") -> Iterator[str]:
 
 def test_every_command_keeps_its_name_and_place() -> None:
     assert list(_paths(typer.main.get_command(app))) == [
-        "init", "check", "train", "run", "worker", "chat", "kb import", "kb eval",
-        "kafka consume", "tasks dead", "tasks retry", "serve api", "serve nlu", "nlu train",
-        "nlu eval", "nlu parse", "nlu versions", "nlu activate", "nlu rollback", "nlu canary",
-        "agents create"]
+        "init", "check", "train", "run", "worker", "chat", "retention", "kb import", "kb eval",
+        "kb train-scorer", "kafka consume", "tasks dead", "tasks retry", "serve api",
+        "serve nlu", "nlu train", "nlu eval", "nlu parse", "nlu versions", "nlu activate",
+        "nlu rollback", "nlu canary", "agents create", "customer export", "customer delete"]
 
 
 @pytest.mark.parametrize("module", DOMAIN_CLIS)
