@@ -6,9 +6,12 @@
 - **Exactly once per event.** Events are applied in id order and the cursor advances in the
   same transaction as the facts; the outbox key is unique, so a duplicate was never stored.
 - **Rollups stay equal to the facts.** Each fact's contribution to ``analytics_hourly``
-  (``contributions``) is taken before and after its events are applied and the difference is
-  added, so a change of outcome (a reopened resolution, a language learnt from the first
-  message) moves counts instead of adding them twice.
+  (``contributions``) and to the first-response and resolution histograms of
+  ``analytics_hourly_latency`` (``latency_contributions``) is taken before and after its events
+  are applied and the difference is added, so a change of outcome (a reopened resolution, a
+  language learnt from the first message) moves counts instead of adding them twice. A parse
+  only adds: to ``analytics_hourly_parses`` and to the ``turn_ms`` histogram, in its
+  conversation's hour and language (settled by the first parse, before it is counted).
 - **Gaps.** PostgreSQL hands out ids before commit, so a transaction still open can commit an
   id lower than one already visible. The fold stops before a gap in the ids until the event
   after it is ``GAP_GRACE_S`` old, then treats the gap as a rolled-back transaction. SQLite
@@ -24,20 +27,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Table, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from analytics import histogram
 from analytics.models import (
     AnswerFact,
     ConversationFact,
     FoldCursor,
+    HourlyLatency,
+    HourlyParses,
     HourlyRollup,
     ParseFact,
 )
-from core.db import utcnow
+from core.db import Base, utcnow
 from core.outbox import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -47,6 +55,8 @@ GAP_GRACE_S = 30.0
 LOW_CONFIDENCE = 0.5  # a parse under this (or the fallback intent) counts as low confidence
 RollupKey = tuple[datetime, str, str, str]  # hour, language, metric, dimension
 Contribution = dict[RollupKey, tuple[int, float]]
+LatencyKey = tuple[datetime, str, str, int]  # hour, language, stage, bucket
+ParsesKey = tuple[datetime, str, str, str, bool]  # hour, language, intent, version, canary
 
 
 def _short(value: Any, length: int = 64) -> str | None:
@@ -85,6 +95,49 @@ def contributions(fact: ConversationFact) -> Contribution:
     return out
 
 
+def latency_contributions(fact: ConversationFact) -> dict[LatencyKey, int]:
+    """What one conversation adds to the first-response and resolution histograms (the same
+    values the summary reads from the facts: a first response, a standing resolution)."""
+    hour, lang = hour_of(fact.opened_at), fact.language
+    out: dict[LatencyKey, int] = {}
+    values = (("first_response_s", fact.first_response_s),
+              ("resolution_s", fact.resolution_s if fact.resolved_at is not None else None))
+    for stage, value in values:
+        index = histogram.bucket(value)
+        if index is not None:
+            out[(hour, lang, stage, index)] = 1
+    return out
+
+
+def parse_contributions(fact: ConversationFact, parse: ParseFact) -> tuple[
+        ParsesKey, tuple[int, int, int], LatencyKey | None]:
+    """What one parse adds: its row of ``analytics_hourly_parses`` (parses, low confidence,
+    fallback) and its turn's ``turn_ms`` bucket, in its conversation's hour and language."""
+    hour, lang = hour_of(fact.opened_at), fact.language
+    key = (hour, lang, parse.intent or "", parse.nlu_version or "", bool(parse.canary))
+    index = histogram.bucket(parse.turn_ms)
+    turn = None if index is None else (hour, lang, "turn_ms", index)
+    return key, (1, int(bool(parse.low_confidence)), int(bool(parse.fallback))), turn
+
+
+@dataclass
+class Deltas:
+    """What a batch adds to ``analytics_hourly_parses`` and ``analytics_hourly_latency``:
+    each parse, then each conversation's change of first response and resolution."""
+
+    parses: dict[ParsesKey, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
+    latency: dict[LatencyKey, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add_parse(self, fact: ConversationFact, parse: ParseFact) -> None:
+        key, values, turn = parse_contributions(fact, parse)
+        cell = self.parses[key]
+        for i, value in enumerate(values):
+            cell[i] += value
+        if turn is not None:
+            self.latency[turn] += 1
+
+
 async def _cursor(session: AsyncSession) -> FoldCursor:
     cursor = (await session.execute(select(FoldCursor).where(FoldCursor.id == 1)
                                     .with_for_update())).scalar_one_or_none()
@@ -119,24 +172,38 @@ async def fold_once(session: AsyncSession, *, reopen_days: int, batch: int = BAT
     facts = {fact.conversation_id: fact for fact in (await session.execute(
         select(ConversationFact).where(ConversationFact.conversation_id.in_(ids)))).scalars()}
     before = {cid: contributions(fact) for cid, fact in facts.items()}
+    latency_before = {cid: latency_contributions(fact) for cid, fact in facts.items()}
     window = timedelta(days=reopen_days)
+    deltas = Deltas()
     for event in events:
-        _apply(session, event, facts, window)
+        _apply(session, event, facts, window, deltas)
     delta: dict[RollupKey, list[float]] = defaultdict(lambda: [0, 0.0])
     for cid, fact in facts.items():
         for sign, contribution in ((-1, before.get(cid, {})), (1, contributions(fact))):
             for key, (count, total) in contribution.items():
                 delta[key][0] += sign * count
                 delta[key][1] += sign * total
+        for sign, latency in ((-1, latency_before.get(cid, {})),
+                              (1, latency_contributions(fact))):
+            for bucket_key, count in latency.items():
+                deltas.latency[bucket_key] += sign * count
     await _add_to_rollups(session, {k: (int(c), s) for k, (c, s) in delta.items()
                                     if c or s})
+    await _upsert_sums(session, HourlyParses, [
+        {"hour": hour, "language": lang, "intent": intent, "nlu_version": version,
+         "canary": canary, "parses": n, "low_confidence": low, "fallback": fallback}
+        for (hour, lang, intent, version, canary), (n, low, fallback)
+        in deltas.parses.items()])
+    await _upsert_sums(session, HourlyLatency, [
+        {"hour": hour, "language": lang, "stage": stage, "bucket": index, "count": n}
+        for (hour, lang, stage, index), n in deltas.latency.items() if n])
     cursor.last_event_id = events[-1].id
     cursor.updated_at = utcnow()
     return len(events)
 
 
 def _apply(session: AsyncSession, event: OutboxEvent, facts: dict[str, ConversationFact],
-           window: timedelta) -> None:
+           window: timedelta, deltas: Deltas) -> None:
     payload: dict[str, Any] = event.payload or {}
     fact = facts.get(event.conversation_id)
     if event.kind == "conversation.opened":
@@ -156,9 +223,9 @@ def _apply(session: AsyncSession, event: OutboxEvent, facts: dict[str, Conversat
         if not payload.get("system"):
             fact.messages += 1
     elif kind == "nlu.parse":
-        _parse(session, event, payload)
         if fact.turns == 0 and event.language:
             fact.language = _short(event.language, 16) or fact.language  # the customer's
+        deltas.add_parse(fact, _parse(session, event, payload))
         fact.turns += 1
     elif kind == "answer":
         _answer(session, event, payload)
@@ -171,7 +238,7 @@ def _apply(session: AsyncSession, event: OutboxEvent, facts: dict[str, Conversat
         fact.agent_id = payload.get("agent_id")
     elif kind == "agent.first_reply" and fact.first_agent_reply_at is None:
         fact.first_agent_reply_at = event.at
-        fact.first_response_s = payload.get("first_response_s")
+        fact.first_response_s = histogram.number(payload.get("first_response_s"))
     elif kind == "resolved":
         fact.resolved_at = event.at
         fact.resolved_by = "bot" if payload.get("by") == "bot" else "agent"
@@ -188,16 +255,18 @@ def _apply(session: AsyncSession, event: OutboxEvent, facts: dict[str, Conversat
                          and not fact.handed_off)
 
 
-def _parse(session: AsyncSession, event: OutboxEvent, payload: dict[str, Any]) -> None:
-    confidence = payload.get("confidence")
+def _parse(session: AsyncSession, event: OutboxEvent, payload: dict[str, Any]) -> ParseFact:
+    confidence = histogram.number(payload.get("confidence"))
     fallback = bool(payload.get("fallback"))
-    session.add(ParseFact(
+    parse = ParseFact(
         key=event.key, conversation_id=event.conversation_id, at=event.at,
         language=_short(event.language, 16), intent=_short(payload.get("intent")),
         confidence=confidence, nlu_version=_short(payload.get("nlu_version")),
         canary=bool(payload.get("canary")),
-        fallback=fallback, turn_ms=payload.get("turn_ms"),
-        low_confidence=fallback or (confidence is not None and confidence < LOW_CONFIDENCE)))
+        fallback=fallback, turn_ms=histogram.number(payload.get("turn_ms")),
+        low_confidence=fallback or (confidence is not None and confidence < LOW_CONFIDENCE))
+    session.add(parse)
+    return parse
 
 
 def _answer(session: AsyncSession, event: OutboxEvent, payload: dict[str, Any]) -> None:
@@ -237,6 +306,23 @@ async def _add_to_rollups(session: AsyncSession,
         else:
             row.count += count
             row.sum += total
+
+
+async def _upsert_sums(session: AsyncSession, model: type[Base],
+                       rows: list[dict[str, Any]]) -> None:
+    """Add rows to a rollup table: ``INSERT … ON CONFLICT (primary key) DO UPDATE`` adding
+    every non-key column, one statement for the batch."""
+    if not rows:
+        return
+    table = model.__table__
+    assert isinstance(table, Table)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    keys = [column.name for column in table.primary_key.columns]
+    statement = insert.on_conflict_do_update(index_elements=keys, set_={
+        column.name: column + insert.excluded[column.name]
+        for column in table.columns if column.name not in keys})
+    await session.execute(statement, rows)
 
 
 async def fold_all(maker: async_sessionmaker[AsyncSession], *, reopen_days: int,

@@ -5,6 +5,13 @@ Attribution (see ``analytics.fold``): the cohort of a period is the conversation
 resolution reopened within the window does not count; CSAT is split bot/human. Every figure
 can be filtered by language.
 
+Where a summary comes from: a period that starts and ends on whole UTC hours, without an
+intent or agent filter, is read from the hourly rollups alone (``analytics_hourly``,
+``analytics_hourly_parses``, ``analytics_hourly_latency``: a few thousand rows for 30 days,
+whatever the traffic); any other is computed from the facts with the same definitions, the
+percentiles included (read off a histogram of the same fixed buckets, ``analytics.histogram``:
+±1.1 %), so both give the same figures.
+
 Time zones: rollups are per UTC hour, so a viewer's day or hour is a union of whole UTC hours
 whenever the zone's offset is a whole number of hours over the period (every zone with DST
 included). For zones with a half- or quarter-hour offset (Asia/Kolkata, Asia/Kathmandu) or a
@@ -17,20 +24,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta, tzinfo
-from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from analytics import histogram
 from analytics.fold import contributions
 from analytics.models import ConversationFact as F
-from analytics.models import HourlyRollup, ParseFact
+from analytics.models import HourlyLatency, HourlyParses, HourlyRollup, ParseFact
 
 METRICS = ("conversations", "handed_off", "bot_resolved", "answers", "abstained", "csat")
 INTERVALS = ("hour", "day")
 COUNTS = ("conversations", "bot_resolved", "handed_off", "answers", "abstained")
+# Latency stage → the summary's key and its percentiles.
+STAGES = {"first_response_s": ("first_response_s", (0.5, 0.9)),
+          "resolution_s": ("resolution_s", (0.5, 0.9)),
+          "turn_ms": ("turn_latency_ms", (0.5, 0.95))}
+Outcomes = tuple[dict[str, dict[str, int]], dict[str, int], dict[str, tuple[float, int]]]
+Versions = dict[tuple[str | None, bool], list[int]]
 
 
 def _zone(tz: str | tzinfo) -> tzinfo:
@@ -65,8 +78,7 @@ def _count_columns() -> tuple[Any, ...]:
             func.coalesce(func.sum(F.answers), 0), func.coalesce(func.sum(F.abstentions), 0))
 
 
-async def _cohort_outcomes(session: AsyncSession, where: list[ColumnElement[bool]]) -> tuple[
-        dict[str, dict[str, int]], dict[str, int], dict[str, tuple[float, int]]]:
+async def _cohort_outcomes(session: AsyncSession, where: list[ColumnElement[bool]]) -> Outcomes:
     """One pass over the cohort: counts by language, hand-off reasons, (CSAT sum, n) by who
     was rated."""
     rows = (await session.execute(
@@ -83,33 +95,107 @@ async def _cohort_outcomes(session: AsyncSession, where: list[ColumnElement[bool
         if handed:
             reasons[str(reason or "unknown")] += int(handed)
         if raters:
-            total, seen = csat.get(by, (0.0, 0))
-            csat[by] = (total + float(rated), seen + int(raters))
+            total, seen = csat.get(by or "bot", (0.0, 0))
+            csat[by or "bot"] = (total + float(rated), seen + int(raters))
     return by_language, reasons, csat
 
 
-async def percentiles(session: AsyncSession, column: Any, qs: tuple[float, ...], *,
-                      where: list[ColumnElement[bool]], join: Any = None) -> list[float | None]:
-    """Percentiles of a column's non-null values (linear interpolation between closest ranks,
-    numpy's default), computed where the rows are: one sort in the database, and only the (at
-    most two) ranks each interpolation needs come back."""
-    inner = select(column.label("v"), func.row_number().over(order_by=column).label("rn"),
-                   func.count().over().label("n")).where(*where, column.is_not(None))
-    ranked = (inner.select_from(join) if join is not None else inner).subquery()
-    fractions = [Fraction(q).limit_denominator(1000) for q in qs]
-    lows = [(ranked.c.n - 1) * f.numerator // f.denominator for f in fractions]
-    rows = (await session.execute(select(ranked.c.rn, ranked.c.v, ranked.c.n).where(or_(
-        *(ranked.c.rn == low + 1 for low in lows), *(ranked.c.rn == low + 2 for low in lows))
-    ))).all()
-    if not rows:
-        return [None for _ in qs]
-    n = int(rows[0][2])
-    at = {int(rn) - 1: float(v) for rn, v, _ in rows}
-    out: list[float | None] = []
-    for f in fractions:
-        low, rest = divmod((n - 1) * f.numerator, f.denominator)
-        high = min(low + 1, n - 1)
-        out.append(round(at[low] + (at[high] - at[low]) * rest / f.denominator, 3))
+def _hours(model: Any, start: datetime, end: datetime, lang: str | None) -> list[Any]:
+    """A rollup's rows for the cohort [start, end) (whole UTC hours), of one language."""
+    where = [model.hour >= start, model.hour < end]
+    return [*where, model.language == lang] if lang else where
+
+
+async def _rollup_outcomes(session: AsyncSession, start: datetime, end: datetime,
+                           lang: str | None) -> Outcomes:
+    """``_cohort_outcomes`` from ``analytics_hourly``."""
+    H = HourlyRollup
+    rows = (await session.execute(
+        select(H.language, H.metric, H.dimension, func.sum(H.count), func.sum(H.sum))
+        .where(*_hours(H, start, end, lang)).group_by(H.language, H.metric, H.dimension)))
+    by_language: dict[str, dict[str, int]] = {}
+    reasons: dict[str, int] = defaultdict(int)
+    csat: dict[str, tuple[float, int]] = {}
+    for language, metric, dimension, count, total in rows.all():
+        n = int(count or 0)
+        if metric in COUNTS:
+            by_language.setdefault(language, dict.fromkeys(COUNTS, 0))[metric] += n
+        elif metric == "handoff_reason" and n:
+            reasons[dimension] += n
+        elif metric == "csat" and n:
+            summed, seen = csat.get(dimension, (0.0, 0))
+            csat[dimension] = (summed + float(total or 0.0), seen + n)
+    # A language whose conversations all moved (learnt from the first parse) keeps zero rows.
+    return ({language: c for language, c in by_language.items() if c["conversations"]},
+            reasons, csat)
+
+
+def _add_parses(versions: Versions, intents: dict[str, int], rows: Any) -> None:
+    for intent, version, canary, n, low, fallback in rows:
+        if not n:
+            continue
+        if intent:
+            intents[intent] += int(n)
+        totals = versions.setdefault((version or None, bool(canary)), [0, 0, 0])
+        for i, value in enumerate((n, low, fallback)):
+            totals[i] += int(value or 0)
+
+
+async def _fact_parses(session: AsyncSession, where: list[ColumnElement[bool]]) -> tuple[
+        dict[str, int], Versions]:
+    """Intents and NLU versions: one grouped pass over the cohort's parses."""
+    intents: dict[str, int] = defaultdict(int)
+    versions: Versions = {}
+    parses = ParseFact.__table__.join(F, F.conversation_id == ParseFact.conversation_id)
+    _add_parses(versions, intents, (await session.execute(
+        select(ParseFact.intent, ParseFact.nlu_version, ParseFact.canary, func.count(),
+               _flag(ParseFact.low_confidence), _flag(ParseFact.fallback))
+        .select_from(parses).where(*where)
+        .group_by(ParseFact.intent, ParseFact.nlu_version, ParseFact.canary))).all())
+    return intents, versions
+
+
+async def _rollup_parses(session: AsyncSession, start: datetime, end: datetime,
+                         lang: str | None) -> tuple[dict[str, int], Versions]:
+    """``_fact_parses`` from ``analytics_hourly_parses``."""
+    P = HourlyParses
+    intents: dict[str, int] = defaultdict(int)
+    versions: Versions = {}
+    _add_parses(versions, intents, (await session.execute(
+        select(P.intent, P.nlu_version, P.canary, func.sum(P.parses),
+               func.sum(P.low_confidence), func.sum(P.fallback))
+        .where(*_hours(P, start, end, lang))
+        .group_by(P.intent, P.nlu_version, P.canary))).all())
+    return intents, versions
+
+
+async def _fact_latency(session: AsyncSession,
+                        where: list[ColumnElement[bool]]) -> dict[str, dict[int, int]]:
+    """The cohort's latency histograms from the facts: each column's distinct values and how
+    often each came, bucketed here."""
+    parses = ParseFact.__table__.join(F, F.conversation_id == ParseFact.conversation_id)
+    columns = {"first_response_s": (F.first_response_s, [], None),
+               "resolution_s": (F.resolution_s, [F.resolved_at.is_not(None)], None),
+               "turn_ms": (ParseFact.turn_ms, [], parses)}
+    out = {}
+    for stage, (column, extra, join) in columns.items():
+        stmt = select(column, func.count()).where(*where, *extra, column.is_not(None))
+        if join is not None:
+            stmt = stmt.select_from(join)
+        out[stage] = histogram.of_values((await session.execute(stmt.group_by(column))).all())
+    return out
+
+
+async def _rollup_latency(session: AsyncSession, start: datetime, end: datetime,
+                          lang: str | None) -> dict[str, dict[int, int]]:
+    """The cohort's latency histograms, merged from ``analytics_hourly_latency``."""
+    L = HourlyLatency
+    out: dict[str, dict[int, int]] = {stage: {} for stage in STAGES}
+    for stage, index, count in (await session.execute(
+            select(L.stage, L.bucket, func.sum(L.count))
+            .where(*_hours(L, start, end, lang)).group_by(L.stage, L.bucket))).all():
+        if stage in out and count:
+            out[stage][int(index)] = int(count)
     return out
 
 
@@ -128,10 +214,20 @@ def _total(by_language: dict[str, dict[str, int]]) -> dict[str, int]:
     return total
 
 
+def from_rollups(start: datetime, end: datetime, *, intent: str | None = None,
+                 agent_id: int | None = None) -> bool:
+    """Whether the rollups hold this cohort: whole UTC hours, no intent or agent filter."""
+    return intent is None and agent_id is None and _on_the_hour(start.astimezone(UTC)) \
+        and _on_the_hour(end.astimezone(UTC))
+
+
 async def counts(session: AsyncSession, *, start: datetime, end: datetime,
                  lang: str | None = None, intent: str | None = None,
-                 agent_id: int | None = None) -> dict[str, Any]:
-    """``{"counts", "rates"}`` of one cohort."""
+                 agent_id: int | None = None, facts: bool = False) -> dict[str, Any]:
+    """``{"counts", "rates"}`` of one cohort (``facts``: never from the rollups)."""
+    if not facts and from_rollups(start, end, intent=intent, agent_id=agent_id):
+        by_language, _, _ = await _rollup_outcomes(session, start, end, lang)
+        return _with_rates(_total(by_language))
     where = cohort(start, end, lang=lang, intent=intent, agent_id=agent_id)
     row = (await session.execute(select(*_count_columns()).where(*where))).one()
     return _with_rates({name: int(value) for name, value in zip(COUNTS, row, strict=True)})
@@ -144,51 +240,44 @@ def local_midnight(moment: datetime, zone: tzinfo) -> datetime:
 
 async def summary(session: AsyncSession, *, start: datetime, end: datetime,
                   tz: str | tzinfo = "UTC", lang: str | None = None, intent: str | None = None,
-                  agent_id: int | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the dashboard shows for one period (the API's summary body)."""
+                  agent_id: int | None = None, now: datetime | None = None,
+                  facts: bool = False) -> dict[str, Any]:
+    """Everything the dashboard shows for one period (the API's summary body). ``facts``
+    computes it from the facts even where the rollups hold it (tests and the benchmark compare
+    the two)."""
     zone = _zone(tz)
-    filters = {"lang": lang, "intent": intent, "agent_id": agent_id}
-    where = cohort(start, end, **filters)  # type: ignore[arg-type]
-    by_language, reasons, csat = await _cohort_outcomes(session, where)
+    filters: dict[str, Any] = {"lang": lang, "intent": intent, "agent_id": agent_id}
+    if not facts and from_rollups(start, end, intent=intent, agent_id=agent_id):
+        by_language, reasons, csat = await _rollup_outcomes(session, start, end, lang)
+        latency = await _rollup_latency(session, start, end, lang)
+        intents, versions = await _rollup_parses(session, start, end, lang)
+    else:
+        where = cohort(start, end, **filters)
+        by_language, reasons, csat = await _cohort_outcomes(session, where)
+        latency = await _fact_latency(session, where)
+        intents, versions = await _fact_parses(session, where)
     body: dict[str, Any] = {"from": start.astimezone(zone).isoformat(),
                             "to": end.astimezone(zone).isoformat(), "tz": str(zone),
                             "lang": lang, **_with_rates(_total(by_language))}
-    body["handoff_reasons"] = dict(sorted(reasons.items(), key=lambda item: -item[1]))
+    body["handoff_reasons"] = dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
     body["csat"] = {by: {"avg": round(csat[by][0] / csat[by][1], 2) if by in csat else None,
                          "n": csat[by][1] if by in csat else 0} for by in ("bot", "human")}
-    first = await percentiles(session, F.first_response_s, (0.5, 0.9), where=where)
-    resolution = await percentiles(session, F.resolution_s, (0.5, 0.9),
-                                   where=[*where, F.resolved_at.is_not(None)])
-    parses = ParseFact.__table__.join(F, F.conversation_id == ParseFact.conversation_id)
-    turn_ms = await percentiles(session, ParseFact.turn_ms, (0.5, 0.95), where=where,
-                                join=parses)
-    body["first_response_s"] = {"p50": first[0], "p90": first[1]}
-    body["resolution_s"] = {"p50": resolution[0], "p90": resolution[1]}
-    body["turn_latency_ms"] = {"p50": turn_ms[0], "p95": turn_ms[1]}
-    # One grouped pass over the cohort's parses gives both the intents and the NLU versions.
-    intents: dict[str, int] = defaultdict(int)
-    versions: dict[tuple[str | None, bool], list[int]] = {}
-    for intent, version, canary, n, low, fallback in (await session.execute(
-            select(ParseFact.intent, ParseFact.nlu_version, ParseFact.canary, func.count(),
-                   _flag(ParseFact.low_confidence), _flag(ParseFact.fallback))
-            .select_from(parses).where(*where)
-            .group_by(ParseFact.intent, ParseFact.nlu_version, ParseFact.canary))).all():
-        if intent is not None:
-            intents[intent] += int(n)
-        totals = versions.setdefault((version, bool(canary)), [0, 0, 0])
-        for i, value in enumerate((n, low, fallback)):
-            totals[i] += int(value)
+    for stage, (name, qs) in STAGES.items():
+        values = histogram.percentiles(latency[stage], qs)
+        body[name] = {f"p{round(q * 100)}": value for q, value in zip(qs, values, strict=True)}
     top = sorted(intents.items(), key=lambda item: (-item[1], item[0]))[:20]
     body["intents"] = [{"intent": name, "count": n} for name, n in top]
     body["nlu"] = [{"version": version, "canary": canary, "parses": n,
                     "low_confidence_rate": _rate(low, n), "fallback_rate": _rate(fallback, n)}
-                   for (version, canary), (n, low, fallback) in versions.items()]
+                   for (version, canary), (n, low, fallback)
+                   in sorted(versions.items(), key=lambda item: (item[0][0] or "", item[0][1]))]
     body["by_language"] = {language: _with_rates(c) for language, c in sorted(by_language.items())}
     span = end - start
-    body["previous"] = await counts(session, start=start - span, end=start, **filters)  # type: ignore[arg-type]
+    body["previous"] = await counts(session, start=start - span, end=start, facts=facts,
+                                    **filters)
     today = local_midnight(now or datetime.now(UTC), zone)
     tomorrow = datetime.combine(today.date() + timedelta(days=1), time(0), tzinfo=zone)
-    body["today"] = await counts(session, start=today, end=tomorrow, **filters)  # type: ignore[arg-type]
+    body["today"] = await counts(session, start=today, end=tomorrow, facts=facts, **filters)
     return body
 
 

@@ -23,7 +23,12 @@ PostgreSQL server and dropped at the end:
         --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
 ``--keep`` leaves the database in place (its URL is printed); ``--reuse URL`` times the
-queries again on such a database (migrations are applied first, so a new index is built).
+queries again on such a database (migrations are applied first, so a new index is built or a
+new rollup filled from the facts).
+
+Besides the timings, the report says whether the summary read from the rollups equals the one
+computed from the facts (``summary_from_facts_equal``, with the seconds the latter took), and
+gives the exact percentiles of the facts beside the histogram ones (``percentiles``).
 """
 
 from __future__ import annotations
@@ -57,7 +62,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analytics import metrics
 from analytics.fold import BATCH, fold_once
-from analytics.models import AnswerFact, ConversationFact, HourlyRollup, ParseFact
+from analytics.models import (
+    AnswerFact,
+    ConversationFact,
+    HourlyLatency,
+    HourlyParses,
+    HourlyRollup,
+    ParseFact,
+)
 from core import db
 from core.outbox import OutboxEvent
 
@@ -396,7 +408,40 @@ async def table_counts(maker: async_sessionmaker[AsyncSession]) -> dict[str, int
     async with maker() as session:
         return {model.__tablename__: int((await session.execute(
             select(func.count()).select_from(model))).scalar_one())
-            for model in (OutboxEvent, ConversationFact, ParseFact, AnswerFact, HourlyRollup)}
+            for model in (OutboxEvent, ConversationFact, ParseFact, AnswerFact, HourlyRollup,
+                          HourlyParses, HourlyLatency)}
+
+
+def _exact(values: list[float], q: float) -> float | None:
+    """numpy.percentile's default (linear between the closest ranks) over sorted values."""
+    if not values:
+        return None
+    position = (len(values) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    return round(values[low] + (values[high] - values[low]) * (position - low), 3)
+
+
+async def exact_percentiles(session: AsyncSession, start: datetime,
+                            end: datetime) -> dict[str, dict[str, float | None]]:
+    """The cohort's percentiles from every value in the facts (what the summary computed
+    before it read histograms), to show the histograms' error."""
+    F, P = ConversationFact, ParseFact
+    cohort = [F.opened_at >= start, F.opened_at < end]
+    queries = {
+        "first_response_s": select(F.first_response_s).where(*cohort,
+                                                             F.first_response_s.is_not(None)),
+        "resolution_s": select(F.resolution_s).where(*cohort, F.resolved_at.is_not(None),
+                                                     F.resolution_s.is_not(None)),
+        "turn_latency_ms": select(P.turn_ms).select_from(P.__table__.join(
+            F, F.conversation_id == P.conversation_id)).where(*cohort, P.turn_ms.is_not(None))}
+    out = {}
+    for name, query in queries.items():
+        values = sorted(float(v) for v in (await session.execute(query)).scalars()
+                        if v is not None)
+        qs = (0.5, 0.95) if name == "turn_latency_ms" else (0.5, 0.9)
+        out[name] = {f"p{round(q * 100)}": _exact(values, q) for q in qs}
+    return out
 
 
 def postgres_database(server_url: str, name: str, *, create: bool) -> str:
@@ -480,9 +525,17 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             zone = ZoneInfo(ZONES[0])
             end = datetime.combine(last.astimezone(zone).date() + timedelta(days=1), clock(0),
                                    tzinfo=zone)
-            report["summary"] = await metrics.summary(session, start=end - timedelta(days=30),
-                                                      end=end, tz=zone,
-                                                      now=end - timedelta(hours=1))
+            period: dict[str, Any] = {"start": end - timedelta(days=30), "end": end,
+                                      "tz": zone, "now": end - timedelta(hours=1)}
+            report["summary"] = await metrics.summary(session, **period)
+            started = time.perf_counter()
+            from_facts = await metrics.summary(session, **period, facts=True)
+            report["summary_from_facts_s"] = round(time.perf_counter() - started, 2)
+            report["summary_from_facts_equal"] = from_facts == report["summary"]
+            report["percentiles"] = {
+                "histogram": {name: report["summary"][name] for name in
+                              ("first_response_s", "resolution_s", "turn_latency_ms")},
+                "exact": await exact_percentiles(session, period["start"], end)}
     finally:
         await engine.dispose()
     return report
@@ -498,6 +551,10 @@ def show(report: dict[str, Any]) -> None:
               f"{report['fold_events_per_s']:,} events/s = "
               f"{report['fold_customer_messages_per_s']:,} customer messages/s")
     print("tables:", ", ".join(f"{k} {v:,}" for k, v in report["tables"].items()))
+    if "summary_from_facts_equal" in report:
+        print(f"summary from the rollups equals the one from the facts: "
+              f"{report['summary_from_facts_equal']} (facts: {report['summary_from_facts_s']} s)")
+        print("percentiles (histogram vs exact):", json.dumps(report["percentiles"]))
     for row in report["queries"]:
         flag = "" if row["max_ms"] <= 1000 else "  > 1 s"
         print(f"{row['query']:<62} p50 {row['p50_ms']:>8.1f} ms  max {row['max_ms']:>8.1f} ms"
