@@ -26,7 +26,7 @@ from answer_quality import CMRC, SQUAD, squad_like, tune_articles, write_kb
 
 from core.cli import console, staged_progress
 from core.config import get_settings
-from knowledge.reader import Mined, fit, mine
+from knowledge.reader import MAX_DROP, Mined, fit, mine
 
 
 def _cached(path: Path) -> Mined | None:
@@ -81,6 +81,8 @@ def main() -> None:
                         default=["squad", "cmrc"])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--mine", action="store_true", help="mine again even when cached")
+    parser.add_argument("--max-drop", type=float, default=MAX_DROP,
+                        help="right answers the threshold may give up, in any language")
     args = parser.parse_args()
     settings = get_settings()
     out = args.out or settings.answer_scorer_path
@@ -92,7 +94,7 @@ def main() -> None:
             mined = asyncio.run(_mine(dataset))
             _save(mined, cache)
         parts.append(mined)
-    scorer, figures = fit(_merge(parts))
+    scorer, figures = fit(_merge(parts), max_drop=args.max_drop)
     scorer.about["datasets"] = args.datasets
     scorer.about["split"] = "tune"
     scorer.save(out)

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from core import tracing
 from core.errors import DependencyUnavailable
 
 
@@ -38,13 +39,21 @@ class DialogueEngine(Protocol):
         """Run one customer turn; must be idempotent on ``message_id``."""
         ...
 
-    async def set_slots(self, conversation_id: str, slots: dict[str, Any]) -> None:
-        """Set slots in the dialogue state (an agent's hand-back carries what they learnt)."""
+    async def set_slots(self, conversation_id: str, slots: dict[str, Any], *,
+                        new_conversation: bool = False) -> None:
+        """Set slots in the dialogue state (an agent's hand-back carries what they learnt);
+        ``new_conversation``: the dialogue has not seen this conversation yet."""
         ...
 
     async def ready(self) -> bool: ...
 
     async def aclose(self) -> None: ...
+
+
+# How Rasa begins a conversation (``action_session_start``'s events, then it listens).
+SESSION_START = [{"event": "action", "name": "action_session_start"},
+                 {"event": "session_started"},
+                 {"event": "action", "name": "action_listen"}]
 
 
 class RasaDialogue:
@@ -58,7 +67,9 @@ class RasaDialogue:
         payload = {"sender": conversation_id, "message": text,
                    "metadata": {**metadata, "parley_message_id": message_id}}
         try:
-            response = await self._client.post("/webhooks/parley/webhook", json=payload)
+            # traceparent too, for a Rasa whose own tracing is on (Parley's reads the metadata)
+            response = await self._client.post("/webhooks/parley/webhook", json=payload,
+                                               headers=tracing.inject())
         except httpx.HTTPError as exc:
             raise DependencyUnavailable("The dialogue manager is not reachable; the message "
                                         "is stored and will be answered when it is back.",
@@ -74,10 +85,16 @@ class RasaDialogue:
                     slots=body.get("slots") or {}, active_loop=body.get("active_loop"),
                     replayed=bool(body.get("replayed")))
 
-    async def set_slots(self, conversation_id: str, slots: dict[str, Any]) -> None:
+    async def set_slots(self, conversation_id: str, slots: dict[str, Any], *,
+                        new_conversation: bool = False) -> None:
         events = [{"event": "slot", "name": name, "value": value} for name, value in slots.items()]
         if not events:
             return
+        if new_conversation:
+            # Rasa would start the session itself, stamped after these events, and its tracker
+            # store reads back only what is stamped since the latest session start: the
+            # slots would be lost. The session starts here, before them.
+            events = [*SESSION_START, *events]
         try:
             response = await self._client.post(
                 f"/conversations/{conversation_id}/tracker/events",

@@ -37,7 +37,7 @@ from conversations.state import (
     transition,
 )
 from conversations.stream import StreamHub
-from core import metrics, outbox
+from core import metrics, outbox, tracing
 from core.db import utcnow
 from core.errors import Conflict, ParleyError, Unprocessable
 
@@ -50,6 +50,7 @@ def conversation_lock(conversation_id: str) -> AbstractAsyncContextManager[None]
     return locks.current().hold(conversation_id)
 
 
+@tracing.traced("parley.turn", attributes={"parley.conversation_id": "conversation_id"})
 async def post_customer_message(
     *, maker: async_sessionmaker[AsyncSession], dialogue: DialogueEngine, hub: StreamHub,
     escalation: Escalation, conversation_id: str, body: MessageCreate, max_chars: int,
@@ -88,6 +89,7 @@ async def post_customer_message(
                 raise Conflict("This client_message_id was already used for another text.",
                                code="client_message_id_reused")
             locale = conversation.locale
+        tracing.annotate({"parley.message_id": message.id})  # never the text
         if message.status == service.PENDING:
             await process_pending(maker=maker, dialogue=dialogue, hub=hub,
                                   escalation=escalation, message_id=message.id, locale=locale)
@@ -126,9 +128,15 @@ async def process_pending(
     started = time.perf_counter()
     # Only a verified button payload may be read as a command (``/intent{...}``); the Parley
     # channel neutralises a leading "/" in anything else (bot/components/parley_channel.py).
-    turn = await dialogue.handle(conversation_id, payload or text, message_id=message_id,
-                                 metadata={"locale": locale, **({"payload": True}
-                                                                if payload else {})})
+    # Rasa forwards no headers: the trace context rides in the metadata to the action server.
+    with tracing.span("rasa.handle", kind=tracing.SpanKind.CLIENT,
+                      attributes={"parley.conversation_id": conversation_id,
+                                  "parley.message_id": message_id}) as call:
+        turn = await dialogue.handle(conversation_id, payload or text, message_id=message_id,
+                                     metadata={"locale": locale, **tracing.inject(),
+                                               **({"payload": True} if payload else {})})
+        call.set_attributes({"parley.intent": (turn.intent or {}).get("name") or "",
+                             "parley.replayed": turn.replayed})
     elapsed = time.perf_counter() - started
     metrics.TURN_LATENCY.observe(elapsed)
 
@@ -335,9 +343,12 @@ async def recover_pending(*, maker: async_sessionmaker[AsyncSession], dialogue: 
                                                               conversation_id=conversation_id)
                 locale = conversation.locale
             try:
-                await process_pending(maker=maker, dialogue=dialogue, hub=hub,
-                                      escalation=escalation, message_id=message_id,
-                                      locale=locale)
+                with tracing.span("parley.turn", attributes={
+                        "parley.conversation_id": conversation_id,
+                        "parley.message_id": message_id, "parley.recovered": True}):
+                    await process_pending(maker=maker, dialogue=dialogue, hub=hub,
+                                          escalation=escalation, message_id=message_id,
+                                          locale=locale)
                 finished += 1
             except ParleyError as exc:
                 logger.warning("could not finish a pending turn yet: %s", exc.code)

@@ -74,7 +74,8 @@ async def create_conversation(request: Request, settings: SettingsDep, session: 
         conversation.customer_identity = identity.as_dict()
         # The actions read it from this slot (bot/actions/orders.py); if Rasa cannot take it,
         # the 503 rolls the conversation back and the widget retries.
-        await dialogue.set_slots(conversation.id, {VERIFIED_CUSTOMER_SLOT: identity.as_dict()})
+        await dialogue.set_slots(conversation.id, {VERIFIED_CUSTOMER_SLOT: identity.as_dict()},
+                                 new_conversation=True)
     token = mint_conversation_token(conversation.id, key=settings.secret_key.get_secret_value())
     return ConversationPublic(id=conversation.id, token=token, locale=conversation.locale,
                               state=State(conversation.state),

@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     redact_generator: bool = False
     # Prometheus scrapes /metrics with this bearer token; "" = loopback clients only.
     metrics_token: SecretStr = SecretStr("")
+    # Tracing (core/tracing.py): OpenTelemetry spans sent over OTLP/HTTP to this collector
+    # (http://collector:4318; the standard OTEL_EXPORTER_OTLP_ENDPOINT works too); neither set:
+    # off, nothing is created. otel_sample_ratio: the share of new traces kept.
+    otel_endpoint: str = ""
+    otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
     # Analytics: a resolution counts only if the conversation is not reopened within this
     # many days (see analytics/fold.py).

@@ -12,11 +12,15 @@
     └── DependencyUnavailable      503 (Rasa, the NLU service, a store)
 
 Every error response is ``{"error": {"code": ..., "message": ...}}`` with a stable code.
+``error_responses`` documents them in the OpenAPI document: ``web.app`` declares the errors
+every route can answer once, where it mounts the routers; a route declares its own codes.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import BaseModel
 
 
 class ParleyError(Exception):
@@ -84,3 +88,46 @@ class Unprocessable(ParleyError):
 class DependencyUnavailable(ParleyError):
     status_code = 503
     code = "dependency_unavailable"
+
+
+# --- How errors appear in the OpenAPI document ------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorPublic(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+# What any route may answer, whatever it does (core.handlers makes these).
+GENERIC_ERRORS: dict[int, str] = {
+    400: "The body is not valid JSON (`invalid_json`), not valid UTF-8 (`invalid_body`) or "
+         "holds a lone surrogate (`invalid_text`)",
+    401: "No credential, or one that is forged or expired (`missing_token`, `invalid_token`, "
+         "`token_expired`, `invalid_session`, `session_expired`)",
+    403: "A credential without the right to this route (`admin_only`, `console_only`, "
+         "`analytics_only`, `token_scope`)",
+    404: "Nothing has the id in the path (`*_not_found`)",
+    413: "The body is larger than PARLEY_MAX_BODY_BYTES (`payload_too_large`)",
+    422: "A parameter or the body is not valid (`validation_error`), or a number is beyond "
+         "64 bits (`number_out_of_range`)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for ``statuses`` (keys of ``GENERIC_ERRORS``), with the error
+    body's schema."""
+    return {status: {"model": ErrorPublic, "description": GENERIC_ERRORS[status]}
+            for status in statuses}
+
+
+# Every API route: a body too large, not JSON, or not valid; a parameter not valid.
+API_ERRORS = error_responses(400, 413, 422)
+# Every route behind a staff session: no session, or a role without the right.
+STAFF_ERRORS = {**API_ERRORS, **error_responses(401, 403)}

@@ -15,8 +15,10 @@ from core.errors import ParleyError, TooManyRequests
 
 logger = logging.getLogger(__name__)
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
-               403: "forbidden", 413: "payload_too_large", 415: "unsupported_media_type"}
+# 400: FastAPI's "There was an error parsing the body" (a JSON body that is not UTF-8).
+_HTTP_CODES = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed",
+               401: "unauthorized", 403: "forbidden", 413: "payload_too_large",
+               415: "unsupported_media_type"}
 
 
 def error_response(status: int, code: str, message: str, details: object = None) -> JSONResponse:

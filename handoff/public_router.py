@@ -34,7 +34,8 @@ async def queue_status(conversation_id: ConversationAccess, session: SessionDep)
 
 
 @router.post("/{conversation_id}/csat", status_code=status.HTTP_204_NO_CONTENT,
-             responses={409: {"description": "`not_resolved`, `already_rated`"}})
+             responses={**{k: ERRORS[k] for k in (401, 403, 404)},
+                        409: {"description": "`not_resolved`, `already_rated`"}})
 async def rate(conversation_id: ConversationAccess, body: CsatCreate, session: SessionDep,
                hub: HubDep) -> None:
     conversation = await service.get_conversation(session, conversation_id=conversation_id)

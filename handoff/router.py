@@ -33,6 +33,7 @@ from staff.schemas import AgentPublic, PresenceUpdate
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent console"])
 SESSION_RECHECK_S = 10.0
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "`conversation_not_found`"}}
 READ_RULE = ("`not_your_conversation`: an agent reads what they hold, what waits in a queue "
              "they could claim (language, skill) and what they handled before; admins read all")
 
@@ -88,7 +89,8 @@ async def take_next(agent: CurrentAgent, maker: MakerDep, hub: HubDep,
 
 
 @router.post("/conversations/{conversation_id}/claim", response_model=QueueItem,
-             responses={403: {"description": "`not_your_queue`: another language or skill"},
+             responses={**NOT_FOUND,
+                        403: {"description": "`not_your_queue`: another language or skill"},
                         409: {"description": "`already_assigned`, `agent_at_capacity`, "
                                              "`agent_not_online`"}})
 async def claim(conversation_id: str, agent: CurrentAgent, maker: MakerDep, hub: HubDep,
@@ -99,7 +101,7 @@ async def claim(conversation_id: str, agent: CurrentAgent, maker: MakerDep, hub:
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail,
-            responses={403: {"description": READ_RULE}})
+            responses={**NOT_FOUND, 403: {"description": READ_RULE}})
 async def detail(conversation_id: str, agent: CurrentAgent, session: SessionDep,
                  settings: SettingsDep, request: Request) -> ConversationDetail:
     conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
@@ -111,7 +113,8 @@ async def detail(conversation_id: str, agent: CurrentAgent, session: SessionDep,
 
 
 @router.post("/conversations/{conversation_id}/messages", response_model=MessagePublic,
-             response_model_exclude_none=True, status_code=status.HTTP_201_CREATED)
+             response_model_exclude_none=True, status_code=status.HTTP_201_CREATED,
+             responses=NOT_FOUND)
 async def send(conversation_id: str, body: AgentMessageCreate, agent: CurrentAgent,
                maker: MakerDep, hub: HubDep) -> MessagePublic:
     message = await flows.send_agent_message(maker, hub, agent=agent,
@@ -123,7 +126,8 @@ async def send(conversation_id: str, body: AgentMessageCreate, agent: CurrentAge
 
 @router.post("/conversations/{conversation_id}/notes", response_model=NotePublic,
              status_code=status.HTTP_201_CREATED,
-             responses={403: {"description": "`not_your_conversation`: notes go on the "
+             responses={**NOT_FOUND,
+                        403: {"description": "`not_your_conversation`: notes go on the "
                                              "conversation you hold (admins: any)"}})
 async def add_note(conversation_id: str, body: NoteCreate, agent: CurrentAgent,
                    session: SessionDep, hub: HubDep) -> NotePublic:
@@ -137,7 +141,8 @@ async def add_note(conversation_id: str, body: NoteCreate, agent: CurrentAgent,
     return public
 
 
-@router.post("/conversations/{conversation_id}/transfer", response_model=QueueItem)
+@router.post("/conversations/{conversation_id}/transfer", response_model=QueueItem,
+             responses=NOT_FOUND)
 async def transfer(conversation_id: str, body: TransferRequest, agent: CurrentAgent,
                    maker: MakerDep, hub: HubDep, settings: SettingsDep) -> QueueItem:
     conversation = await flows.transfer(maker, hub, agent=agent,
@@ -146,14 +151,16 @@ async def transfer(conversation_id: str, body: TransferRequest, agent: CurrentAg
     return flows.queue_item(conversation, settings=settings)
 
 
-@router.post("/conversations/{conversation_id}/resolve", response_model=QueueItem)
+@router.post("/conversations/{conversation_id}/resolve", response_model=QueueItem,
+             responses=NOT_FOUND)
 async def resolve(conversation_id: str, agent: CurrentAgent, maker: MakerDep, hub: HubDep,
                   settings: SettingsDep) -> QueueItem:
     conversation = await flows.resolve(maker, hub, agent=agent, conversation_id=conversation_id)
     return flows.queue_item(conversation, settings=settings)
 
 
-@router.post("/conversations/{conversation_id}/handback", response_model=QueueItem)
+@router.post("/conversations/{conversation_id}/handback", response_model=QueueItem,
+             responses=NOT_FOUND)
 async def hand_back(conversation_id: str, body: HandBackRequest, agent: CurrentAgent,
                     maker: MakerDep, hub: HubDep, dialogue: DialogueDep,
                     settings: SettingsDep) -> QueueItem:

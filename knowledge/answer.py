@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core import tracing
 from knowledge.compose import Passage, Scorer, compose
 from knowledge.documents.protocol import Chunk, DocumentIndex, Hit
 from knowledge.embeddings import Embedder
@@ -249,17 +250,25 @@ class KnowledgeAnswerer:
         return [ChatMessage("system", system),
                 ChatMessage("user", f"Sources:\n{listed}\n\nQuestion: {question}")]
 
+    @tracing.traced("knowledge.answer", attributes={"parley.language": "lang",
+                                                     "parley.topic": "topic"})
     async def answer(self, question: str, *, lang: str = "en",
                      graph_nodes: Sequence[tuple[str, str]] = (), topic: str | None = None,
                      on_sentence: SentenceCallback | None = None) -> Answer:
         started = time.perf_counter()
-        query = (await asyncio.to_thread(self.embedder.embed, [question], query=True))[0]
-        hits = await self._search(question, lang=lang, topic=topic, query=query)
-        sources = await self._sources(question, hits, lang=lang, graph_nodes=graph_nodes,
-                                      query=query)
+        with tracing.span("knowledge.retrieval") as retrieval:
+            query = (await asyncio.to_thread(self.embedder.embed, [question], query=True))[0]
+            hits = await self._search(question, lang=lang, topic=topic, query=query)
+            sources = await self._sources(question, hits, lang=lang, graph_nodes=graph_nodes,
+                                          query=query)
+            retrieval.set_attributes({"parley.hits": len(hits), "parley.sources": len(sources)})
         retrieved = time.perf_counter()
         gate = _GateClock()
-        answer = await self._compose(question, query, sources, lang, gate, on_sentence)
+        with tracing.span("knowledge.generation") as generation:  # the gate's spans inside
+            answer = await self._compose(question, query, sources, lang, gate, on_sentence)
+            generation.set_attributes({"parley.generator": answer.generator,
+                                       "parley.abstained": answer.abstained,
+                                       "parley.answer.reason": answer.reason})
         finished = time.perf_counter()
         answer.latency_ms = (finished - started) * 1000
         answer.stage_ms = {"retrieval": (retrieved - started) * 1000,
@@ -358,9 +367,11 @@ class KnowledgeAnswerer:
         if NOT_FOUND in sentence:
             checks.append(SentenceCheck(NOT_FOUND, False, None, 0.0, "not_found"))
             return
-        started = time.perf_counter()
-        check = check_sentence(sentence, by_number)
-        gate.seconds += time.perf_counter() - started
+        with tracing.span("knowledge.gate") as checked:
+            started = time.perf_counter()
+            check = check_sentence(sentence, by_number)
+            gate.seconds += time.perf_counter() - started
+            checked.set_attribute("parley.gate.supported", check.supported)
         checks.append(check)
         if check.supported and check.sentence not in {c.sentence for c in kept}:
             kept.append(check)

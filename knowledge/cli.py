@@ -169,6 +169,9 @@ def kb_train_scorer(
     out: Annotated[Path | None, typer.Option(
         help="Where to write it (default: PARLEY_ANSWER_SCORER, else "
              "models/scorer/scorer.pkl).")] = None,
+    max_drop: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Right answers (share, in any language) the threshold may give "
+                               "up to abstain on unanswerable questions.")] = 0.05,
 ) -> None:
     """Train the learned answer scorer on questions with known answers.
 
@@ -192,7 +195,7 @@ def kb_train_scorer(
         asked = load_questions(questions)
         with staged_progress() as step:
             mined = asyncio.run(mine(kb, asked, settings=settings, progress=step))
-        scorer, figures = fit(mined, folds=min(5, max(2, len(asked))))
+        scorer, figures = fit(mined, folds=min(5, max(2, len(asked))), max_drop=max_drop)
     scorer.about["questions_file"] = str(questions)
     scorer.save(target)
     console.print_json(json.dumps({"out": str(target), **figures}))

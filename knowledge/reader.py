@@ -12,9 +12,9 @@ probability reaches the threshold chosen on the training questions, else the ans
 Training (``parley kb train-scorer``, ``make scorer``) asks each training question as the answer
 path would, up to the candidates: a candidate is a positive example when it states one of the
 question's answers (and comes from its expected source, when one is named), and every
-candidate of an unanswerable question is a negative one. The threshold maximises the share of
-questions handled rightly: answerable ones answered with a sentence that states the answer,
-unanswerable ones abstained on.
+candidate of an unanswerable question is a negative one. The threshold, read off out-of-fold
+probabilities, abstains on as many unanswerable questions as it can while giving up at most
+``MAX_DROP`` of the answerable questions answered rightly in any language.
 
 The model is a file of Parley's own (``models/scorer/scorer.pkl`` by default,
 ``PARLEY_ANSWER_SCORER``), written by training; without it the hand-set score decides.
@@ -41,6 +41,10 @@ from knowledge.evaluation_questions import Question, is_right
 
 logger = logging.getLogger(__name__)
 FORMAT = 1
+# How many points of right answers the threshold may give up to abstain on unanswerable
+# questions: a customer who gets no answer is offered a person, one who gets a wrong one is
+# misled, but a scorer that abstains on everything helps no one.
+MAX_DROP = 0.05
 
 
 class ScorerUnusable(KnowledgeError):
@@ -207,11 +211,42 @@ def outcome(probabilities: np.ndarray, labels: np.ndarray, groups: np.ndarray,
 
 
 def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, groups: np.ndarray,
-                     answerable: Sequence[bool]) -> float:
-    """The threshold that handles the most questions rightly (the lowest of equals)."""
-    grid = np.round(np.arange(0.0, 0.96, 0.01), 2)
-    handled = [outcome(probabilities, labels, groups, answerable, t).handled for t in grid]
-    return float(grid[int(np.argmax(handled))])
+                     answerable: Sequence[bool], *, max_drop: float = MAX_DROP,
+                     languages: Sequence[str] | None = None) -> float:
+    """The threshold that abstains on the most unanswerable questions while the share of
+    answerable questions answered rightly stays within ``max_drop`` of sending every best
+    candidate, in every language of ``languages`` (one per question) when given (the lowest of
+    equals; 0 when no question is unanswerable)."""
+    parts = [(probabilities, labels, groups, list(answerable))]
+    if languages is not None:
+        parts = []
+        for language in sorted(set(languages)):
+            kept = [q for q, lang in enumerate(languages) if lang == language]
+            number = {q: i for i, q in enumerate(kept)}
+            rows = np.asarray([number.get(int(q), -1) >= 0 for q in groups], dtype=bool)
+            parts.append((probabilities[rows], labels[rows],
+                          np.asarray([number[int(q)] for q in groups[rows]], dtype=np.int64),
+                          [answerable[q] for q in kept]))
+    floors = [outcome(*part, 0.0).right - max_drop - 1e-9 for part in parts]
+    chosen, best = 0.0, (-1.0, -1.0)
+    for threshold in np.round(np.arange(0.0, 0.96, 0.01), 2):
+        if any(outcome(*part, float(threshold)).right < floor
+               for part, floor in zip(parts, floors, strict=True)):
+            break  # raising the threshold only ever sends fewer answers
+        result = outcome(probabilities, labels, groups, answerable, float(threshold))
+        key = (result.abstained_unanswerable or 0.0, result.right)
+        if key > best:
+            chosen, best = float(threshold), key
+    return chosen
+
+
+def languages_of(mined: Mined) -> list[str]:
+    """Each question's language as its candidates describe it ("" without candidates)."""
+    chinese = FEATURES.index("chinese")
+    found = [""] * len(mined.answerable)
+    for row, group in zip(mined.rows, mined.groups, strict=True):
+        found[group] = "zh" if row[chinese] else "en"
+    return found
 
 
 def _classifier(seed: int) -> Any:
@@ -222,7 +257,7 @@ def _classifier(seed: int) -> Any:
                                           random_state=seed)
 
 
-def fit(mined: Mined, *, folds: int = 5, seed: int = 2018,
+def fit(mined: Mined, *, folds: int = 5, seed: int = 2018, max_drop: float = MAX_DROP,
         classifier: Callable[[int], Any] = _classifier) -> tuple[LearnedScorer, dict[str, Any]]:
     """Fit on all of ``mined``; the threshold and the figures come from ``folds``-fold
     validation by key (out-of-fold probabilities), so they are not read off training data."""
@@ -236,14 +271,22 @@ def fit(mined: Mined, *, folds: int = 5, seed: int = 2018,
     for train, held in GroupKFold(n_splits=folds).split(x, y, key_of):
         model = classifier(seed).fit(x[train], y[train])
         out_of_fold[held] = model.predict_proba(x[held])[:, 1]
-    threshold = choose_threshold(out_of_fold, y, groups, mined.answerable)
+    threshold = choose_threshold(out_of_fold, y, groups, mined.answerable, max_drop=max_drop,
+                                 languages=languages_of(mined))
     validated = outcome(out_of_fold, y, groups, mined.answerable, threshold)
+    curve = {}
+    for at in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5):
+        point = outcome(out_of_fold, y, groups, mined.answerable, at)
+        curve[f"{at:.1f}"] = [round(point.right, 4), None if point.abstained_unanswerable is None
+                              else round(point.abstained_unanswerable, 4)]
     figures = {"questions": len(mined.answerable), "answerable": sum(mined.answerable),
                "candidates": len(y), "positives": int(y.sum()), "threshold": threshold,
+               "max_drop": max_drop,
                "validation": {"folds": folds, "right": round(validated.right, 4),
                               "abstained_unanswerable": None
                               if validated.abstained_unanswerable is None
                               else round(validated.abstained_unanswerable, 4),
-                              "handled": round(validated.handled, 4)}}
+                              "handled": round(validated.handled, 4),
+                              "right_and_abstained_by_threshold": curve}}
     model = classifier(seed).fit(x, y)
     return LearnedScorer(model, threshold, FEATURES, figures), figures

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import analytics.models  # noqa: F401 - register tables
+import analytics.models  # register tables (with the line below, which names `analytics`)
+import analytics.rasa_events  # noqa: F401 - register tables
 import conversations.models  # noqa: F401 - register tables
 import core.outbox  # noqa: F401 - register tables
 import handoff.models  # noqa: F401 - register tables

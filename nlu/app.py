@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from core import tracing
 from core.config import Settings, get_settings
 from core.errors import ParleyError
 from core.handlers import install_error_handlers
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 def create_nlu_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    tracing.configure(settings, service="parley-nlu")  # off unless an OTLP endpoint is set
     service = NLUService(settings.nlu_model_dir,
                          fallback_threshold=settings.nlu_fallback_threshold,
                          threads=settings.nlu_threads, batching=True)
@@ -50,6 +52,7 @@ def create_nlu_app(settings: Settings | None = None) -> FastAPI:
     app.state.nlu = service
     app.include_router(router)
     install_error_handlers(app)
+    app.add_middleware(tracing.TracingMiddleware)  # continues the caller's traceparent
     return app
 
 

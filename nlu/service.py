@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from core import tracing
 from nlu.patterns import Gazetteer, combine, detect_language, pattern_spans
 from nlu.registry import Registry
 from nlu.runtime import OnnxJointModel, Prediction
@@ -223,11 +224,22 @@ class NLUService:
     def parse_future(self, text: str, conversation_id: str | None = None) -> Future:
         """Queue ``text`` for the batcher (falls back to an inline parse without one)."""
         model = self.choose(conversation_id)
+        span = tracing.start_span("nlu.parse", attributes={
+            "parley.conversation_id": conversation_id, "parley.nlu.version": model.version,
+            "parley.nlu.canary": model is not self._active})
         if self.batcher is None:
             future: Future = Future()
-            future.set_result(self._run_batch(model, [text])[0])
-            return future
-        return self.batcher.submit(model, text)
+            try:
+                future.set_result(self._run_batch(model, [text])[0])
+            except Exception as exc:
+                tracing.failed(span, exc)
+                span.end()
+                raise
+        else:
+            future = self.batcher.submit(model, text)
+        if span.is_recording():
+            future.add_done_callback(lambda done: _end_parse_span(span, done))
+        return future
 
     def _run_batch(self, model: LoadedModel, texts: list[str]) -> list[dict[str, Any]]:
         started = time.perf_counter()
@@ -275,3 +287,14 @@ class NLUService:
     def close(self) -> None:
         if self.batcher is not None:
             self.batcher.close()
+
+
+def _end_parse_span(span: tracing.Span, future: Future) -> None:
+    """What the parse found (the intent, never the text or the entities' values)."""
+    if (error := future.exception()) is not None:
+        tracing.failed(span, error)
+    else:
+        intent = future.result()["intent"]
+        span.set_attributes({"parley.intent": intent["name"],
+                             "parley.intent.confidence": float(intent["confidence"])})
+    span.end()

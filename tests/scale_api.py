@@ -52,7 +52,8 @@ class SlowScriptedDialogue:
         return Turn(replies=replies, intent={"name": "test", "confidence": 1.0},
                     slots=dict(self.slots.get(conversation_id, {})))
 
-    async def set_slots(self, conversation_id: str, slots: dict[str, Any]) -> None:
+    async def set_slots(self, conversation_id: str, slots: dict[str, Any], *,
+                        new_conversation: bool = False) -> None:
         self.slots.setdefault(conversation_id, {}).update(slots)
 
     async def ready(self) -> bool:

@@ -24,9 +24,9 @@ from conversations import flows, internal, locks, widget
 from conversations.dialogue import DialogueEngine, RasaDialogue
 from conversations.router import router as conversations_router
 from conversations.stream import create_hub
-from core import db
+from core import db, tracing
 from core.config import Settings, get_settings
-from core.errors import NotFound
+from core.errors import API_ERRORS, STAFF_ERRORS, NotFound
 from core.handlers import BodySizeLimit, install_error_handlers
 from core.metrics import REQUESTS
 from core.project import Project, project_of
@@ -85,6 +85,7 @@ def _generic_page(template: str, project: Project) -> str:
 def create_app(settings: Settings | None = None, *,
                dialogue: DialogueEngine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    tracing.configure(settings, service="parley-api")  # off unless an OTLP endpoint is set
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -147,16 +148,20 @@ def create_app(settings: Settings | None = None, *,
                         str(response.status_code)).inc()
         return response
 
-    app.include_router(conversations_router)
-    app.include_router(analytics_router)
-    app.include_router(insights_router)
+    app.add_middleware(tracing.TracingMiddleware)  # outermost: spans cover every layer
+
+    # The errors every route of a router can answer are declared here, once; a route declares
+    # its own (404, 409, 429 ...) in its decorator, and those win over these.
+    app.include_router(conversations_router, responses=API_ERRORS)
+    app.include_router(analytics_router, responses=STAFF_ERRORS)
+    app.include_router(insights_router, responses=STAFF_ERRORS)
     app.include_router(widget.router)
-    app.include_router(handoff_public_router)
-    app.include_router(auth_router)
-    app.include_router(agent_router)
-    app.include_router(kb_router)
-    app.include_router(tasks_router)
-    app.include_router(nlu_admin_router)
+    app.include_router(handoff_public_router, responses=API_ERRORS)
+    app.include_router(auth_router, responses=STAFF_ERRORS)
+    app.include_router(agent_router, responses=STAFF_ERRORS)
+    app.include_router(kb_router, responses=STAFF_ERRORS)
+    app.include_router(tasks_router, responses=STAFF_ERRORS)
+    app.include_router(nlu_admin_router, responses=STAFF_ERRORS)
     app.include_router(internal.router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -38,7 +38,8 @@ async def _database_ok(request: Request) -> bool:
         return False
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "A dependency is down: `status` is "
+                                                      "`not_ready`, `checks` says which"}})
 async def readyz(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     database, rasa, nlu, actions = await asyncio.gather(
@@ -58,7 +59,9 @@ async def readyz(request: Request) -> JSONResponse:
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses={401: {"description": "Not the metrics token (`invalid_token`)"},
+                                   403: {"description": "Not from this machine, and no metrics "
+                                                        "token is set (`metrics_forbidden`)"}})
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: with ``PARLEY_METRICS_TOKEN`` set, for ``Authorization: Bearer
     <token>`` only; without it, for clients on this machine only (never the public)."""

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import httpx
 import yaml
 
+from analytics.rasa_events import broker_endpoint
 from bot.project import assemble, build_dir, fingerprint
 from core.config import ROOT, Settings
 
@@ -99,7 +100,9 @@ def _redis_store(url: str, kind: str) -> dict[str, object]:
 
 
 def endpoints_config(settings: Settings) -> dict[str, object]:
-    """Rasa's endpoints from Parley's settings: SQL tracker store by default, Redis by URL."""
+    """Rasa's endpoints from Parley's settings: SQL tracker store by default, Redis by URL;
+    the event broker that ``analytics.rasa_events`` reads (SQL by default, Kafka when
+    ``PARLEY_KAFKA_BOOTSTRAP`` is set)."""
     if settings.tracker_store_url.startswith(("redis://", "rediss://")):
         tracker: dict[str, object] = _redis_store(settings.tracker_store_url, "tracker")
     elif settings.database_url.startswith(("postgresql://", "postgres://")):
@@ -114,7 +117,7 @@ def endpoints_config(settings: Settings) -> dict[str, object]:
             if settings.lock_store_url.startswith(("redis://", "rediss://"))
             else {"type": "in_memory"})
     return {"action_endpoint": {"url": settings.action_url}, "tracker_store": tracker,
-            "lock_store": lock}
+            "lock_store": lock, "event_broker": broker_endpoint(settings)}
 
 
 def write_endpoints(settings: Settings) -> Path:

@@ -14,7 +14,10 @@ goes through ``run_attempt`` (or ``run_inline`` in tests), so every task gets th
 - logs naming the task, its id and the attempt (never the payload: it holds customer text),
 - Prometheus ``parley_tasks_total{task,outcome}`` and ``parley_task_seconds{task}``,
 - version gating (``versioned="doc_id"``): a change older than, or as old as, the version
-  already applied to that document is skipped, under a per-document lock.
+  already applied to that document is skipped, under a per-document lock,
+- a ``task.run`` span per attempt, continuing the trace of the request that enqueued it: the
+  queues add its context to the payload (``with_trace``, under ``TRACE_KEY``), and the base
+  takes it out again before the body sees the payload.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from core import tracing
 from core.config import Settings
 from workers.context import Payload, State, TaskContext
 from workers.errors import InvalidPayload, TaskInterrupted, TaskTimeout
@@ -37,6 +41,7 @@ from workers.registry import REGISTRY, TaskSpec, get_task
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 2000
+TRACE_KEY = "_trace"  # the enqueuing request's W3C trace context, in the payload
 
 TASKS = Counter("parley_tasks", "Background task attempts by outcome "
                 "(done, skipped, retried, dead_lettered)", ["task", "outcome"])
@@ -76,6 +81,14 @@ def dumps_payload(payload: Mapping[str, Any]) -> str:
         return json.dumps(payload, ensure_ascii=False, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(f"the payload is not JSON-safe: {exc}") from None
+
+
+def with_trace(payload: Payload) -> Payload:
+    """``payload`` with the current trace context under ``TRACE_KEY`` (unchanged when nothing
+    is traced)."""
+    carrier = tracing.inject()
+    return {**payload, TRACE_KEY: carrier} if carrier and isinstance(payload, Mapping) \
+        else payload
 
 
 def describe(exc: BaseException) -> str:
@@ -133,6 +146,22 @@ def _fields(task: str, task_id: str, attempt: int, outcome: str,
 async def run_attempt(name: str, payload: Any, ctx: TaskContext, *, task_id: str,
                       policy: RetryPolicy) -> Outcome:
     """One attempt with everything the base adds; the caller reschedules on ``retry``."""
+    carrier = payload.get(TRACE_KEY) if isinstance(payload, dict) else None
+    if isinstance(payload, dict) and TRACE_KEY in payload:  # a copy: a retry keeps the context
+        payload = {k: v for k, v in payload.items() if k != TRACE_KEY}
+    with tracing.span("task.run", kind=tracing.SpanKind.CONSUMER,
+                      parent=tracing.extract(carrier if isinstance(carrier, dict) else None),
+                      attributes={"parley.task": name, "parley.task_id": task_id}) as span:
+        outcome = await _attempt(name, payload, ctx, task_id=task_id, policy=policy)
+        span.set_attributes({"parley.task.attempt": outcome.attempt,
+                             "parley.task.outcome": outcome.state})
+        if outcome.state in ("retry", "dead"):  # the error's type only: its text may quote data
+            tracing.failed(span, outcome.error.split(":", 1)[0])
+        return outcome
+
+
+async def _attempt(name: str, payload: Any, ctx: TaskContext, *, task_id: str,
+                   policy: RetryPolicy) -> Outcome:
     attempt = ctx.journal.begin(task_id, name)
     if attempt is None:  # at-least-once delivery: this task already finished
         logger.info("task %s id=%s delivered again after it finished; ignored", name, task_id,

@@ -21,8 +21,9 @@ from typing import Any
 import redis
 from celery import Celery
 
+from core import tracing
 from core.config import Settings
-from workers.base import RetryPolicy, dumps_payload, run_attempt
+from workers.base import RetryPolicy, dumps_payload, run_attempt, with_trace
 from workers.context import Payload, Resources, TaskContext
 from workers.dead_letters import retry_dead_letter
 from workers.errors import QueueUnavailable
@@ -101,7 +102,7 @@ class CeleryQueue:
 
     def enqueue(self, task: str, payload: Payload, *, key: str | None = None) -> str:
         get_task(task, self.settings)
-        body = json.loads(dumps_payload(payload))
+        body = json.loads(dumps_payload(with_trace(payload)))
         task_id = uuid.uuid4().hex
         try:
             if key is not None:
@@ -163,6 +164,8 @@ def __getattr__(name: str) -> Celery:
     if name in ("app", "celery"):
         from core.config import get_settings
 
-        globals()["app"] = built = create_app(get_settings())
+        settings = get_settings()
+        tracing.configure(settings, service="parley-worker")  # the worker process
+        globals()["app"] = built = create_app(settings)
         return built
     raise AttributeError(name)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.config import Settings
-from workers.base import RetryPolicy, dumps_payload, run_attempt
+from workers.base import RetryPolicy, dumps_payload, run_attempt, with_trace
 from workers.context import Payload, Resources, TaskContext
 from workers.dead_letters import retry_dead_letter
 from workers.errors import QueueUnavailable, WorkerAlreadyRunning
@@ -61,7 +61,7 @@ class EmbeddedQueue:
 
     def enqueue(self, task: str, payload: Payload, *, key: str | None = None) -> str:
         get_task(task, self.settings)
-        body = dumps_payload(payload)
+        body = dumps_payload(with_trace(payload))
         try:
             return self.journal.add(task, body, key=key)
         except sqlite3.Error as exc:

@@ -19,6 +19,7 @@ import threading
 import uuid
 from typing import Any
 
+from core import tracing
 from core.config import Settings
 from workers.embedded import EmbeddedQueue
 from workers.errors import WorkerAlreadyRunning
@@ -33,6 +34,7 @@ def run_worker(settings: Settings, *, concurrency: int = 1) -> None:
         os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.celery_app",
                                   "worker", "--loglevel", "INFO", "--queues", QUEUE,
                                   "--concurrency", str(concurrency)])
+    tracing.configure(settings, service="parley-worker")  # off unless an OTLP endpoint is set
     queue = EmbeddedQueue(settings.var_dir / "queue.db", settings=settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -51,6 +53,7 @@ def consume_changes(settings: Settings, *, assign: bool = False) -> None:
     """
     from workers.kafka import consume
 
+    tracing.configure(settings, service="parley-worker")
     queue = get_queue(settings)
     if isinstance(queue, EmbeddedQueue):
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from core import tracing
 from core.config import get_settings
 from knowledge.answer import Answerer
 from knowledge.embedded import SQLiteCompanyStore
@@ -61,6 +62,7 @@ async def stream_partial(conversation_id: str, text: str) -> None:
             await client.post(
                 f"http://{settings.api_host}:{settings.api_port}/internal/v1/conversations/"
                 f"{conversation_id}/partial", json={"text": text},
-                headers={"Authorization": f"Bearer {settings.rasa_token.get_secret_value()}"})
+                headers={"Authorization": f"Bearer {settings.rasa_token.get_secret_value()}",
+                         **tracing.inject()})
     except httpx.HTTPError:
         pass  # the final message still arrives through Rasa

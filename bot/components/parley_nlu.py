@@ -96,8 +96,13 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
             else None
         if isinstance(conversation, str):
             payload["conversation_id"] = conversation
+        # The turn's trace context (core/tracing.py puts it in the message metadata): the NLU
+        # service's spans join the turn's trace.
+        headers = {key: value for key in ("traceparent", "tracestate")
+                   if isinstance(metadata, dict) and isinstance(value := metadata.get(key), str)}
         try:
-            response = self._session.post(self._url, json=payload, timeout=self._timeout)
+            response = self._session.post(self._url, json=payload, timeout=self._timeout,
+                                          headers=headers or None)
             response.raise_for_status()
             return response.json()
         except (requests.RequestException, ValueError) as exc:

@@ -49,6 +49,8 @@ router = APIRouter(prefix="/api/v1/kb", tags=["knowledge editor"],
                    responses={401: {"description": "`missing_token`, `invalid_session`"},
                               403: {"description": "`admin_only`"}})
 CONFLICTS: dict[int | str, dict[str, Any]] = {409: {"description": "`version_conflict`"}}
+ARTICLE: dict[int | str, dict[str, Any]] = {404: {"description": "`article_not_found`"}}
+ENTITY: dict[int | str, dict[str, Any]] = {404: {"description": "`entity_not_found`"}}
 
 
 async def _detail(session: AsyncSession, article: Article) -> ArticleDetail:
@@ -79,12 +81,13 @@ async def create_article(body: ArticleCreate, admin: AdminAgent,
     return await _detail(session, article)
 
 
-@router.get("/articles/{article_id}", response_model=ArticleDetail)
+@router.get("/articles/{article_id}", response_model=ArticleDetail, responses=ARTICLE)
 async def get_article(article_id: str, _: AdminAgent, session: SessionDep) -> ArticleDetail:
     return await _detail(session, await service.get_article(session, article_id=article_id))
 
 
-@router.put("/articles/{article_id}", response_model=ArticleDetail, responses=CONFLICTS)
+@router.put("/articles/{article_id}", response_model=ArticleDetail,
+            responses={**ARTICLE, **CONFLICTS})
 async def edit_article(article_id: str, body: ArticleUpdate, admin: AdminAgent,
                        session: SessionDep) -> ArticleDetail:
     """Save a new version; refused with 409 `version_conflict` if ``version`` is stale."""
@@ -94,14 +97,16 @@ async def edit_article(article_id: str, body: ArticleUpdate, admin: AdminAgent,
     return await _detail(session, article)
 
 
-@router.get("/articles/{article_id}/versions/{version}", response_model=VersionPublic)
+@router.get("/articles/{article_id}/versions/{version}", response_model=VersionPublic,
+            responses={404: {"description": "`article_not_found`, `version_not_found`"}})
 async def get_version(article_id: str, version: int, _: AdminAgent,
                       session: SessionDep) -> VersionPublic:
     return VersionPublic.model_validate(
         await service.get_version(session, article_id=article_id, version=version))
 
 
-@router.get("/articles/{article_id}/diff", response_model=DiffPublic)
+@router.get("/articles/{article_id}/diff", response_model=DiffPublic,
+            responses={404: {"description": "`article_not_found`, `version_not_found`"}})
 async def diff(article_id: str, _: AdminAgent, session: SessionDep,
                from_version: int = Query(alias="from", ge=1),
                to_version: int = Query(alias="to", ge=1)) -> DiffPublic:
@@ -112,7 +117,7 @@ async def diff(article_id: str, _: AdminAgent, session: SessionDep,
 
 
 @router.post("/articles/{article_id}/restore", response_model=ArticleDetail,
-             responses=CONFLICTS)
+             responses={**ARTICLE, **CONFLICTS})
 async def restore(article_id: str, body: RestoreRequest, admin: AdminAgent,
                   session: SessionDep) -> ArticleDetail:
     """Save the content of an old version as a new version."""
@@ -123,7 +128,7 @@ async def restore(article_id: str, body: RestoreRequest, admin: AdminAgent,
 
 
 @router.post("/articles/{article_id}/publish", response_model=ArticleChange,
-             responses={**CONFLICTS, 422: {"description": "`nothing_to_index`"}})
+             responses={**ARTICLE, **CONFLICTS, 422: {"description": "`nothing_to_index`"}})
 async def publish(article_id: str, body: VersionRef, admin: AdminAgent, session: SessionDep,
                   settings: SettingsDep, queue: TaskQueueDep) -> ArticleChange:
     """Hand the latest version to the indexer (task ``index_document``)."""
@@ -133,7 +138,7 @@ async def publish(article_id: str, body: VersionRef, admin: AdminAgent, session:
 
 
 @router.delete("/articles/{article_id}", response_model=ArticleChange,
-               responses={409: {"description": "`article_deleted`"}})
+               responses={**ARTICLE, 409: {"description": "`article_deleted`"}})
 async def delete_article(article_id: str, admin: AdminAgent, session: SessionDep,
                          settings: SettingsDep, queue: TaskQueueDep) -> ArticleChange:
     """Take the article out of the index (task ``delete_document``); its history stays."""
@@ -183,7 +188,7 @@ async def list_entities(label: EntityLabel, _: AdminAgent, graph: GraphDep,
     return await entities.list_entities(graph, label=label, query=q)
 
 
-@router.get("/entities/{label}/{key}", response_model=EntityPublic)
+@router.get("/entities/{label}/{key}", response_model=EntityPublic, responses=ENTITY)
 async def get_entity(label: EntityLabel, key: str, _: AdminAgent,
                      graph: GraphDep) -> EntityPublic:
     return await entities.get_entity(graph, label=label, key=key)
@@ -202,7 +207,7 @@ async def upsert_entity(label: EntityLabel, key: str, body: EntityUpsert, admin:
 
 
 @router.delete("/entities/{label}/{key}", response_model=EntityChange,
-               responses={404: {"description": "`entity_not_found`"}})
+               responses=ENTITY)
 async def delete_entity(label: EntityLabel, key: str, admin: AdminAgent, session: SessionDep,
                         graph: GraphDep, settings: SettingsDep,
                         queue: TaskQueueDep) -> EntityChange:

@@ -47,7 +47,8 @@ class ScriptedDialogue:
         return Turn(replies=replies, intent={"name": intent, "confidence": 1.0},
                     slots=dict(self.slots.get(conversation_id, {})))
 
-    async def set_slots(self, conversation_id: str, slots: dict[str, Any]) -> None:
+    async def set_slots(self, conversation_id: str, slots: dict[str, Any], *,
+                        new_conversation: bool = False) -> None:
         if self.fail:
             raise DependencyUnavailable("down", code="dialogue_unavailable")
         self.slots.setdefault(conversation_id, {}).update(slots)

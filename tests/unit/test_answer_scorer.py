@@ -129,7 +129,7 @@ def _sentences(question: str) -> list[str]:
     return [c.sentence for c in candidates(question, PASSAGES)]
 
 
-def test_the_threshold_handles_the_most_questions_rightly() -> None:
+def test_the_threshold_abstains_where_it_costs_few_right_answers() -> None:
     # Question 0 (answerable): its best candidate states the answer at 0.9.
     # Question 1 (answerable): its best candidate (0.6) is wrong; the right one has 0.5.
     # Question 2 (unanswerable): best 0.7.  Question 3 (unanswerable): best 0.2.
@@ -141,8 +141,29 @@ def test_the_threshold_handles_the_most_questions_rightly() -> None:
     assert (at_half.right, at_half.abstained_unanswerable, at_half.handled) == (0.5, 0.5, 0.5)
     at_high = outcome(p, labels, groups, answerable, 0.8)
     assert (at_high.right, at_high.abstained_unanswerable, at_high.handled) == (0.5, 1.0, 0.75)
-    # Anything above 0.7 and up to 0.9 handles three of four; the lowest such is chosen.
+    # Anything above 0.7 and up to 0.9 abstains on both unanswerable questions and keeps the
+    # one right answer; the lowest such is chosen.
     assert choose_threshold(p, labels, groups, answerable) == 0.71
+    # Abstaining on question 2 would cost the right answer to question 0: not worth it when
+    # no right answer may be given up, and with nothing unanswerable nothing is abstained on.
+    p[0] = 0.65
+    assert choose_threshold(p, labels, groups, answerable, max_drop=0.0) == 0.21
+    assert choose_threshold(p, labels, groups, [True, True, True, True]) == 0.0
+
+
+def test_the_threshold_gives_up_few_right_answers_in_every_language() -> None:
+    # English: an answerable question answered rightly at 0.3, an unanswerable one at 0.4.
+    # Chinese: four answerable questions answered rightly at 0.9.
+    p = np.array([0.3, 0.4, 0.9, 0.9, 0.9, 0.9])
+    labels = np.array([1, 0, 1, 1, 1, 1])
+    groups = np.arange(6)
+    answerable = [True, False, True, True, True, True]
+    # Pooled, abstaining on the unanswerable question costs one right answer of five (20%).
+    assert choose_threshold(p, labels, groups, answerable, max_drop=0.25) == 0.41
+    # It costs English its only right answer: not with the languages apart.
+    languages = ["en", "en", "zh", "zh", "zh", "zh"]
+    assert choose_threshold(p, labels, groups, answerable, max_drop=0.25,
+                            languages=languages) == 0.0
 
 
 def test_a_scorer_trained_on_other_features_is_refused(
