@@ -20,7 +20,7 @@ import numpy as np
 from core import tracing
 from knowledge.compose import Passage, Scorer, compose
 from knowledge.documents.protocol import Chunk, DocumentIndex, Hit
-from knowledge.embeddings import Embedder
+from knowledge.embeddings import Embedder, SentenceVectors
 from knowledge.generator.protocol import ChatMessage, Generator, GeneratorUnavailable
 from knowledge.graph.protocol import GraphStore
 from knowledge.grounding import SentenceCheck, check_sentence
@@ -151,6 +151,7 @@ class KnowledgeAnswerer:
         self.k = k
         self.min_relevance = min_relevance
         self.scorer = scorer
+        self.sentences = SentenceVectors(embedder)
         # Masks the question and each source before a generator's prompt is built
         # (PARLEY_REDACT_GENERATOR); the extractive answer and the gate read them unmasked.
         self.redact = redact
@@ -306,9 +307,7 @@ class KnowledgeAnswerer:
         """The answer without a language model: quoted from the sources by ``compose``, then
         through the same gate as any generator's sentences."""
 
-        def similarity(sentences: list[str]) -> list[float]:
-            return [float(x) for x in self.embedder.embed(sentences) @ query]
-
+        similarity = self.similarity(query)
         passages = [Passage(s.number, s.title, s.text, s.faq) for s in sources]
         composed = await asyncio.to_thread(compose, question, passages, similarity=similarity,
                                            scorer=self.scorer,
@@ -323,6 +322,14 @@ class KnowledgeAnswerer:
             await self._release(f"{sentence} [{number}]", by_number, kept, checks, gate,
                                 on_sentence)
         return self._finish(EXTRACTIVE, kept, checks, sources)
+
+    def similarity(self, query: np.ndarray) -> Callable[[list[str]], list[float]]:
+        """Cosine similarity of sentences to the question ``query`` embeds."""
+
+        def similarity(sentences: list[str]) -> list[float]:
+            return [float(x) for x in self.sentences.embed(sentences) @ query]
+
+        return similarity
 
     async def close(self) -> None:
         await self.index.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -60,3 +61,34 @@ class E5Embedder:
                 out[start:start + len(batch)] = np.asarray(rows, dtype=np.float32).reshape(
                     len(batch), self.dim)
         return out
+
+
+class SentenceVectors:
+    """Passage embeddings of the sentences answers are chosen from, each computed once per
+    process: a question embeds only sentences no earlier question brought (stored text is not
+    embedded again on every question). Least recently used sentences leave first beyond
+    ``size`` (1.5 KB each at 384 dimensions)."""
+
+    def __init__(self, embedder: Embedder, *, size: int = 50_000) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, sentences: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            found = {s: v for s in dict.fromkeys(sentences)
+                     if (v := self._vectors.get(s)) is not None}
+            for sentence in found:
+                self._vectors.move_to_end(sentence)
+        missing = [s for s in dict.fromkeys(sentences) if s not in found]
+        if missing:
+            vectors = self.embedder.embed(missing)
+            with self._lock:
+                for sentence, row in zip(missing, vectors, strict=True):
+                    found[sentence] = self._vectors[sentence] = np.array(row)  # not a view
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        if not sentences:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.stack([found[s] for s in sentences])

@@ -171,10 +171,7 @@ async def described(answerer: Any, question: str, lang: str) -> list[Described]:
     sources = await answerer.retrieve(question, lang=lang, query=query)
     passages = [Passage(s.number, s.title, s.text, s.faq) for s in sources]
 
-    def similarity(sentences: list[str]) -> list[float]:
-        return [float(x) for x in answerer.embedder.embed(sentences) @ query]
-
-    found = candidates(question, passages, similarity=similarity,
+    found = candidates(question, passages, similarity=answerer.similarity(query),
                        scores=[s.score for s in sources])
     ids = {s.number: s.source_id for s in sources}
     return [Described(c, ids[c.number]) for c in found]
