@@ -8,6 +8,11 @@ them dies (``task_reject_on_worker_lost``; when the whole worker dies, Redis han
 again once ``PARLEY_TASK_VISIBILITY_TIMEOUT_S`` has passed since delivery, so keep that above
 the longest task). Task states, idempotency keys, dead letters and applied document versions
 live in the same Redis (``workers.redis_journal``).
+
+Periodic tasks (``workers.schedule``): every worker's main process runs a ``PeriodicTimer``
+(the bootstep ``PeriodicStep``) that enqueues the due ones through a ``CeleryQueue`` under
+their per-period idempotency key, so any number of worker replicas queue each run once; no
+``celery beat`` is needed, and none should run beside the workers.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from celery import Celery
+from celery import Celery, bootsteps
 
 from core import tracing
 from core.config import Settings
@@ -29,6 +34,7 @@ from workers.dead_letters import retry_dead_letter
 from workers.errors import QueueUnavailable
 from workers.redis_journal import RedisJournal
 from workers.registry import REGISTRY, get_task, task_names
+from workers.schedule import PeriodicTimer
 
 QUEUE = "parley"
 HARD_LIMIT_MARGIN_S = 60
@@ -75,7 +81,29 @@ def create_app(settings: Settings) -> Celery:
 
     for name in task_names(settings):
         _register(app, name, policy, context)
+    app.steps["worker"].add(_periodic_step(settings))
     return app
+
+
+class PeriodicStep(bootsteps.StartStopStep):
+    """A worker bootstep: the ``PeriodicTimer`` of this worker, started after the pool (so
+    before the consumer, which starts last) and stopped with the worker."""
+
+    name = "parley.periodic"
+    requires = ("celery.worker.components:Pool",)
+    settings: Settings
+
+    def create(self, parent: Any) -> PeriodicTimer:
+        # A queue with an app of its own: the worker's app is not for other threads (under
+        # the event loop its clock has a dummy lock).
+        settings = self.settings
+        return PeriodicTimer(lambda: CeleryQueue(settings), settings)
+
+
+def _periodic_step(settings: Settings) -> type[PeriodicStep]:
+    """``PeriodicStep`` for ``settings`` (Celery instantiates steps itself)."""
+    return type("PeriodicStep", (PeriodicStep,), {"settings": settings, "name": PeriodicStep.name,
+                                                  "__module__": __name__})
 
 
 def _register(app: Celery, name: str, policy: RetryPolicy,
@@ -88,8 +116,10 @@ def _register(app: Celery, name: str, policy: RetryPolicy,
         return outcome.state
 
     run.__name__ = name.replace(".", "_")  # Celery builds `def <name>(...)`: an identifier
+    # Not shared: a second app in the process (the periodic timer's queue) registers its own.
     app.task(name=f"parley.{name}", bind=True, acks_late=True, reject_on_worker_lost=True,
-             max_retries=None, time_limit=REGISTRY[name].timeout_s + HARD_LIMIT_MARGIN_S)(run)
+             max_retries=None, time_limit=REGISTRY[name].timeout_s + HARD_LIMIT_MARGIN_S,
+             shared=False)(run)
 
 
 class CeleryQueue:

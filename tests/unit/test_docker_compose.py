@@ -51,7 +51,8 @@ STORES: dict[str, tuple[str, frozenset[str]]] = {
     "redis": ("PARLEY_BROKER_URL", frozenset({"api", "worker", "kafka-consumer"})),
     "elasticsearch": ("PARLEY_ELASTICSEARCH_URL", frozenset({"api", "actions", "worker"})),
     "neo4j": ("PARLEY_NEO4J_URL", frozenset({"api", "actions", "worker"})),
-    "kafka": ("PARLEY_KAFKA_BOOTSTRAP", frozenset({"api", "kafka-consumer"})),
+    # The worker: analytics.rasa_events reads Rasa's events from Kafka.
+    "kafka": ("PARLEY_KAFKA_BOOTSTRAP", frozenset({"api", "kafka-consumer", "worker"})),
     "vllm": ("PARLEY_GENERATOR_URL", frozenset({"api", "actions"})),
 }
 # Horizontally scaled: several replicas behind Docker's DNS (Rasa with the Redis lock store).
@@ -193,6 +194,24 @@ def test_parley_services_have_the_url_of_every_store_the_stack_starts() -> None:
             if store not in hosts(setting, value):
                 missing.append(f"{role}: {setting} should point at {store} (is {value!r})")
     assert not missing, "\n".join(missing)
+
+
+def test_periodic_tasks_are_queued_by_the_workers_and_no_beat_runs() -> None:
+    """Every Celery worker queues the due periodic tasks (a timer in its app, deduplicated by
+    a per-period key in Redis); a celery beat beside them would queue them a second time."""
+    from workers.celery_app import PeriodicStep, create_app
+
+    worker = parley_services()["worker"]
+    env = environment(worker)
+    assert "parley worker" in command(worker) and env.get("PARLEY_BROKER_URL")  # Celery
+    app = create_app(Settings(broker_url=env["PARLEY_BROKER_URL"]))  # builds, connects nowhere
+    assert any(issubclass(step, PeriodicStep) for step in app.steps["worker"])
+    beats = [name for name, service in services().items()
+             if re.search(r"\bbeat\b|--beat|(^|\s)-B(\s|$)", command(service))]
+    assert beats == [], "periodic tasks come from the workers; a beat would double them"
+    # analytics.rasa_events folds Rasa's events from Kafka: the topic must exist first.
+    assert depends_on(worker).get("kafka") == "service_healthy"
+    assert depends_on(worker).get("kafka-topics") == ONE_SHOT
 
 
 def test_parley_variables_are_settings() -> None:
