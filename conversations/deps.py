@@ -13,7 +13,7 @@ from conversations.escalation import Escalation
 from conversations.stream import StreamHub
 from core.config import Settings
 from core.deps import SettingsDep
-from core.ratelimit import RateLimiter
+from core.ratelimit import RateLimiter, storage_url
 from core.security import bearer, verify_conversation_token
 
 
@@ -55,10 +55,13 @@ class Limits:
     """The public API's abuse limits (``PARLEY_RATE_*``), one set per app."""
 
     def __init__(self, settings: Settings) -> None:
+        url, prefix = storage_url(settings), settings.redis_prefix
         self.conversations = RateLimiter(per_minute=settings.rate_conversations_per_minute,
-                                         burst=settings.rate_conversations_burst)
+                                         burst=settings.rate_conversations_burst,
+                                         name="conversations", url=url, prefix=prefix)
         self.messages = RateLimiter(per_minute=settings.rate_messages_per_minute,
-                                    burst=settings.rate_messages_burst)
+                                    burst=settings.rate_messages_burst, name="messages",
+                                    url=url, prefix=prefix)
 
 
 def get_limits(request: HTTPConnection) -> Limits:

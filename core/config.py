@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # redis://… or "local" explicitly.
     turn_lock_url: str = ""
     redis_prefix: str = "parley"  # channel and key prefix: deployments may share one Redis
+    # Rate limits and login lockouts (core/ratelimit.py): "" = Redis when stream_url is Redis,
+    # else in process ("memory://"); or redis://… explicitly. Redis down: requests pass.
+    rate_limit_url: str = ""
 
     # Rasa dialogue manager.
     rasa_url: str = "http://127.0.0.1:5005"

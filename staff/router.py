@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request, status
 from sqlalchemy import select
 
 from core.deps import SessionDep, SettingsDep
-from core.ratelimit import LoginGuard, client_address
+from core.ratelimit import LoginGuard, client_address, storage_url
 from core.security import bearer
 from staff import service
 from staff.deps import AdminAgent, CurrentAgent, StaffMember
@@ -19,10 +19,13 @@ router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
 def get_login_guard(request: Request) -> LoginGuard:
-    """The app's failed-login counts (one per API process; tests swap in a fake clock)."""
+    """The app's failed-login counts (in process, or shared through Redis; tests swap in a fake
+    clock)."""
     guard: LoginGuard | None = getattr(request.app.state, "login_guard", None)
     if guard is None:
-        guard = request.app.state.login_guard = LoginGuard()
+        settings = request.app.state.settings
+        guard = request.app.state.login_guard = LoginGuard(url=storage_url(settings),
+                                                           prefix=settings.redis_prefix)
     return guard
 
 

@@ -50,6 +50,8 @@ async def login(session: AsyncSession, *, email: str, password: str, ttl_s: int,
     valid = await asyncio.to_thread(verify_password, password,
                                     agent.password_hash if agent else _DUMMY_HASH)
     if agent is None or not valid:
+        if guard is not None:
+            guard.failed(account=account, address=address)
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     if guard is not None:
         guard.succeeded(account=account, address=address, at=at)

@@ -7,8 +7,10 @@ accounts behave exactly like real ones.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
+import limits.storage.memory
 import pytest
 
 from core.errors import TooManyRequests
@@ -29,8 +31,11 @@ class Clock:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """A fake clock, for the guard and for limits' in-process storage alike."""
+    fake = Clock()
+    monkeypatch.setattr(limits.storage.memory, "time", SimpleNamespace(time=fake))
+    return fake
 
 
 @pytest.fixture
@@ -83,6 +88,28 @@ def test_the_window_slides(guarded, clock):
     clock.now += WINDOW_S - 500  # the first failure has left the window: one more try
     assert code(login(guarded, "root@example.com", "wrong")) == "invalid_credentials"
     assert code(login(guarded, "root@example.com", "wrong")) == "too_many_attempts"
+
+
+def test_the_lockout_grows_with_each_round_of_failures(guarded, clock):
+    for _ in range(5):
+        login(guarded, "root@example.com", "wrong")
+    first = int(login(guarded, "root@example.com", "wrong").headers["Retry-After"])
+    assert first == WINDOW_S
+    clock.now += WINDOW_S  # the first lockout is over: five more tries
+    for _ in range(5):
+        assert code(login(guarded, "root@example.com", "wrong")) == "invalid_credentials"
+    second = int(login(guarded, "root@example.com", "wrong").headers["Retry-After"])
+    assert second == 2 * WINDOW_S  # until the first round is three windows old
+    clock.now += second
+    for _ in range(5):
+        assert code(login(guarded, "root@example.com", "wrong")) == "invalid_credentials"
+    third = int(login(guarded, "root@example.com", "wrong").headers["Retry-After"])
+    assert third == 6 * WINDOW_S  # until the first round is nine windows old
+    # The right password clears the account, once it may be tried again.
+    clock.now += third
+    assert login(guarded, "root@example.com", PASSWORD).status_code == 200
+    for _ in range(5):
+        assert code(login(guarded, "root@example.com", "wrong")) == "invalid_credentials"
 
 
 def test_a_success_clears_the_accounts_count(guarded):
@@ -151,7 +178,8 @@ def test_memory_is_bounded(clock):
     guard = service.LoginGuard(clock=clock, max_keys=10)
     for i in range(100):
         guard.attempt(account=f"user{i}@example.com", address=f"10.0.0.{i}")
-    assert len(guard._failures) == 10
+        guard.failed(account=f"user{i}@example.com", address=f"10.0.0.{i}")
+    assert len(guard._windows.storage.events) == 10  # type: ignore[attr-defined]
 
 
 def test_a_password_that_is_not_unicode_is_refused_before_any_work(guarded):

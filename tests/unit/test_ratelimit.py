@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
+import limits.storage.memory
 import pytest
 from fastapi.testclient import TestClient
 
 from core.config import Settings
-from core.ratelimit import RateLimiter
+from core.ratelimit import BoundedMemoryStorage, RateLimiter
 from tests.unit.conftest import ScriptedDialogue
 from web.app import create_app
 
 pytestmark = pytest.mark.unit
 
 
-def test_a_bucket_allows_its_burst_then_refills_at_its_rate() -> None:
-    now = [0.0]
+def test_a_limit_allows_its_burst_then_refills_at_its_rate(monkeypatch: Any) -> None:
+    now = [1_000.0]
+    monkeypatch.setattr(limits.storage.memory, "time", SimpleNamespace(time=lambda: now[0]))
     limiter = RateLimiter(per_minute=60, burst=3, clock=lambda: now[0])
+    # A moving window: 3 at once, 3 every 3 s (60 a minute) after that.
     assert [limiter.retry_after("a") for _ in range(3)] == [0, 0, 0]
-    assert limiter.retry_after("a") == pytest.approx(1.0)
-    assert limiter.retry_after("b") == 0  # another key has its own bucket
+    assert limiter.retry_after("a") == pytest.approx(3.0)
+    assert limiter.retry_after("b") == 0  # another key has its own window
     now[0] += 2.0
-    assert limiter.retry_after("a") == 0
+    assert limiter.retry_after("a") == pytest.approx(1.0)
+    now[0] += 1.0
+    assert [limiter.retry_after("a") for _ in range(4)] == [0, 0, 0, pytest.approx(3.0)]
 
 
 def test_memory_stays_bounded() -> None:
     limiter = RateLimiter(per_minute=1, burst=1, max_keys=100)
     for i in range(1000):
         limiter.retry_after(f"k{i}")
-    assert len(limiter._buckets) == 100
+    storage = limiter._windows.storage
+    assert isinstance(storage, BoundedMemoryStorage) and len(storage.events) == 100
+    assert limiter.retry_after("k999") > 0  # the most recent keys are kept
 
 
 @pytest.fixture
