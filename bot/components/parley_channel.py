@@ -1,7 +1,10 @@
 """Parley's Rasa input channel: the one door the web API uses into Rasa.
 
 Unlike Rasa's stock REST channel it
-- fails loudly (HTTP 503) when the turn fails, instead of answering ``[]``;
+- fails loudly (HTTP 503) when the turn fails, instead of answering ``[]``, and that includes
+  a custom action whose action server could not be reached (Rasa logs that and carries on
+  without the action): such a turn is not saved to the tracker, so the retry of the same
+  message runs it again;
 - is idempotent per Parley message id: if the tracker already holds a user event carrying
   ``metadata.parley_message_id``, the replies recorded after it are returned and nothing is
   processed twice (this is how a turn interrupted by a crash is recovered exactly once);
@@ -20,9 +23,13 @@ import hmac
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
+import aiohttp
+from rasa.core.actions.action import RemoteAction
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.processor import MessageProcessor
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -44,6 +51,40 @@ def customer_text(text: str, metadata: dict[str, Any]) -> str:
     if stripped.startswith(COMMAND_PREFIX):
         return FULLWIDTH_SOLIDUS + stripped[len(COMMAND_PREFIX):]
     return text
+
+
+# The custom actions of this request's turn whose action server could not be reached.
+_unreachable: ContextVar[list[str] | None] = ContextVar("parley_unreachable", default=None)
+
+
+def _watch_unreachable_actions() -> None:
+    """Note, for the turn running it, a custom action whose action server could not be reached
+    (connection refused, reset or dropped: Rasa swallows that error), and keep such a turn out
+    of the tracker store (the channel answers 503 and the retry runs it again)."""
+    run, save = RemoteAction.run, MessageProcessor.save_tracker
+    if getattr(run, "parley_watched", False):
+        return
+
+    async def watched_run(self: RemoteAction, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await run(self, *args, **kwargs)
+        except Exception as exc:
+            failed = _unreachable.get()
+            if failed is not None and isinstance(exc.__context__,
+                                                 aiohttp.ClientConnectionError):
+                failed.append(self.name())
+            raise
+
+    async def watched_save(self: MessageProcessor, tracker: Any) -> None:
+        if not _unreachable.get():
+            await save(self, tracker)
+
+    watched_run.parley_watched = True  # type: ignore[attr-defined]
+    RemoteAction.run = watched_run  # type: ignore[method-assign]
+    MessageProcessor.save_tracker = watched_save  # type: ignore[method-assign]
+
+
+_watch_unreachable_actions()
 
 
 def _replies_after(events: list[dict[str, Any]], message_id: str) -> list[dict] | None:
@@ -123,6 +164,8 @@ class ParleyInput(InputChannel):
                                           **_turn_summary(tracker)})
 
             collector = CollectingOutputChannel()
+            unreachable: list[str] = []
+            _unreachable.set(unreachable)
             try:
                 await on_new_message(UserMessage(text, collector, sender,
                                                  input_channel=self.name(), metadata=metadata,
@@ -130,6 +173,11 @@ class ParleyInput(InputChannel):
             except Exception as exc:
                 logger.error("turn failed for a conversation: %s", type(exc).__name__)
                 return response.json({"error": "turn_failed", "reason": type(exc).__name__},
+                                     status=503)
+            if unreachable:  # not saved (see _watch_unreachable_actions): run again on retry
+                logger.error("turn failed for a conversation: action server unreachable (%s)",
+                             ", ".join(unreachable))
+                return response.json({"error": "turn_failed", "reason": "action_server"},
                                      status=503)
             tracker = await agent.tracker_store.retrieve(sender)
             messages = [
