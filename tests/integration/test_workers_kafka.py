@@ -105,9 +105,11 @@ def expected_chunks(payload: dict[str, Any]) -> set[str]:
 
 
 def task_rows(settings: Settings) -> list[tuple[str, str, str, int]]:
-    """(key, task, state, attempts) of every task the queue ever held."""
+    """(key, task, state, attempts) of every task the queue ever held but the periodic ones
+    (with Kafka configured, the worker also queues its reading of Rasa's events)."""
     with sqlite3.connect(settings.var_dir / "queue.db") as db:
-        return db.execute("SELECT key, name, state, attempts FROM tasks ORDER BY seq").fetchall()
+        return db.execute("SELECT key, name, state, attempts FROM tasks "
+                          "WHERE key NOT LIKE 'periodic:%' ORDER BY seq").fetchall()
 
 
 async def committed(bootstrap: str, topic: str) -> dict[int, int | None]:
