@@ -147,10 +147,12 @@ async def refuse(websocket: WebSocket, error: ParleyError) -> None:
 async def pump(websocket: WebSocket, hub: StreamHub, topic: str, *,
                on_frame: Callable[[Event], None], hello: Event | None = None,
                check: Callable[[], Awaitable[None]] | None = None,
-               check_every_s: float = 10.0) -> None:
+               check_every_s: float = 10.0,
+               allow: Callable[[Event], Awaitable[bool]] | None = None) -> None:
     """Forward ``topic``'s events to an accepted socket while reading its frames, until the
     client goes away. ``hello`` is sent first, once subscribed; ``check`` runs every
-    ``check_every_s`` and a ``ParleyError`` from it closes the socket (see ``refuse``)."""
+    ``check_every_s`` and a ``ParleyError`` from it closes the socket (see ``refuse``);
+    ``allow`` decides which events this subscriber sees (all when None)."""
     queue = await hub.subscribe(topic)
     receiver = asyncio.create_task(_read(websocket, on_frame))
     checked = time.monotonic()
@@ -171,7 +173,9 @@ async def pump(websocket: WebSocket, hub: StreamHub, topic: str, *,
                     return
                 checked = time.monotonic()
             if getter in done:
-                await websocket.send_json(getter.result())
+                event = getter.result()
+                if allow is None or await allow(event):
+                    await websocket.send_json(event)
             else:
                 getter.cancel()
     except (WebSocketDisconnect, RuntimeError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, WebSocket, status
@@ -15,7 +17,7 @@ from conversations.models import Conversation, Message
 from conversations.schemas import MessagePublic
 from conversations.stream import pump, refuse
 from core.deps import MakerDep, SessionDep, SettingsDep
-from core.errors import ParleyError
+from core.errors import Forbidden, ParleyError
 from handoff import flows, service
 from handoff.schemas import (
     AgentMessageCreate,
@@ -33,6 +35,7 @@ from staff.schemas import AgentPublic, PresenceUpdate
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent console"])
 SESSION_RECHECK_S = 10.0
+READER_CACHE_S = 2.0  # how long a console's right to see a conversation's events is kept
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "`conversation_not_found`"}}
 READ_RULE = ("`not_your_conversation`: an agent reads what they hold, what waits in a queue "
              "they could claim (language, skill) and what they handled before; admins read all")
@@ -199,7 +202,42 @@ async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep) -> None:
 
     await pump(websocket, hub, AGENTS_TOPIC, on_frame=on_frame,
                hello={"type": "hello", "agent_id": agent.id},
-               check=check, check_every_s=SESSION_RECHECK_S)
+               check=check, check_every_s=SESSION_RECHECK_S,
+               allow=None if agent.role == "admin" else _readable_by(agent, maker))
+
+
+def _readable_by(agent: Agent, maker: Any) -> Callable[[dict[str, Any]], Awaitable[bool]]:
+    """Which console events an agent sees: what the conversation REST routes let them read
+    (``service.require_reader``: held, claimable from their queue, handled before). Queue and
+    presence changes carry no customer text and reach every console (a claimed chat must leave
+    the others' queues); messages, typing, notes and ratings only reach its readers. Decisions
+    are kept ``READER_CACHE_S`` per conversation, and dropped when its state changes."""
+    decided: dict[str, tuple[float, bool]] = {}
+
+    async def allow(event: dict[str, Any]) -> bool:
+        conversation_id = event.get("conversation_id")
+        if not isinstance(conversation_id, str):
+            return True
+        if event.get("type") == "state":
+            decided.pop(conversation_id, None)
+            return True
+        now = time.monotonic()
+        cached = decided.get(conversation_id)
+        if cached is not None and now - cached[0] < READER_CACHE_S:
+            return cached[1]
+        async with maker() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            try:
+                if conversation is None:
+                    raise Forbidden("No such conversation.", code="not_your_conversation")
+                await service.require_reader(session, conversation=conversation, agent=agent)
+                readable = True
+            except Forbidden:
+                readable = False
+        decided[conversation_id] = (now, readable)
+        return readable
+
+    return allow
 
 
 @router.put("/presence", response_model=AgentPublic)

@@ -163,13 +163,6 @@ async def test_customer_on_one_process_and_agent_on_another_see_each_other_live(
                 websockets.connect(ws_url(pair.b, f"/api/v1/agent/stream?token={agent_token}")
                                    ) as agent:
             assert json.loads(await agent.recv())["type"] == "hello"
-            # Typing crosses processes both ways: A → B, then B → A.
-            await expect(agent, lambda e: e["type"] == "typing" and e["role"] == "customer"
-                         and e["conversation_id"] == cid,
-                         resend=lambda: customer.send(json.dumps({"type": "typing"})))
-            await expect(customer, lambda e: e["type"] == "typing" and e["role"] == "agent",
-                         resend=lambda: agent.send(json.dumps({"type": "typing",
-                                                               "conversation_id": cid})))
 
             # Hand-off: asked on A, the queue on B hears it.
             assert (await say(pair.a, "a human please", "m1"))["state"] == "queued"
@@ -183,6 +176,15 @@ async def test_customer_on_one_process_and_agent_on_another_see_each_other_live(
                                       headers=agent_auth)
             assert claimed.status_code == 200, claimed.text
             await expect(customer, lambda e: e["type"] == "state" and e["state"] == "with_agent")
+
+            # Typing crosses processes both ways: A → B, then B → A (a console hears a chat's
+            # typing once its agent may read the chat: here, once claimed).
+            await expect(agent, lambda e: e["type"] == "typing" and e["role"] == "customer"
+                         and e["conversation_id"] == cid,
+                         resend=lambda: customer.send(json.dumps({"type": "typing"})))
+            await expect(customer, lambda e: e["type"] == "typing" and e["role"] == "agent",
+                         resend=lambda: agent.send(json.dumps({"type": "typing",
+                                                               "conversation_id": cid})))
 
             # The live exchange, each side on its own process.
             await say(pair.a, "my parcel is late", "m2")

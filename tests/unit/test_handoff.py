@@ -292,6 +292,33 @@ def test_console_stream_sees_the_queue_and_customer_typing(client, conversation,
                                               "conversation_id": conversation["id"]}
 
 
+def test_console_stream_shows_a_chat_only_to_those_who_may_read_it(client, queued, staff):
+    ana, bo, root = (login(client, f"{name}@example.com") for name in ("ana", "bo", "root"))
+    assert client.post("/api/v1/agent/queue/next", headers=ana).json()["id"] == queued["id"]
+
+    def until_presence(console) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+        events = []
+        while (event := console.receive_json())["type"] != "presence":
+            events.append(event)
+        return events
+
+    def url(headers: dict[str, str]) -> str:
+        return f"/api/v1/agent/stream?token={headers['Authorization'].split()[1]}"
+
+    with client.websocket_connect(url(ana)) as holder, \
+            client.websocket_connect(url(bo)) as other, \
+            client.websocket_connect(url(root)) as admin:
+        for console in (holder, other, admin):
+            assert console.receive_json()["type"] == "hello"
+        say(client, queued, "my order PL-204817 is late", "c1")
+        client.put("/api/v1/agent/presence", headers=bo, json={"presence": "away"})
+        seen = {name: [e["type"] for e in until_presence(console)]
+                for name, console in (("ana", holder), ("bo", other), ("root", admin))}
+    # The holder and the admin see the customer's message; another agent does not.
+    assert "message" in seen["ana"] and "message" in seen["root"]
+    assert "message" not in seen["bo"] and "typing" not in seen["bo"]
+
+
 def test_console_stream_needs_a_session(client):
     from starlette.websockets import WebSocketDisconnect
 
