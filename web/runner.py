@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -80,9 +81,16 @@ def free_port() -> int:
 # ---------------------------------------------------------------- configuration
 
 def rasa_env(settings: Settings) -> dict[str, str]:
+    """Rasa's environment. ``TICKET_LOCK_LIFETIME``: a Rasa process killed mid-turn leaves its
+    ticket in the shared (Redis) lock store, and every Rasa process waits for it to expire
+    before it serves that conversation again: Rasa's default of 60 s froze the conversation for
+    a minute. No turn outlives the API's wait for Rasa (``rasa_timeout_s``: then it drops the
+    request, which cancels it in Rasa), and Parley's own turn lock keeps the turns of one
+    conversation one at a time, so the ticket need not outlive that wait either."""
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": str(ROOT), "PARLEY_NLU_URL": settings.nlu_url,
            "PARLEY_RASA_TOKEN": settings.rasa_token.get_secret_value(),
+           "TICKET_LOCK_LIFETIME": str(max(1, math.ceil(settings.rasa_timeout_s))),
            "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "MPLCONFIGDIR": str(settings.var_dir / "mpl")}
     env.pop("VIRTUAL_ENV", None)
     return env

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from core.config import Settings
-from web.runner import endpoints_config, rasa_model_path
+from web.runner import endpoints_config, rasa_env, rasa_model_path
 
 pytestmark = pytest.mark.unit
 
@@ -72,3 +72,10 @@ def test_a_rasa_token_that_starts_with_a_dash_is_still_one_argument(tmp_path) ->
                         models_dir=tmp_path / "models", rasa_token="-starts-with-a-dash")
     (rasa,) = [s for s in runner.services(settings, tmp_path / "m.tar.gz") if s.name == "rasa"]
     assert "--auth-token=-starts-with-a-dash" in rasa.cmd
+
+
+def test_rasas_lock_tickets_live_as_long_as_the_apis_wait_for_a_turn(tmp_path):
+    # A Rasa process killed mid-turn holds its conversation's ticket until it expires
+    # (tests/integration/test_nginx_scale_out.py); Rasa's own default is 60 s.
+    assert rasa_env(make(tmp_path))["TICKET_LOCK_LIFETIME"] == "30"
+    assert rasa_env(make(tmp_path, rasa_timeout_s=7.5))["TICKET_LOCK_LIFETIME"] == "8"
