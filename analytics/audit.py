@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.models import AnswerFact, ConversationFact
 from conversations.models import Message
+from core.redact import redact
 from knowledge.articles.models import Article
 
 # The bot's hand-off is stored in the turn of the answer that caused it, a moment before or
@@ -303,9 +304,14 @@ async def gate_calibration(session: AsyncSession, *, window: Window, lang: str |
                 key=str(a.key), conversation_id=a.conversation_id, at=a.at,
                 question=a.question or "", top_score=a.top_score,
                 abstain_reason=a.abstain_reason, kept=_strings(a.kept),
-                sources=_strings(a.sources), agent_reply=replies.get(a.conversation_id))
+                sources=_strings(a.sources),
+                agent_reply=_redacted(replies.get(a.conversation_id)))
                 for a in found[:examples]])
 
     return GateCalibration(abstained=abstained, answered=answered,
                            abstained_then_agent_answered=cell(strict, abstained),
                            answered_then_customer_asked_for_person=cell(lenient, answered))
+
+
+def _redacted(text: str | None) -> str | None:
+    return None if text is None else redact(text)

@@ -1,5 +1,5 @@
 """The CSV export: one row per conversation of the cohort, the customer's first message
-redacted (``analytics.redact``) and neutralised for spreadsheets."""
+redacted (``core.redact``) and neutralised for spreadsheets."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.metrics import cohort
 from analytics.models import ConversationFact as F
-from analytics.redact import redact
 from conversations.models import Message
+from core.redact import redact
 
 COLUMNS = ("id", "opened_at", "language", "outcome", "handoff_reason", "first_response_s",
            "resolution_s", "csat", "csat_by", "messages", "first_message")

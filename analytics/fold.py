@@ -47,6 +47,7 @@ from analytics.models import (
 )
 from core.db import Base, utcnow
 from core.outbox import OutboxEvent
+from core.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +277,8 @@ def _answer(session: AsyncSession, event: OutboxEvent, payload: dict[str, Any]) 
         key=event.key, conversation_id=event.conversation_id,
         message_id=_short(payload.get("message_id"), 32) or "", at=event.at,
         language=_short(event.language, 16), intent=_short(payload.get("intent")),
-        question=str(payload.get("question") or ""), abstained=bool(payload.get("abstained")),
+        question=redact(str(payload.get("question") or "")),
+        abstained=bool(payload.get("abstained")),
         abstain_reason=_short(payload.get("abstain_reason")),
         sources=list(payload.get("sources") or []),
         generator=_short(audit.get("generator") or payload.get("generator")),

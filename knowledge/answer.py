@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core import tracing
+from core.redact import redact as redact_text
 from knowledge.compose import Passage, Scorer, compose
 from knowledge.documents.protocol import Chunk, DocumentIndex, Hit
 from knowledge.embeddings import Embedder, SentenceVectors
@@ -244,7 +245,8 @@ class KnowledgeAnswerer:
                                       language=LANGUAGE_NAMES.get(lang, "English"),
                                       tone=TONES.get(self.tone, ""))
         if self.redact is not None:
-            question = self.redact(question)
+            # The customer's own words: every number-like run (cards, orders, phones) too.
+            question = redact_text(self.redact(question))
             sources = [replace(s, title=self.redact(s.title), text=self.redact(s.text))
                        for s in sources]
         listed = "\n\n".join(f"[{s.number}] {s.title}\n{s.text}" for s in sources)

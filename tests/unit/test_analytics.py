@@ -327,6 +327,14 @@ def test_a_retried_message_records_nothing_new(client, settings):
     assert run_db(settings, lambda s: _count(s, AnswerFact)) == 1
 
 
+def test_answer_facts_keep_the_question_with_personal_data_masked(client, settings):
+    chat = open_chat(client)
+    say(client, chat, "q: refund to card 4111 1111 1111 1111 or mail anna@example.org?")
+    fold(settings)
+    (answer,) = run_db(settings, lambda s: _all(s, AnswerFact))
+    assert answer.question == "q: refund to card [card] or mail [email]?"
+
+
 async def _count(session: AsyncSession, model: Any) -> int:
     return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 

@@ -76,6 +76,17 @@ async def test_the_generator_sees_the_question_masked_and_the_answer_is_unchange
     assert (answers[0].text, answers[0].reason) == (answers[1].text, answers[1].reason)
 
 
+async def test_card_numbers_in_the_question_never_reach_the_generator(
+        index: SQLiteDocumentIndex) -> None:
+    recorder = Recorder()
+    answerer = KnowledgeAnswerer(index=index, embedder=E5Embedder(), generators=[recorder],
+                                 redact=mask_personal_data)
+    await answerer.answer("refund to my card 4111 1111 1111 1111 for the opened blender?",
+                          lang="en")
+    prompt = recorder.prompts[0][1].content
+    assert "4111" not in prompt and "[card]" in prompt and "opened blender" in prompt
+
+
 def test_the_setting_masks_the_question_and_the_sources(settings: Settings) -> None:
     source = Source(1, "complaint", "Customer: Anna Schmidt",
                     "Anna wrote from anna.schmidt@gmail.com; call her on +49 171 2345678. "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analytics.redact import redact
+from core.redact import redact
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,6 @@
-"""Mask personal data in customer text before it leaves Parley in an export.
+"""Mask personal data in customer text: in exports, in analytics (answer facts keep the
+question redacted; the audit shows agents' replies redacted) and, where configured, in the
+question a generator is sent.
 
 ``redact`` replaces e-mail addresses, order ids (``PL-123456``), card numbers (13–19 digits,
 spaces or dashes allowed between them) and phone numbers (7 or more digits, with ``+``,
