@@ -23,6 +23,7 @@ needs no configuration, so the import and the answer apply the same one:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 ROLE_MAILBOXES = frozenset("""support help helpdesk service services customerservice
 customercare customer care info information contact contacts contactus hello hallo hi kontakt
@@ -68,10 +69,14 @@ _NAME_ZH = re.compile(rf"((?:客户|顾客|买家|收件人|寄件人|联系人|
                       rf"([{_SURNAMES}][\u4e00-\u9fff]{{1,2}}?)(?=先生|女士|小姐|[，,。；;（(\s]|$)")
 
 
+def _role_mailbox(local: str) -> bool:
+    local = local.lower()
+    return re.split(r"[._+-]", local, maxsplit=1)[0] in ROLE_MAILBOXES or local in ROLE_MAILBOXES
+
+
 def _mask_email(match: re.Match[str]) -> str:
     local, domain = match.group(1), match.group(2)
-    if re.split(r"[._+-]", local.lower(), maxsplit=1)[0] in ROLE_MAILBOXES or \
-            local.lower() in ROLE_MAILBOXES:
+    if _role_mailbox(local):
         return match.group()
     return f"{local[0]}***@{domain}"
 
@@ -89,9 +94,9 @@ def _mask_digits(number: str) -> str:
     return "".join(out)
 
 
-def _mask_phones(text: str) -> str:
+def _personal_phones(text: str) -> Iterator[re.Match[str]]:
+    """Phone numbers in ``text`` that are someone's own (not the company's line)."""
     protected = [m.span() for m in _IBAN.finditer(text)]
-    out, last = [], 0
     for match in _PHONE.finditer(text):
         start, end = match.span()
         number = match.group()
@@ -103,8 +108,15 @@ def _mask_phones(text: str) -> str:
         if (_BUSINESS_NUMBER.match(number) or _COMPANY_LINE.search(sentence)
                 or _ID_CONTEXT.search(before)):
             continue
+        yield match
+
+
+def _mask_phones(text: str) -> str:
+    out, last = [], 0
+    for match in _personal_phones(text):
+        start, end = match.span()
         out.append(text[last:start])
-        out.append(_mask_digits(number))
+        out.append(_mask_digits(match.group()))
         last = end
     out.append(text[last:])
     return "".join(out)
@@ -118,3 +130,14 @@ def mask_personal_data(text: str) -> str:
     text = _NAME_EN.sub(lambda m: m.group(1) + " ".join(f"{w[0]}***" for w in
                                                          re.split(r"[ '-]", m.group(2))), text)
     return _NAME_ZH.sub(lambda m: m.group(1) + m.group(2)[0] + "*" * (len(m.group(2)) - 1), text)
+
+
+def find_personal_data(text: str) -> list[tuple[str, int, int]]:
+    """What ``mask_personal_data`` would mask, as ``(what, start, end)`` in text order:
+    ``what`` is ``"email"``, ``"phone"`` or ``"name"``. Role mailboxes and company lines are
+    not reported, as they are not masked."""
+    found = [("email", *m.span()) for m in _EMAIL.finditer(text) if not _role_mailbox(m.group(1))]
+    found += [("phone", *m.span()) for m in _personal_phones(text)]
+    found += [("name", *m.span(2)) for pattern in (_NAME_EN, _NAME_ZH)
+              for m in pattern.finditer(text)]
+    return sorted(found, key=lambda f: (f[1], f[2]))

@@ -310,6 +310,13 @@ def looks_like_instruction(sentence: str) -> bool:
                for pattern in (ENGLISH, CHINESE)) or bool(SQUASHED.search(squashed))
 
 
+def instruction_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` that read as instructions to the model, as written (less
+    invisible characters). HTML comments are judged too: the editor shows an author what
+    hides there, though the index drops it."""
+    return [s for s in split_sentences(clean_text(text)) if looks_like_instruction(s)]
+
+
 @lru_cache(maxsize=2048)
 def without_instructions(text: str) -> tuple[str, int]:
     """What a source may show: the text without invisible characters and HTML comments,

@@ -25,6 +25,7 @@ from knowledge.articles.schemas import (
     AskRequest,
     AuditPublic,
     AuditsPublic,
+    CheckPublic,
     DiffPublic,
     EntityChange,
     EntityLabel,
@@ -125,6 +126,19 @@ async def restore(article_id: str, body: RestoreRequest, admin: AdminAgent,
                                             version=body.version,
                                             base_version=body.base_version, actor_id=admin.id)
     return await _detail(session, article)
+
+
+@router.post("/articles/{article_id}/check", response_model=CheckPublic,
+             responses={**ARTICLE, **CONFLICTS})
+async def check(article_id: str, body: VersionRef, _: AdminAgent,
+                session: SessionDep) -> CheckPublic:
+    """What to warn about before publishing ``version`` (the body publish takes): sentences
+    addressed to the model, and customers' e-mail addresses, phone numbers, card numbers and
+    labelled names. Nothing is refused; the editor asks the author to confirm."""
+    article = await service.get_article(session, article_id=article_id)
+    service.check_version(article, body.version)
+    return CheckPublic(article_id=article.id, version=article.version,
+                       findings=service.check_content(title=article.title, body=article.body))
 
 
 @router.post("/articles/{article_id}/publish", response_model=ArticleChange,

@@ -117,6 +117,20 @@ class PreviewPublic(BaseModel):
     html: str = Field(description="Safe HTML: everything escaped, only basic Markdown tags.")
 
 
+class FindingPublic(BaseModel):
+    kind: Literal["instruction", "personal_data"]
+    what: Literal["instruction", "email", "phone", "card", "name"]
+    excerpt: str = Field(description="The sentence, or the personal data with a few words "
+                                     "around it.")
+
+
+class CheckPublic(BaseModel):
+    article_id: str
+    version: int
+    findings: list[FindingPublic] = Field(description="In text order; empty when the version "
+                                                      "is clean.")
+
+
 class VersionRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1, description="The latest version as the client saw it.")

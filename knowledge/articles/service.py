@@ -17,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import utcnow
 from core.errors import Conflict, NotFound
+from core.redact import CARD
 from knowledge.articles.models import Article, ArticleVersion, KbAudit
-from knowledge.articles.schemas import ArticleCreate
+from knowledge.articles.schemas import ArticleCreate, FindingPublic
+from knowledge.pii import find_personal_data
+from knowledge.safety import instruction_sentences
 from staff.models import Agent
 
 
@@ -173,6 +176,41 @@ async def diff(session: AsyncSession, *, article_id: str, from_version: int,
     new = await get_version(session, article_id=article_id, version=to_version)
     return list(difflib.unified_diff(_lines(old), _lines(new), fromfile=f"v{from_version}",
                                      tofile=f"v{to_version}", lineterm=""))
+
+
+def _luhn(digits: str) -> bool:
+    total = sum(int(d) if i % 2 == 0 else sum(divmod(int(d) * 2, 10))
+                for i, d in enumerate(reversed(digits)))
+    return total % 10 == 0
+
+
+def _excerpt(text: str, start: int, end: int, around: int = 30) -> str:
+    """The found text with up to ``around`` characters either side, within its line."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = len(text) if (n := text.find("\n", end)) < 0 else n
+    head, tail = max(line_start, start - around), min(line_end, end + around)
+    excerpt = " ".join(text[head:tail].split())
+    return ("…" if head > line_start else "") + excerpt + ("…" if tail < line_end else "")
+
+
+def check_content(*, title: str, body: str) -> list[FindingPublic]:
+    """What an author should see before publishing: sentences addressed to the model
+    (``knowledge.safety``), and other people's personal data: what ``knowledge.pii`` masks
+    (e-mail addresses, phone numbers, labelled names; not role mailboxes or the company's
+    lines) and card numbers (``core.redact``'s pattern, Luhn-checked so that tracking
+    numbers are not reported)."""
+    text = f"{title}\n\n{body}"
+    findings = [FindingPublic(kind="instruction", what="instruction", excerpt=sentence)
+                for sentence in instruction_sentences(text)]
+    cards = [m.span() for m in CARD.finditer(text)
+             if _luhn("".join(c for c in m.group() if c.isdigit()))]
+    found = [("card", start, end) for start, end in cards] + [
+        (what, start, end) for what, start, end in find_personal_data(text)
+        if not any(s < end and start < e for s, e in cards)]
+    findings += [FindingPublic(kind="personal_data", what=what,  # type: ignore[arg-type]
+                               excerpt=_excerpt(text, start, end))
+                 for what, start, end in sorted(found, key=lambda f: (f[1], f[2]))]
+    return findings
 
 
 def mark_published(session: AsyncSession, *, article: Article, actor_id: int | None,

@@ -140,6 +140,7 @@ def error(response: Any) -> tuple[int, str]:
 ROUTES = [("get", f"{KB}/articles", None), ("post", f"{KB}/articles", {"id": "x"}),
           ("get", f"{KB}/articles/returns", None), ("get", f"{KB}/audit", None),
           ("post", f"{KB}/articles/returns/publish", {"version": 1}),
+          ("post", f"{KB}/articles/returns/check", {"version": 1}),
           ("delete", f"{KB}/articles/returns", None),
           ("post", f"{KB}/preview", {"body": "x"}), ("post", f"{KB}/ask", {"question": "x"}),
           ("get", f"{KB}/entities/Product", None),

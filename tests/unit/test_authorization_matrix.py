@@ -91,6 +91,7 @@ POLICIES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{KB}/articles/{{article_id}}/diff"): ADMIN,
     ("POST", f"{KB}/articles/{{article_id}}/restore"): ADMIN,
     ("POST", f"{KB}/articles/{{article_id}}/publish"): ADMIN,
+    ("POST", f"{KB}/articles/{{article_id}}/check"): ADMIN,
     ("GET", f"{KB}/tasks/{{task_id}}"): ADMIN,
     ("POST", f"{KB}/preview"): ADMIN,
     ("GET", f"{KB}/audit"): ADMIN,

@@ -397,11 +397,53 @@
     return head + (TASK_TEXT[task.state] || task.state) + "… (task " + task.task_id + ")";
   }
 
+  var FINDING_TEXT = { instruction: "Instruction to the bot", email: "E-mail address", phone: "Phone number",
+    card: "Card number", name: "Customer's name" };
+
+  /** Ask before publishing text with findings (POST …/check): resolves true to publish. */
+  function confirmFindings(article, findings) {
+    return new Promise(function (resolve) {
+      var answer = false;
+      var dialog = el("dialog", { className: "dialog ed-findings", "data-testid": "findings-dialog",
+        "aria-labelledby": "findings-title" },
+        el("h2", { id: "findings-title", text: "Publish \u201c" + article.title + "\u201d anyway?" }),
+        el("p", { className: "muted", text: "Version " + article.version + " contains text the bot should not " +
+          "follow or quote. The bot drops instructions and masks personal data in its answers, but it is " +
+          "better removed from the article." }),
+        el("ul", { className: "ed-findings-list" }, findings.map(function (f) {
+          return el("li", { "data-testid": "finding", dataset: { kind: f.kind, what: f.what } },
+            el("span", { className: "badge ed-finding-" + f.kind, text: FINDING_TEXT[f.what] || f.what }),
+            el("span", { className: "ed-finding-excerpt", text: f.excerpt }));
+        })),
+        el("div", { className: "dialog-actions" },
+          el("button", { type: "button", className: "btn ghost", "data-testid": "findings-cancel", text: "Cancel",
+            onclick: function () { dialog.close(); } }),
+          el("button", { type: "button", className: "btn success", "data-testid": "findings-publish",
+            text: "Publish anyway", onclick: function () { answer = true; dialog.close(); } })));
+      dialog.addEventListener("close", function () { dialog.remove(); resolve(answer); });
+      document.body.appendChild(dialog);
+      dialog.showModal();
+      dialog.querySelector("[data-testid=findings-cancel]").focus();
+    });
+  }
+
   function publish() {
     var go = isDirty() ? save() : Promise.resolve(S.current);
     go.then(function (article) {
       if (!article) return;
       $("article-publish").disabled = true;
+      return api("POST", articlePath(article.id) + "/check", { version: article.version }).then(function (check) {
+        var findings = (check && check.findings) || [];
+        return findings.length ? confirmFindings(article, findings) : true;
+      }).then(function (confirmed) {
+        if (!confirmed) {
+          setStatus($("publish-status"), "saved", "Not published: version " + article.version + " is saved; what the bot uses has not changed.");
+          return null;
+        }
+        return article;
+      });
+    }).then(function (article) {
+      if (!article) return;
       setStatus($("publish-status"), "queued", "Publishing version " + article.version + "…");
       return api("POST", articlePath(article.id) + "/publish", { version: article.version })
         .then(function (result) {
