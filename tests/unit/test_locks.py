@@ -90,6 +90,9 @@ async def test_redis_locks_serialise_across_processes(
 async def test_a_redis_lock_is_renewed_while_its_turn_runs(
         redis_pair: tuple[RedisLocks, RedisLocks]) -> None:
     first, second = redis_pair
+    # Only the 0.3 s below may end the wait: on a loaded machine the event loop can stall past
+    # the fixture's 2 s, which would end it as "busy" and say nothing about renewal.
+    second._wait_s = 30
     async with first.hold("c2"):
         await asyncio.sleep(1.5)  # 2.5 ttls: without renewal the other would get in
         with pytest.raises(TimeoutError):
