@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 import httpx
@@ -96,3 +97,38 @@ def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 10)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+@contextmanager
+def private_redis(folder: Path) -> Iterator[str]:
+    """A redis-server of its own on a free port, keeping nothing on disk (``folder`` is its
+    working folder); its URL while the block runs."""
+    import shutil
+
+    import redis
+
+    from tests.stack import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    unavailable(f"redis-server did not start on port {port}")
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(10)

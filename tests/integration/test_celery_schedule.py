@@ -9,7 +9,6 @@ worker replicas have), check the same periods at the same instant. Then a real
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -22,8 +21,7 @@ import pytest
 import redis
 
 from core.config import Settings
-from tests.servers import unavailable
-from tests.stack import free_port
+from tests.servers import private_redis
 from workers.celery_app import QUEUE, CeleryQueue
 from workers.schedule import PERIODIC, PeriodicTimer
 
@@ -36,29 +34,8 @@ DAY_S = 24 * 3600
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A private, empty redis-server (nothing kept on disk)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        unavailable("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    unavailable(f"redis-server did not start on port {port}")
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(10)
+    with private_redis(tmp_path) as url:
+        yield url
 
 
 def test_two_racing_worker_timers_enqueue_each_due_periodic_task_once(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,8 +27,7 @@ from core.config import Settings
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.ingest import chunk_document
 from knowledge.payloads import document_from_payload
-from tests.servers import unavailable
-from tests.stack import free_port
+from tests.servers import private_redis
 from workers.queue import wait_until_applied
 
 pytestmark = pytest.mark.integration
@@ -42,32 +40,8 @@ VISIBILITY_TIMEOUT_S = 10
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private redis-server (nothing kept on disk) for this module."""
-    import redis
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        unavailable("redis-server is not installed (apt-get install redis-server)")
-    port, workdir = free_port(), tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    unavailable(f"redis-server did not start on port {port}")
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(10)
+    with private_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture
