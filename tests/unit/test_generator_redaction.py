@@ -13,9 +13,9 @@ from knowledge.answer import KnowledgeAnswerer, Source
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.embeddings import E5Embedder
 from knowledge.factory import answerer as build_answerer
-from knowledge.generator.protocol import ChatMessage
 from knowledge.ingest import import_path
 from knowledge.pii import mask_personal_data
+from tests.unit.test_injection import NotFound
 
 pytestmark = pytest.mark.unit
 
@@ -28,23 +28,6 @@ Opened small appliances such as blenders can be returned within 14 days of deliv
 have not been used with food.
 """
 QUESTION = "can I return an opened blender? anna.schmidt@gmail.com, +49 171 2345678"
-
-
-class Recorder:
-    """A generator that records its prompt and finds nothing, so the extractive path answers."""
-
-    name = "recording"
-
-    def __init__(self) -> None:
-        self.prompts: list[list[ChatMessage]] = []
-
-    async def available(self) -> bool:
-        return True
-
-    async def stream(self, messages: list[ChatMessage], *, max_tokens: int = 256,
-                     temperature: float = 0.0) -> AsyncIterator[str]:
-        self.prompts.append(messages)
-        yield "NOT_FOUND"
 
 
 @pytest.fixture
@@ -62,7 +45,7 @@ async def test_the_generator_sees_the_question_masked_and_the_answer_is_unchange
         index: SQLiteDocumentIndex) -> None:
     answers, prompts = [], []
     for redact in (mask_personal_data, None):
-        recorder = Recorder()
+        recorder = NotFound()
         answerer = KnowledgeAnswerer(index=index, embedder=E5Embedder(), generators=[recorder],
                                      redact=redact)
         answers.append(await answerer.answer(QUESTION, lang="en"))
@@ -78,7 +61,7 @@ async def test_the_generator_sees_the_question_masked_and_the_answer_is_unchange
 
 async def test_card_numbers_in_the_question_never_reach_the_generator(
         index: SQLiteDocumentIndex) -> None:
-    recorder = Recorder()
+    recorder = NotFound()
     answerer = KnowledgeAnswerer(index=index, embedder=E5Embedder(), generators=[recorder],
                                  redact=mask_personal_data)
     await answerer.answer("refund to my card 4111 1111 1111 1111 for the opened blender?",
