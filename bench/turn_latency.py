@@ -148,6 +148,7 @@ class Run:
     samples: list[Sample] = field(default_factory=list)
     wall: float = 0.0
     rate: float | None = None
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # per turn, by process kind
 
     def ms(self, kind: str | None = None) -> list[float]:
         return [s.seconds * 1000 for s in self.samples if s.ok and kind in (None, s.kind)]
@@ -218,7 +219,7 @@ async def find_rate(client: Client, workload: Workload, *, start: float, step: f
     runs: list[Run] = []
     best, rate = 0.0, start
     for _ in range(max_steps):
-        run = await open_loop(client, workload, rate, duration)
+        run = await metered(open_loop(client, workload, rate, duration))
         runs.append(run)
         p95 = percentile(run.ms("knowledge"), 0.95)
         print_run(run)
@@ -227,6 +228,57 @@ async def find_rate(client: Client, workload: Workload, *, start: float, step: f
         best, rate = rate, round(rate * step, 2)
         await asyncio.sleep(2)  # let the queues drain between steps
     return runs, best
+
+
+# ---------------------------------------------------------------- CPU per turn
+
+class CpuMeter:
+    """CPU seconds (user + system) used by each service's process group and by this client,
+    read from ``/proc``: a run's change divided by its turns is each kind of process's cost
+    per turn, which does not depend on what else the machine is doing the way latency does."""
+
+    def __init__(self, stack: Stack | None) -> None:
+        self.groups = ({s.name: s.process.pid for s in stack.supervisor.services
+                        if s.process is not None} if stack is not None else {})
+
+    @staticmethod
+    def _group_seconds(pgid: int) -> float:
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:  # field 5 of stat: the process group
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+    def read(self) -> dict[str, float]:
+        own = os.times()
+        return {**{name: self._group_seconds(pgid) for name, pgid in self.groups.items()},
+                "client": own.user + own.system}
+
+    @staticmethod
+    def per_turn(before: dict[str, float], after: dict[str, float], turns: int
+                 ) -> dict[str, float]:
+        if not turns:
+            return {}
+        used = {name: (after[name] - before.get(name, 0.0)) * 1000 / turns for name in after}
+        return {**{k: round(v, 1) for k, v in used.items()},
+                "total": round(sum(v for k, v in used.items() if k != "client"), 1)}
+
+
+METER = CpuMeter(None)
+
+
+async def metered(run_coro: Any) -> Run:
+    before = METER.read()
+    run: Run = await run_coro
+    run.cpu_ms = CpuMeter.per_turn(before, METER.read(), len(run.samples))
+    return run
 
 
 # ---------------------------------------------------------------- figures
@@ -254,6 +306,10 @@ def print_run(run: Run) -> None:
         if kind is None:
             line += f"  throughput={len(ms) / run.wall:5.2f} turns/s  errors={run.errors}"
         print(line, flush=True)
+    if run.cpu_ms:
+        print(f"{run.label}: CPU ms per turn " + "  ".join(f"{k}={v:.1f}"
+                                                           for k, v in run.cpu_ms.items()),
+              flush=True)
 
 
 def load() -> str:
@@ -264,7 +320,8 @@ def load() -> str:
 def run_report(run: Run) -> dict[str, Any]:
     return {"label": run.label, "rate": run.rate, "wall_s": round(run.wall, 1),
             "throughput": round(len(run.ms()) / run.wall, 2) if run.wall else None,
-            "errors": run.errors, **{kind: summary(run.ms(kind)) for kind in KINDS}}
+            "errors": run.errors, "cpu_ms_per_turn": run.cpu_ms,
+            **{kind: summary(run.ms(kind)) for kind in KINDS}}
 
 
 # ---------------------------------------------------------------- main
@@ -290,14 +347,15 @@ async def bench(base_url: str, args: argparse.Namespace) -> dict[str, Any]:
         await sequential(client, workload, args.warmup)
         seq_run = closed_run = None
         if "sequential" in args.modes:
-            seq_run = await sequential(client, workload, args.turns)
+            seq_run = await metered(sequential(client, workload, args.turns))
             print_run(seq_run)
         if "closed" in args.modes:
-            closed_run = await closed_loop(client, workload, args.turns, args.concurrency)
+            closed_run = await metered(closed_loop(client, workload, args.turns,
+                                                   args.concurrency))
             print_run(closed_run)
         runs = [r for r in (seq_run, closed_run) if r is not None]
         if "open" in args.modes:
-            runs.append(await open_loop(client, workload, args.rate, args.duration))
+            runs.append(await metered(open_loop(client, workload, args.rate, args.duration)))
             print_run(runs[-1])
         best = None
         if "find-rate" in args.modes:
@@ -361,7 +419,9 @@ def main() -> None:
         parser.error("the open mode needs --rate")
     if args.find_rate and "find-rate" not in args.modes:
         args.modes.append("find-rate")
+    global METER
     with stack_at(args.state) as stack:
+        METER = CpuMeter(stack)
         print(f"stack ready; {load()}", flush=True)
         report = asyncio.run(bench(stack.api_url, args))
     report["command"] = " ".join(["bench/turn_latency.py", *sys.argv[1:]])

@@ -7,7 +7,9 @@ Unlike Rasa's stock REST channel it
   message runs it again;
 - is idempotent per Parley message id: if the tracker already holds a user event carrying
   ``metadata.parley_message_id``, the replies recorded after it are returned and nothing is
-  processed twice (this is how a turn interrupted by a crash is recovered exactly once);
+  processed twice (this is how a turn interrupted by a crash is recovered exactly once); with
+  the SQL tracker store one query over the conversation's user events says whether the id may
+  be there, so the tracker is loaded for that only on a retry;
 - returns what the turn understood (intent, entities, slots, active loop) so the API can
   store it with the message and tests can assert it;
 - requires the shared bearer token (``PARLEY_RASA_TOKEN``) and never logs message text;
@@ -20,6 +22,7 @@ Unlike Rasa's stock REST channel it
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -30,6 +33,7 @@ import aiohttp
 from rasa.core.actions.action import RemoteAction
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.core.processor import MessageProcessor
+from rasa.core.tracker_store import SQLTrackerStore
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -55,6 +59,8 @@ def customer_text(text: str, metadata: dict[str, Any]) -> str:
 
 # The custom actions of this request's turn whose action server could not be reached.
 _unreachable: ContextVar[list[str] | None] = ContextVar("parley_unreachable", default=None)
+# The tracker this request's turn saved: the turn summary reads it instead of the store.
+_saved: ContextVar[list[Any] | None] = ContextVar("parley_saved", default=None)
 
 
 def _watch_unreachable_actions() -> None:
@@ -78,6 +84,9 @@ def _watch_unreachable_actions() -> None:
     async def watched_save(self: MessageProcessor, tracker: Any) -> None:
         if not _unreachable.get():
             await save(self, tracker)
+            saved = _saved.get()
+            if saved is not None:
+                saved.append(tracker)
 
     watched_run.parley_watched = True  # type: ignore[attr-defined]
     RemoteAction.run = watched_run  # type: ignore[method-assign]
@@ -106,6 +115,34 @@ def _replies_after(events: list[dict[str, Any]], message_id: str) -> list[dict] 
                     reply[key] = data[key]
             replies.append(reply)
     return replies if found else None
+
+
+def _sql_store(store: Any) -> SQLTrackerStore | None:
+    """The SQL tracker store behind Rasa's wrappers (``AwaitableTrackerStore``,
+    ``FailSafeTrackerStore``), if that is what stores trackers."""
+    for _ in range(4):
+        if isinstance(store, SQLTrackerStore):
+            return store
+        store = getattr(store, "_tracker_store", None)
+    return None
+
+
+async def _maybe_seen(store: Any, sender: str, message_id: str) -> bool:
+    """Whether the tracker may already hold the user event of ``message_id``: False only when
+    it certainly does not. With the SQL store one indexed query over the conversation's user
+    events answers that (message ids are in their JSON), instead of loading the whole tracker
+    on every turn; other stores say True, and the tracker is loaded to look."""
+    sql = _sql_store(store)
+    if sql is None:
+        return True
+    needle = json.dumps(message_id)
+    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with sql.session_scope() as session:
+        found = (session.query(sql.SQLEvent.id)
+                 .filter(sql.SQLEvent.sender_id == sender, sql.SQLEvent.type_name == "user",
+                         sql.SQLEvent.data.like(pattern, escape="\\"))
+                 .first())
+    return found is not None
 
 
 def _turn_summary(tracker: Any) -> dict[str, Any]:
@@ -155,17 +192,20 @@ class ParleyInput(InputChannel):
             if agent is None or not agent.is_ready():
                 return response.json({"error": "model_not_ready"}, status=503)
 
-            tracker = await agent.tracker_store.retrieve(sender)
-            if tracker is not None:
-                events = [e.as_dict() for e in tracker.events]
-                replayed = _replies_after(events, message_id)
-                if replayed is not None:
-                    return response.json({"messages": replayed, "replayed": True,
-                                          **_turn_summary(tracker)})
+            if await _maybe_seen(agent.tracker_store, sender, message_id):
+                tracker = await agent.tracker_store.retrieve(sender)
+                if tracker is not None:
+                    events = [e.as_dict() for e in tracker.events]
+                    replayed = _replies_after(events, message_id)
+                    if replayed is not None:
+                        return response.json({"messages": replayed, "replayed": True,
+                                              **_turn_summary(tracker)})
 
             collector = CollectingOutputChannel()
             unreachable: list[str] = []
+            saved: list[Any] = []
             _unreachable.set(unreachable)
+            _saved.set(saved)
             try:
                 await on_new_message(UserMessage(text, collector, sender,
                                                  input_channel=self.name(), metadata=metadata,
@@ -179,7 +219,7 @@ class ParleyInput(InputChannel):
                              ", ".join(unreachable))
                 return response.json({"error": "turn_failed", "reason": "action_server"},
                                      status=503)
-            tracker = await agent.tracker_store.retrieve(sender)
+            tracker = saved[-1] if saved else await agent.tracker_store.retrieve(sender)
             messages = [
                 {k: v for k, v in m.items() if k != "recipient_id" and v is not None}
                 for m in collector.messages

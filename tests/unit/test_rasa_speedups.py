@@ -1,0 +1,115 @@
+"""Rasa's tracker store and event broker as Parley runs them (``bot.components.rasa_speedups``):
+the same events stored and published as Rasa 3.6's own ``SQLTrackerStore.save``, in the same
+order, across turns and a new session; SQLite files in write-ahead-log mode with pooled
+connections; and the channel's cheap check for an already handled message id. Runs in the Rasa
+virtual environment, as the Rasa server does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RASA_PYTHON = Path(os.environ.get("PARLEY_RASA_VENV", ROOT / ".venv-rasa")) / "bin" / "python"
+pytestmark = pytest.mark.unit
+
+SCRIPT = r"""
+import asyncio, json, sqlite3, sys, time
+from bot.components import rasa_speedups
+from bot.components.parley_channel import _maybe_seen
+from rasa.core.brokers.sql import SQLEventBroker
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (ActionExecuted, BotUttered, SessionStarted, SlotSet,
+                                     UserUttered)
+from rasa.shared.core.trackers import DialogueStateTracker
+
+folder = sys.argv[1]
+domain = Domain.from_dict({"intents": ["greet", "ask"], "slots": {"language": {
+    "type": "text", "mappings": [{"type": "custom"}]}}, "responses": {"utter_hi": [
+    {"text": "hi"}]}})
+
+
+def store(name, save):
+    broker = SQLEventBroker(db=f"{folder}/{name}-events.db")
+    tracker_store = SQLTrackerStore(domain, dialect="sqlite", db=f"{folder}/{name}-tracker.db",
+                                    event_broker=broker)
+    return tracker_store, save
+
+
+def turn(n, message_id):
+    return [UserUttered(f"text {n}", {"name": "ask", "confidence": 0.9},
+                        metadata={"parley_message_id": message_id}, timestamp=100 + n),
+            SlotSet("language", "en", timestamp=100 + n),
+            ActionExecuted("utter_hi", timestamp=100 + n),
+            BotUttered("hi", {"buttons": None}, timestamp=100 + n),
+            ActionExecuted("action_listen", timestamp=100 + n)]
+
+
+def session_start(t):
+    return [ActionExecuted("action_session_start", timestamp=t), SessionStarted(timestamp=t),
+            ActionExecuted("action_listen", timestamp=t)]
+
+
+async def run(tracker_store, save):
+    # Each save gets the tracker Rasa would hold: retrieved, then extended by a turn.
+    batches = [session_start(1) + turn(1, "m_1"), turn(2, "m%2"), session_start(50),
+               turn(3, "m_3") + turn(4, "m4")]
+    for batch in batches:
+        tracker = (await tracker_store.retrieve("c")
+                   or DialogueStateTracker("c", domain.slots))
+        for event in batch:
+            tracker.update(event)
+        await save(tracker_store, tracker)
+
+
+def rows(path, query):
+    with sqlite3.connect(path) as db:
+        return [list(r) for r in db.execute(query)]
+
+
+async def main():
+    out = {}
+    for name, save in (("rasa", rasa_speedups.ORIGINAL_SAVE), ("parley", SQLTrackerStore.save)):
+        tracker_store, save = store(name, save)
+        await run(tracker_store, save)
+        tracker_store.event_broker.engine.dispose()
+        out[name] = {
+            "tracker": rows(f"{folder}/{name}-tracker.db", "SELECT sender_id, type_name, "
+                            "timestamp, intent_name, action_name, data FROM events ORDER BY id"),
+            "broker": rows(f"{folder}/{name}-events.db",
+                           "SELECT sender_id, data FROM events ORDER BY id"),
+            "journal": rows(f"{folder}/{name}-tracker.db", "PRAGMA journal_mode")[0][0],
+            "seen": [await _maybe_seen(tracker_store, "c", m)
+                     for m in ("m_1", "m%2", "m4", "m_", "m%", "m", "m_5", "x")],
+            "seen_other_sender": await _maybe_seen(tracker_store, "d", "m_1"),
+            "pool": type(tracker_store.engine.pool).__name__,
+        }
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not RASA_PYTHON.exists(), reason="the Rasa virtual environment is absent")
+def test_tracker_store_and_broker_match_rasa_and_the_channel_finds_handled_messages(
+        tmp_path: Path) -> None:
+    result = subprocess.run([str(RASA_PYTHON), "-c", SCRIPT, str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    rasa, parley = out["rasa"], out["parley"]
+    # 4 saves: 8 + 5 + 3 + 10 events; the broker gets every one, in the tracker's order.
+    assert len(rasa["tracker"]) == len(rasa["broker"]) == 26
+    assert parley["tracker"] == rasa["tracker"]
+    assert parley["broker"] == rasa["broker"]
+    assert [json.loads(data)["event"] for _, data in parley["broker"][:3]] == [
+        "action", "session_started", "action"]
+    # The channel: only a message id the tracker holds (LIKE wildcards are literal).
+    assert parley["seen"] == [True, True, True, False, False, False, False, False]
+    assert parley["seen_other_sender"] is False
+    assert parley["journal"] == "wal" and parley["pool"] == "QueuePool"
