@@ -152,11 +152,17 @@ async def _other_rows(session: AsyncSession, tables: ConversationTables, chunk: 
             out[row[CONVERSATION_ID]]["other"].setdefault(table.name, []).append(record)
 
 
-async def delete_customer(session: AsyncSession, settings: Settings,
-                          person: Person) -> Counter[str]:
+async def delete_customer(session: AsyncSession, settings: Settings, person: Person, *,
+                          missing_ok: bool = False) -> Counter[str]:
     """Erase ``person``'s conversations (the caller commits); rows deleted per table, Rasa's
-    tracker events under ``tracker_events``. ``NotFound`` when there is nothing to erase."""
-    ids = list(await find_conversations(session, person))
+    tracker events under ``tracker_events``. ``NotFound`` when there is nothing to erase,
+    unless ``missing_ok`` (the admin API: deleting twice deletes nothing the second time)."""
+    try:
+        ids = list(await find_conversations(session, person))
+    except NotFound:
+        if not missing_ok:
+            raise
+        return Counter({"conversations": 0, "tracker_events": 0})
     tables = await conversation_tables(session)
     deleted = await erase(session, ids=ids, tables=tables)
     deleted["tracker_events"] = await erase_trackers(session, settings, ids=ids)

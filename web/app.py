@@ -22,6 +22,7 @@ from analytics.insights_router import router as insights_router
 from analytics.router import router as analytics_router
 from conversations import flows, internal, locks, widget
 from conversations.dialogue import DialogueEngine, RasaDialogue
+from conversations.privacy_router import router as customer_data_router
 from conversations.router import router as conversations_router
 from conversations.stream import create_hub
 from core import db, tracing
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(kb_router, responses=STAFF_ERRORS)
     app.include_router(tasks_router, responses=STAFF_ERRORS)
     app.include_router(nlu_admin_router, responses=STAFF_ERRORS)
+    app.include_router(customer_data_router, responses=STAFF_ERRORS)
     app.include_router(internal.router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -108,6 +108,9 @@ POLICIES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/admin/nlu/rollback"): ADMIN,
     ("PUT", "/api/v1/admin/nlu/canary"): ADMIN,
     ("DELETE", "/api/v1/admin/nlu/canary"): ADMIN,
+    # One person's data
+    ("POST", "/api/v1/admin/customers/export"): ADMIN,
+    ("POST", "/api/v1/admin/customers/delete"): ADMIN,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): MACHINE,
