@@ -83,7 +83,10 @@ async def create_conversation(request: Request, settings: SettingsDep, session: 
 
 
 @router.post("/{conversation_id}/messages", response_model=TurnPublic,
-             response_model_exclude_none=True, responses=ERRORS)
+             response_model_exclude_none=True,
+             responses={**ERRORS, 409: {"description": "This client_message_id was already "
+                                                       "used for another text or button "
+                                                       "(`client_message_id_reused`)"}})
 async def post_message(conversation_id: ConversationAccess, body: MessageCreate,
                        settings: SettingsDep, maker: MakerDep, dialogue: DialogueDep,
                        hub: HubDep, escalation: EscalationDep, limits: LimitsDep) -> TurnPublic:
@@ -110,8 +113,11 @@ async def stream(websocket: WebSocket, conversation_id: str, settings: SettingsD
                  maker: MakerDep, hub: HubDep) -> None:
     """Live events: ``{"type": "message", "message": {...}}`` and ``{"type": "state", ...}``.
 
-    Browsers cannot set headers on a WebSocket, so the token comes as ``?token=``. The widget
-    sends ``{"type": "typing"}`` while the customer types; it reaches the agent consoles.
+    The first frame is ``{"type": "hello", "conversation_id": ...}``, sent once the
+    subscription is live: every event published after it arrives, so a client that fetches
+    the transcript on hello misses nothing. Browsers cannot set headers on a WebSocket, so
+    the token comes as ``?token=``. The widget sends ``{"type": "typing"}`` while the customer
+    types; it reaches the agent consoles.
     """
     try:
         verify_conversation_token(websocket.query_params.get("token"), conversation_id,
@@ -135,4 +141,5 @@ async def stream(websocket: WebSocket, conversation_id: str, settings: SettingsD
             last_typing = now
             flows.typing(hub, conversation_id=conversation_id, role="customer")
 
-    await pump(websocket, hub, conversation_id, on_frame=on_frame)
+    await pump(websocket, hub, conversation_id, on_frame=on_frame,
+               hello={"type": "hello", "conversation_id": conversation_id})

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, WebSocket, status
@@ -15,7 +20,7 @@ from conversations.deps import DialogueDep, HubDep
 from conversations.flows import AGENTS_TOPIC, typing
 from conversations.models import Conversation, Message
 from conversations.schemas import MessagePublic
-from conversations.stream import pump, refuse
+from conversations.stream import StreamHub, pump, refuse
 from core.deps import MakerDep, SessionDep, SettingsDep
 from core.errors import Forbidden, ParleyError
 from handoff import flows, service
@@ -33,9 +38,13 @@ from staff.deps import CurrentAgent, require_console
 from staff.models import Agent
 from staff.schemas import AgentPublic, PresenceUpdate
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/agent", tags=["agent console"])
 SESSION_RECHECK_S = 10.0
 READER_CACHE_S = 2.0  # how long a console's right to see a conversation's events is kept
+HOLDER_CACHE_S = 2.0  # how long a console's right to show typing in a conversation is kept
+TYPING_BACKLOG = 16  # typing frames waiting for their decision, per console
+CONVERSATION_ID_CHARS = 32  # conversations.models.Conversation.id
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "`conversation_not_found`"}}
 READ_RULE = ("`not_your_conversation`: an agent reads what they hold, what waits in a queue "
              "they could claim (language, skill) and what they handled before; admins read all")
@@ -173,11 +182,13 @@ async def hand_back(conversation_id: str, body: HandBackRequest, agent: CurrentA
 
 
 @router.websocket("/stream")
-async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep) -> None:
+async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep,
+                 settings: SettingsDep) -> None:
     """Live console events: queue changes, messages, typing, notes, presence.
 
     The session token comes as ``?token=``; the console sends ``{"type": "typing",
-    "conversation_id": ...}`` while an agent types. The session is checked again every
+    "conversation_id": ...}`` while an agent types, and the customer's widget hears it when
+    the agent may reply there (``_TypingRelay``). The session is checked again every
     ``SESSION_RECHECK_S``: a logged-out or expired session stops receiving customer data.
     """
     token = websocket.query_params.get("token")
@@ -195,15 +206,114 @@ async def stream(websocket: WebSocket, maker: MakerDep, hub: HubDep) -> None:
         return
     await websocket.accept()
 
-    def on_frame(frame: dict[str, Any]) -> None:
-        conversation_id = frame.get("conversation_id")
-        if frame.get("type") == "typing" and isinstance(conversation_id, str):
-            typing(hub, conversation_id=conversation_id, role="agent", name=agent.name)
+    relay = _TypingRelay(agent, maker, hub, per_s=settings.typing_frames_per_s)
+    readable = None if agent.role == "admin" else _readable_by(agent, maker)
 
-    await pump(websocket, hub, AGENTS_TOPIC, on_frame=on_frame,
-               hello={"type": "hello", "agent_id": agent.id},
-               check=check, check_every_s=SESSION_RECHECK_S,
-               allow=None if agent.role == "admin" else _readable_by(agent, maker))
+    async def allow(event: dict[str, Any]) -> bool:
+        relay.observe(event)
+        return readable is None or await readable(event)
+
+    try:
+        await pump(websocket, hub, AGENTS_TOPIC, on_frame=relay.on_frame,
+                   hello={"type": "hello", "agent_id": agent.id},
+                   check=check, check_every_s=SESSION_RECHECK_S, allow=allow)
+    finally:
+        await relay.aclose()
+
+
+@dataclass
+class _Typing:
+    """What a console knows about one conversation it typed in."""
+
+    decided_at: float = -math.inf
+    may_type: bool = False
+    sent_at: float = -math.inf
+
+
+class _TypingRelay:
+    """An agent's typing frames, relayed to a customer's widget only where the agent may reply
+    now: the conversation is with an agent and this one holds it, or this one is an admin
+    (``service.require_holder``, the rule the reply route applies), so a widget never shows
+    typing for a message the server would refuse. At most ``per_s`` frames a second per
+    conversation, like the widget's own (PARLEY_TYPING_FRAMES_PER_S).
+
+    Frames are handled in order by one task per console, behind a short queue (a frame that
+    finds it full is dropped: typing is a hint), so a console that floods made-up ids costs one
+    primary-key lookup at a time. Decisions are kept ``HOLDER_CACHE_S`` per conversation and
+    dropped when a state event for it goes by (claim, transfer, resolve, hand-back)."""
+
+    def __init__(self, agent: Agent, maker: Any, hub: StreamHub, *, per_s: float) -> None:
+        self.agent, self.maker, self.hub = agent, maker, hub
+        self.interval_s = 1 / per_s
+        self.frames: asyncio.Queue[str] = asyncio.Queue(maxsize=TYPING_BACKLOG)
+        self.known: dict[str, _Typing] = {}
+        self.changes = 0  # state events seen: a lookup that straddles one is not kept
+        self.worker: asyncio.Task[None] | None = None
+
+    def on_frame(self, frame: dict[str, Any]) -> None:
+        conversation_id = frame.get("conversation_id")
+        if frame.get("type") != "typing" or not isinstance(conversation_id, str) \
+                or not 0 < len(conversation_id) <= CONVERSATION_ID_CHARS:
+            return
+        if self.worker is None:
+            self.worker = asyncio.create_task(self._work())
+        with contextlib.suppress(asyncio.QueueFull):
+            self.frames.put_nowait(conversation_id)
+
+    def observe(self, event: dict[str, Any]) -> None:
+        """Each console event goes by here: a state change drops the decision about it."""
+        conversation_id = event.get("conversation_id")
+        if event.get("type") == "state" and isinstance(conversation_id, str):
+            self.changes += 1
+            if (known := self.known.get(conversation_id)) is not None:
+                known.decided_at = -math.inf
+
+    async def aclose(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.worker
+
+    async def _work(self) -> None:
+        while True:
+            conversation_id = await self.frames.get()
+            known = self.known.setdefault(conversation_id, _Typing())
+            if time.monotonic() - known.sent_at < self.interval_s:
+                continue
+            if await self._may_type(conversation_id, known):
+                known.sent_at = time.monotonic()
+                typing(self.hub, conversation_id=conversation_id, role="agent",
+                       name=self.agent.name)
+            self._forget_old()
+
+    async def _may_type(self, conversation_id: str, known: _Typing) -> bool:
+        now, changes = time.monotonic(), self.changes
+        if now - known.decided_at < HOLDER_CACHE_S:
+            return known.may_type
+        try:
+            async with self.maker() as session:
+                conversation = await session.get(Conversation, conversation_id)
+        except Exception:
+            logger.exception("typing: could not look the conversation up")
+            return False
+        try:
+            if conversation is None:
+                raise Forbidden("No such conversation.", code="not_your_conversation")
+            service.require_holder(conversation, self.agent)
+            may_type = True
+        except Forbidden:
+            may_type = False
+        if changes == self.changes:  # no state change went by while it was looked up
+            known.decided_at, known.may_type = now, may_type
+        return may_type
+
+    def _forget_old(self) -> None:
+        """Keep the map small when a console names many conversations."""
+        if len(self.known) > TYPING_BACKLOG * 8:
+            now, keep_s = time.monotonic(), max(HOLDER_CACHE_S, self.interval_s)
+            for key in [k for k, v in self.known.items()
+                        if now - max(v.decided_at, v.sent_at) >= keep_s]:
+                del self.known[key]
 
 
 def _readable_by(agent: Agent, maker: Any) -> Callable[[dict[str, Any]], Awaitable[bool]]:

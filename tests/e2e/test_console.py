@@ -7,6 +7,7 @@ through ``/console``. Run with ``pytest -m e2e tests/e2e/test_console.py``. Set
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -115,12 +116,16 @@ def bubbles(page: Page, role: str | None = None) -> Locator:
                         '[data-testid="message-text"]')
 
 
+@contextlib.contextmanager
 def customer_events(stack: Stack, customer: Customer):  # type: ignore[no-untyped-def]
+    """The customer's stream once it is subscribed (its hello read)."""
     from websockets.sync.client import connect
 
     url = (stack.api_url.replace("http", "ws", 1)
            + f"/api/v1/conversations/{customer.id}/stream?token={customer.token}")
-    return connect(url, open_timeout=10)
+    with connect(url, open_timeout=10) as ws:
+        wait_for_event(ws, lambda e: e == {"type": "hello", "conversation_id": customer.id})
+        yield ws
 
 
 def wait_for_event(ws, predicate, timeout_s: float = 10) -> dict[str, Any]:  # type: ignore[no-untyped-def]

@@ -226,6 +226,8 @@ def test_stream_pushes_the_reply(stack: Stack) -> None:
         ws_url = stack.api_url.replace("http", "ws") + \
             f"/api/v1/conversations/{chat.id}/stream?token={chat.token}"
         async with websockets.connect(ws_url) as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert hello == {"type": "hello", "conversation_id": chat.id}  # subscribed
             await asyncio.to_thread(chat.say, "hello")
             return [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
 

@@ -235,6 +235,9 @@ async def _live_exchange(deployment: Deployment, customer: Customer,
     url = deployment.url
     stream = ws_url(url, f"/api/v1/conversations/{customer.id}/stream?token={customer.token}")
     async with websockets.connect(stream) as customer_ws:
+        # Each socket is subscribed once it says hello: nothing published after it is missed.
+        hello = json.loads(await asyncio.wait_for(customer_ws.recv(), 10))
+        assert hello == {"type": "hello", "conversation_id": customer.id}, hello
         agents = ws_url(url, f"/api/v1/agent/stream?token={agent_token}")
         for _ in range(4):  # round robin: the next connection goes to the other process
             agent_ws = await websockets.connect(agents)
@@ -244,12 +247,7 @@ async def _live_exchange(deployment: Deployment, customer: Customer,
         else:
             raise AssertionError("nginx never sent the agent to the other API process")
         async with agent_ws:
-            # The console is subscribed once it says hello; the widget once the agent's typing
-            # reaches it (an agent sees the customer's typing only on a chat it may read).
-            assert json.loads(await agent_ws.recv())["type"] == "hello"
-            await expect(customer_ws, lambda e: e["type"] == "typing" and e["role"] == "agent",
-                         resend=lambda: agent_ws.send(json.dumps(
-                             {"type": "typing", "conversation_id": customer.id})))
+            assert json.loads(await asyncio.wait_for(agent_ws.recv(), 10))["type"] == "hello"
 
             async with httpx.AsyncClient(base_url=url, headers=agent_auth, timeout=60) as http:
                 turn = await asyncio.to_thread(customer.say, "I want to talk to a human")
@@ -405,7 +403,7 @@ def test_two_of_each_behind_nginx_live_across_processes_and_nothing_lost_on_kill
         stream = ws_url(deployment.url, f"/api/v1/conversations/{customer.id}/stream"
                                         f"?token={customer.token}")
         async with websockets.connect(stream) as ws:
-            await asyncio.sleep(0.5)  # the socket subscribes just after it is accepted
+            await expect(ws, lambda e: e["type"] == "hello")  # subscribed
             await asyncio.to_thread(customer.say, "thanks!")
             await expect(ws, lambda e: e["type"] == "message" and e["message"]["role"] == "bot")
 

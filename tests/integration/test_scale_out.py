@@ -162,6 +162,8 @@ async def test_customer_on_one_process_and_agent_on_another_see_each_other_live(
                                                      f"?token={conv['token']}")) as customer, \
                 websockets.connect(ws_url(pair.b, f"/api/v1/agent/stream?token={agent_token}")
                                    ) as agent:
+            # Both sockets are subscribed once they say hello.
+            assert json.loads(await customer.recv()) == {"type": "hello", "conversation_id": cid}
             assert json.loads(await agent.recv())["type"] == "hello"
 
             # Hand-off: asked on A, the queue on B hears it.

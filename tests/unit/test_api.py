@@ -195,10 +195,24 @@ def test_handoff_payload_queues_the_conversation_and_pauses_the_bot(client, conv
     assert len(dialogue.calls) == 1
 
 
+def stream_url(conversation):  # type: ignore[no-untyped-def]
+    return f"/api/v1/conversations/{conversation['id']}/stream?token={conversation['token']}"
+
+
+def test_stream_says_hello_once_subscribed_and_misses_nothing_after(client, conversation):
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    with client.websocket_connect(stream_url(conversation)) as ws:
+        assert ws.receive_json() == {"type": "hello", "conversation_id": conversation["id"]}
+        # Published the moment the hello is read, in the server's loop: it still arrives.
+        event = {"type": "state", "state": "bot"}
+        client.portal.call(hub.publish, conversation["id"], event)  # type: ignore[union-attr]
+        assert ws.receive_json() == event
+
+
 def test_stream_delivers_messages_and_state(client, conversation, dialogue):
     dialogue.handoff_on = "agent"
-    url = f"/api/v1/conversations/{conversation['id']}/stream?token={conversation['token']}"
-    with client.websocket_connect(url) as ws:
+    with client.websocket_connect(stream_url(conversation)) as ws:
+        assert ws.receive_json()["type"] == "hello"
         post(client, conversation, "agent", cid="s1")
         events = [ws.receive_json() for _ in range(3)]
     assert [e["type"] for e in events] == ["message", "message", "state"]
@@ -218,8 +232,8 @@ def test_stream_refuses_a_wrong_token(client, conversation):
 
 
 def test_stream_ignores_frames_that_are_not_json_objects(client, conversation, dialogue):
-    url = f"/api/v1/conversations/{conversation['id']}/stream?token={conversation['token']}"
-    with client.websocket_connect(url) as ws:
+    with client.websocket_connect(stream_url(conversation)) as ws:
+        assert ws.receive_json()["type"] == "hello"
         ws.send_text("not json")
         ws.send_json(["typing"])
         ws.send_bytes(b"\x00")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -285,8 +286,7 @@ def test_console_stream_sees_the_queue_and_customer_typing(client, conversation,
         events = [console.receive_json() for _ in range(2)]
         assert events[-1] == {"type": "state", "state": "queued", "reason": "customer_request",
                               "conversation_id": conversation["id"]}
-        url = f"/api/v1/conversations/{conversation['id']}/stream?token={conversation['token']}"
-        with client.websocket_connect(url) as widget:
+        with _widget(client, conversation) as widget:
             widget.send_json({"type": "typing"})
             assert console.receive_json() == {"type": "typing", "role": "customer",
                                               "conversation_id": conversation["id"]}
@@ -317,6 +317,119 @@ def test_console_stream_shows_a_chat_only_to_those_who_may_read_it(client, queue
     # The holder and the admin see the customer's message; another agent does not.
     assert "message" in seen["ana"] and "message" in seen["root"]
     assert "message" not in seen["bo"] and "typing" not in seen["bo"]
+
+
+def _handed_off(client, say_it: str = "a human please") -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    conversation = client.post("/api/v1/conversations", json={"locale": "en"}).json()
+    conversation["headers"] = {"Authorization": f"Bearer {conversation['token']}"}
+    assert say(client, conversation, say_it, "h")["state"] == "queued"
+    return conversation
+
+
+def _claim(client, headers: dict[str, str], conversation: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    claimed = client.post(f"/api/v1/agent/conversations/{conversation['id']}/claim",
+                          headers=headers)
+    assert claimed.status_code == 200, claimed.text
+
+
+def _console(client, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    token = headers["Authorization"].split()[1]
+    return client.websocket_connect(f"/api/v1/agent/stream?token={token}")
+
+
+@contextlib.contextmanager
+def _widget(client, conversation: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """A customer's stream once it is subscribed: its hello read, every later event arrives."""
+    with client.websocket_connect(f"/api/v1/conversations/{conversation['id']}/stream"
+                                  f"?token={conversation['token']}") as widget:
+        assert widget.receive_json() == {"type": "hello", "conversation_id": conversation["id"]}
+        yield widget
+
+
+def _typing(console, conversation_id: str) -> None:  # type: ignore[no-untyped-def]
+    console.send_json({"type": "typing", "conversation_id": conversation_id})
+
+
+AGENT_TYPING = {"type": "typing", "role": "agent"}
+
+# A console's typing frames are handled in order, so a frame that reaches a widget tells that
+# the frames the same console sent before it were decided: the tests below use one as a barrier.
+
+
+def test_only_the_agent_who_may_reply_makes_a_widget_show_typing(client, queued, staff):
+    ana, bo, root = (login(client, f"{name}@example.com") for name in ("ana", "bo", "root"))
+    ours, bos, nobodys = queued, _handed_off(client), _handed_off(client)
+    _claim(client, ana, ours)
+    _claim(client, bo, bos)
+    with _console(client, ana) as ana_console, _console(client, bo) as bo_console, \
+            _console(client, root) as root_console, _widget(client, ours) as our_widget, \
+            _widget(client, bos) as bos_widget, _widget(client, nobodys) as nobodys_widget:
+        for console in (ana_console, bo_console, root_console):
+            assert console.receive_json()["type"] == "hello"
+        # Bo names a chat Ana holds, one that does not exist and one waiting in the queue.
+        for conversation_id in (ours["id"], "0" * 32, nobodys["id"], bos["id"]):
+            _typing(bo_console, conversation_id)
+        assert bos_widget.receive_json() == {**AGENT_TYPING, "name": "bo"}
+        # The holder's typing is the first thing Ana's customer hears: Bo's never came.
+        _typing(ana_console, ours["id"])
+        assert our_widget.receive_json() == {**AGENT_TYPING, "name": "ana"}
+        # An admin may reply in a chat that is with an agent, not in one that waits.
+        _typing(root_console, nobodys["id"])
+        _typing(root_console, ours["id"])
+        assert our_widget.receive_json() == {**AGENT_TYPING, "name": "root"}
+        _claim(client, ana, nobodys)
+        assert nobodys_widget.receive_json()["type"] == "message"  # "ana has joined"
+
+
+def test_a_flood_of_typing_frames_is_thinned_per_conversation(client, queued, staff,
+                                                               settings):
+    settings.typing_frames_per_s = 0.2  # one frame per 5 s: the flood below takes far less
+    ana = login(client, "ana@example.com")
+    other = _handed_off(client)
+    _claim(client, ana, queued)
+    _claim(client, ana, other)
+    with _console(client, ana) as console, _widget(client, queued) as widget, \
+            _widget(client, other) as other_widget:
+        assert console.receive_json()["type"] == "hello"
+        for _ in range(20):
+            _typing(console, queued["id"])
+        _typing(console, other["id"])  # another conversation has its own allowance
+        assert other_widget.receive_json() == {**AGENT_TYPING, "name": "ana"}
+        sent = client.post(f"/api/v1/agent/conversations/{queued['id']}/messages", headers=ana,
+                           json={"text": "Let me check."})
+        assert sent.status_code == 201, sent.text
+        events = []
+        while (event := widget.receive_json())["type"] != "message":
+            events.append(event)
+    assert events == [{**AGENT_TYPING, "name": "ana"}]
+
+
+def test_typing_stops_reaching_the_widget_once_the_chat_is_transferred(client, queued, staff,
+                                                                      settings):
+    settings.typing_frames_per_s = 1000.0  # no thinning here
+    ana, bo = login(client, "ana@example.com"), login(client, "bo@example.com")
+    other = _handed_off(client)
+    _claim(client, ana, queued)
+    _claim(client, ana, other)
+    bo_id = client.get("/api/v1/auth/me", headers=bo).json()["id"]
+    with _console(client, ana) as console, _widget(client, queued) as widget, \
+            _widget(client, other) as other_widget, _console(client, bo) as bo_console:
+        assert console.receive_json()["type"] == "hello"
+        assert bo_console.receive_json()["type"] == "hello"
+        _typing(console, queued["id"])
+        assert widget.receive_json() == {**AGENT_TYPING, "name": "ana"}  # and decided: Ana's
+        moved = client.post(f"/api/v1/agent/conversations/{queued['id']}/transfer",
+                            headers=ana, json={"agent_id": bo_id})
+        assert moved.status_code == 200, moved.text
+        while not ((event := console.receive_json())["type"] == "state"
+                   and event["conversation_id"] == queued["id"]):
+            pass  # Ana's console has seen the transfer
+        _typing(console, queued["id"])
+        _typing(console, other["id"])
+        assert other_widget.receive_json() == {**AGENT_TYPING, "name": "ana"}
+        _typing(bo_console, queued["id"])
+        assert widget.receive_json()["type"] == "state"
+        assert widget.receive_json() == {**AGENT_TYPING, "name": "bo"}
 
 
 def test_console_stream_needs_a_session(client):

@@ -1425,15 +1425,16 @@
         opened = true;
         socketAttempt = 0;
         if (statusKind === "offline") showStatus(null);
-        // Catch up on anything sent while we were not subscribed.
-        fetchTranscript(0).catch(function () {});
       };
       ws.onmessage = function (event) {
         if (gen !== generation) return;
         var data;
         try { data = JSON.parse(event.data); } catch (e) { return; }
         if (!data) return;
-        if (data.type === "message" && data.message) {
+        if (data.type === "hello") {
+          // The server is subscribed now: catch up on anything sent while we were not.
+          fetchTranscript(0).catch(function () {});
+        } else if (data.type === "message" && data.message) {
           var stick = nearBottom();
           if (upsert(data.message, undefined, true)) scrollToEnd(stick || data.message.role !== "customer");
         } else if (data.type === "state") {
