@@ -17,17 +17,18 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conversations import locks, service
-from conversations.data import Button, MessageData
+from conversations import locks, service, turns
+from conversations.data import MessageData
 from conversations.dialogue import DialogueEngine, Turn
 from conversations.escalation import Escalation, TurnSignals
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.schemas import MessageCreate, TurnPublic
 from conversations.state import (
     State,
@@ -37,8 +38,7 @@ from conversations.state import (
     transition,
 )
 from conversations.stream import StreamHub
-from core import metrics, outbox, tracing
-from core.db import utcnow
+from core import metrics, tracing
 from core.errors import Conflict, ParleyError, Unprocessable
 
 logger = logging.getLogger(__name__)
@@ -57,12 +57,14 @@ async def post_customer_message(
 ) -> TurnPublic:
     text = service.validate_text(body.text, max_chars=max_chars)
     async with conversation_lock(conversation_id):
+        stored: TurnStored | None = None
         async with maker() as session:
             conversation = await service.get_conversation(session,
                                                           conversation_id=conversation_id)
             message = await service.find_customer_message(
                 session, conversation_id=conversation_id,
                 client_message_id=body.client_message_id)
+            inserted = False
             if message is None:
                 if body.payload is not None:  # a button click: its title is what is stored
                     text = await _offered_title(session, conversation_id=conversation_id,
@@ -72,27 +74,47 @@ async def post_customer_message(
                                   status=service.PENDING,
                                   data=MessageData(payload=body.payload))
                 session.add(message)
-                try:
-                    await session.commit()
-                except IntegrityError:  # another API process stored it first
-                    await session.rollback()
-                    message = await service.find_customer_message(
-                        session, conversation_id=conversation_id,
-                        client_message_id=body.client_message_id)
-                    assert message is not None
-                else:
-                    metrics.MESSAGES.labels(role="customer").inc()
-                    publish(hub, conversation_id, conversation.state,
-                            {"type": "message", "message": _dump(service.to_public(message))})
+                inserted = True
             elif message.data.payload != body.payload or (body.payload is None
                                                            and message.text != text):
                 raise Conflict("This client_message_id was already used for another text.",
                                code="client_message_id_reused")
+            # The message and what it does to the conversation commit together: stored first,
+            # before the bot runs (a crash from here on leaves it pending, for recovery).
+            answer: bool | None
+            state_before = conversation.state  # whom the customer's message reaches
+            answer, reopened = _admit(session, message=message, conversation=conversation)
+            try:
+                await session.commit()
+            except IntegrityError:  # another API process stored it first
+                await session.rollback()
+                message = await service.find_customer_message(
+                    session, conversation_id=conversation_id,
+                    client_message_id=body.client_message_id)
+                assert message is not None
+                inserted = reopened = False
+                answer = None  # theirs: run it as recovery would, if it is still pending
+            if inserted:
+                metrics.MESSAGES.labels(role="customer").inc()
+                publish(hub, conversation_id, state_before,
+                        {"type": "message", "message": _dump(service.to_public(message))})
+            if reopened:
+                publish(hub, conversation_id, State.BOT, {"type": "state", "state": State.BOT})
             locale = conversation.locale
         tracing.annotate({"parley.message_id": message.id})  # never the text
-        if message.status == service.PENDING:
-            await process_pending(maker=maker, dialogue=dialogue, hub=hub,
-                                  escalation=escalation, message_id=message.id, locale=locale)
+        if answer:
+            stored = await _run_turn(maker=maker, dialogue=dialogue, hub=hub,
+                                     escalation=escalation, message_id=message.id,
+                                     conversation_id=conversation_id, text=message.text,
+                                     payload=message.data.payload, locale=locale)
+        elif answer is None:
+            stored = await process_pending(maker=maker, dialogue=dialogue, hub=hub,
+                                           escalation=escalation, message_id=message.id,
+                                           locale=locale)
+        if stored is not None:  # this request stored the turn: its replies are at hand
+            return TurnPublic(messages=[service.to_public(message),
+                                        *(service.to_public(r) for r in stored.replies)],
+                              state=State(stored.state))
         async with maker() as session:
             conversation = await service.get_conversation(session,
                                                           conversation_id=conversation_id)
@@ -102,29 +124,60 @@ async def post_customer_message(
                               state=State(conversation.state))
 
 
+@dataclass
+class TurnStored:
+    """What a turn stored: its replies and the conversation's state after it."""
+
+    replies: list[Message]
+    state: str
+
+
+def _admit(session: AsyncSession, *, message: Message,
+           conversation: Conversation) -> tuple[bool, bool]:
+    """Whether the bot answers a pending customer message now, and whether that reopens a
+    resolved conversation; changes are left in ``session`` for the caller to commit. While a
+    human holds the conversation the bot is paused: the message is done, it waits for the
+    agent."""
+    if message.status != service.PENDING:
+        return False, False
+    if not bot_is_active(conversation):
+        message.status = service.DONE
+        return False, False
+    if conversation.state == State.RESOLVED:  # the customer writes again: the bot answers
+        transition(session, conversation=conversation, to=State.BOT, actor="customer",
+                   reason="new message after resolution")
+        return True, True
+    return True, False
+
+
 async def process_pending(
     *, maker: async_sessionmaker[AsyncSession], dialogue: DialogueEngine, hub: StreamHub,
     escalation: Escalation, message_id: str, locale: str,
-) -> None:
-    """Run Rasa for a stored, pending customer message and store its replies."""
+) -> TurnStored | None:
+    """Run Rasa for a stored, pending customer message and store its replies (None when
+    there was nothing to run, or another writer stored them)."""
     async with maker() as session:
         message = await _by_public_id(session, message_id)
         conversation = await service.get_conversation(session,
                                                       conversation_id=message.conversation_id)
-        if message.status != service.PENDING:
-            return
-        if not bot_is_active(conversation):
-            # A human holds the conversation: Rasa is paused; the message waits for the agent.
-            message.status = service.DONE
-            await session.commit()
-            return
-        if conversation.state == State.RESOLVED:  # the customer writes again: the bot answers
-            transition(session, conversation=conversation, to=State.BOT, actor="customer",
-                       reason="new message after resolution")
-            await session.commit()
+        answer, reopened = _admit(session, message=message, conversation=conversation)
+        await session.commit()
+        if reopened:
             publish(hub, conversation.id, State.BOT, {"type": "state", "state": State.BOT})
+        if not answer:
+            return None
         text, conversation_id, payload = message.text, message.conversation_id, message.data.payload
+    return await _run_turn(maker=maker, dialogue=dialogue, hub=hub, escalation=escalation,
+                           message_id=message_id, conversation_id=conversation_id, text=text,
+                           payload=payload, locale=locale)
 
+
+async def _run_turn(
+    *, maker: async_sessionmaker[AsyncSession], dialogue: DialogueEngine, hub: StreamHub,
+    escalation: Escalation, message_id: str, conversation_id: str, text: str,
+    payload: str | None, locale: str,
+) -> TurnStored | None:
+    """Rasa's turn for an admitted customer message, and its replies stored exactly once."""
     started = time.perf_counter()
     # Only a verified button payload may be read as a command (``/intent{...}``); the Parley
     # channel neutralises a leading "/" in anything else (bot/components/parley_channel.py).
@@ -148,12 +201,12 @@ async def process_pending(
             .values(status=service.DONE).execution_options(synchronize_session=False)))
         if claimed.rowcount != 1:
             await session.rollback()
-            return
+            return None
         message = await _by_public_id(session, message_id)
         conversation = await service.get_conversation(session, conversation_id=conversation_id)
         history = await _recent_signals(session, conversation_id=conversation_id,
                                         before_seq=message.seq)
-        stored = _store_turn(session, message=message, turn=turn)
+        stored = turns.store_turn(session, message=message, turn=turn)
         language = turn.slots.get("language") or conversation.locale
         reason = _handoff_trigger(escalation, turn, text=text, history=history)
         if reason and conversation.state in (State.BOT, State.RESOLVED):
@@ -167,10 +220,10 @@ async def process_pending(
                                          reply_to=message.id, role="bot", text=notice,
                                          data=MessageData()) for notice in notices]
             metrics.HANDOFFS.labels(reason=reason).inc()
-        elif _closes(turn) and conversation.state == State.BOT:
+        elif turns.closes(turn) and conversation.state == State.BOT:
             resolve_by_bot(session, conversation=conversation, reason="closed by the dialogue")
         await session.flush()  # the replies' ids, for the events' keys
-        await _record_turn(session, message=message, turn=turn, replies=stored,
+        await turns.record_turn(session, message=message, turn=turn, replies=stored,
                            language=language, turn_ms=round(elapsed * 1000, 1))
         state = conversation.state
         await session.commit()
@@ -182,78 +235,7 @@ async def process_pending(
         publish(hub, conversation_id, state, {"type": "state", "state": state, "reason": reason})
     elif state == State.RESOLVED:
         publish(hub, conversation_id, state, {"type": "state", "state": state, "csat": True})
-
-
-def _store_turn(session: AsyncSession, *, message: Message, turn: Turn) -> list[Message]:
-    stored: list[Message] = []
-    for reply in turn.replies:
-        citations = (reply.custom or {}).get("citations")
-        if not reply.text and not reply.buttons:
-            # Rasa delivers a response's custom payload as a message of its own: citations
-            # belong to the text before them; control payloads (hand-off) carry nothing visible.
-            if citations and stored:
-                stored[-1].data = stored[-1].data.replace(citations=citations)
-            continue
-        buttons = [Button(title=b.get("title", ""), payload=b.get("payload", ""))
-                   for b in reply.buttons or ()]
-        stored.append(service.add_reply(session, conversation_id=message.conversation_id,
-                                        reply_to=message.id, role="bot", text=reply.text or "",
-                                        data=MessageData(buttons=buttons,
-                                                         citations=citations or [])))
-    message.status = service.DONE
-    message.data = message.data.replace(
-        intent=(turn.intent or {}).get("name"),
-        confidence=(turn.intent or {}).get("confidence"),
-        entities=[{"entity": e.get("entity"), "value": e.get("value")} for e in turn.entities],
-        slots=turn.slots, active_loop=turn.active_loop,
-        abstained=any((r.custom or {}).get("abstained") for r in turn.replies),
-        abstain_reason=next((r.custom["reason"] for r in turn.replies
-                             if r.custom and r.custom.get("abstained")
-                             and r.custom.get("reason")), None),
-        **({"audit": audit} if (audit := _custom(turn, "audit")) is not None else {}))
-    return stored
-
-
-def _custom(turn: Turn, key: str) -> Any:
-    """The first value of ``key`` in the turn's custom payloads, or None."""
-    return next((r.custom[key] for r in turn.replies if r.custom and key in r.custom), None)
-
-
-def _closes(turn: Turn) -> bool:
-    """The dialogue closed the conversation (a ``{"resolve": true}`` custom payload)."""
-    return bool(_custom(turn, "resolve"))
-
-
-async def _record_turn(session: AsyncSession, *, message: Message, turn: Turn,
-                       replies: list[Message], language: str, turn_ms: float) -> None:
-    """Analytics events for one stored turn: what the NLU understood and, when the knowledge
-    path answered (citations) or abstained, the answer."""
-    intent = turn.intent or {}
-    name = intent.get("name")
-    at, conversation_id = utcnow(), message.conversation_id
-    await outbox.record(session, kind="nlu.parse", key=f"nlu.parse:{message.id}",
-                        conversation_id=conversation_id, at=at, language=language,
-                        payload={"message_id": message.id, "intent": name,
-                                 "confidence": intent.get("confidence"),
-                                 "nlu_version": intent.get("model_version"),
-                                 "canary": bool(intent.get("canary")),
-                                 "fallback": name == "nlu_fallback", "turn_ms": turn_ms,
-                                 "replayed": turn.replayed})
-    citations = _custom(turn, "citations")
-    abstained = bool(message.data.abstained)
-    if citations is None and not abstained:
-        return
-    cited = next((reply for reply in replies if reply.data.citations), None)
-    payload: dict[str, Any] = {
-        "message_id": (cited or message).id, "question": message.text, "intent": name,
-        "sources": [str(c.get("source_id")) for c in citations or [] if isinstance(c, dict)],
-        "abstained": abstained, "abstain_reason": message.data.abstain_reason,
-        "generator": _custom(turn, "generator")}
-    if message.data.audit is not None:
-        payload["audit"] = message.data.audit.model_dump(mode="json")
-    await outbox.record(session, kind="answer", key=f"answer:{message.id}",
-                        conversation_id=conversation_id, at=at, language=language,
-                        payload=payload)
+    return TurnStored(replies=stored, state=state)
 
 
 HANDOFF_NOTICE = {
@@ -272,7 +254,9 @@ def publish(hub: StreamHub, conversation_id: str, state: str, event: dict[str, A
 
 def typing(hub: StreamHub, *, conversation_id: str, role: str,
            name: str | None = None) -> None:
-    """Relay a typing indicator: an agent's to the widget, the customer's to the consoles."""
+    """Relay a typing indicator: an agent's to the widget, the customer's to the consoles.
+    The caller decides who may: the console stream relays an agent's only where the agent may
+    reply (``handoff.router``), and both sides at most PARLEY_TYPING_FRAMES_PER_S."""
     event: dict[str, Any] = {"type": "typing", "role": role}
     if name:
         event["name"] = name

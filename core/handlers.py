@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import ParleyError, TooManyRequests
+from core.metrics import REQUESTS
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,34 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error: %s", type(exc).__name__)
         return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+class CountRequests:
+    """Count HTTP requests by method, route template and status
+    (``parley_http_requests_total``). Plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a
+    task group and two memory streams a request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # an exception that escapes every handler
+
+        async def counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted)
+        finally:
+            route = scope.get("route")  # the router sets it on this same scope
+            REQUESTS.labels(scope["method"], getattr(route, "path", "unmatched"),
+                            str(status)).inc()
 
 
 class BodySizeLimit:

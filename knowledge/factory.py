@@ -92,7 +92,11 @@ def answerer(settings: Settings, *, graph: GraphStore | None = None) -> Answerer
         name, tone = assistant.name, assistant.tone
     except ProjectError:
         name, tone = "", "friendly"
-    return KnowledgeAnswerer(index=document_index(settings), embedder=embedder(settings),
+    from knowledge.embeddings import BatchedQueries
+
+    # Questions of concurrent turns are embedded together (issue 16: batching under load).
+    return KnowledgeAnswerer(index=document_index(settings),
+                             embedder=BatchedQueries(embedder(settings)),
                              graph=graph or graph_store(settings),
                              generators=generators(settings), company=company_name(settings),
                              assistant=name, tone=tone, scorer=load_scorer(settings),

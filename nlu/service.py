@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from core import tracing
+from core.batching import MicroBatcher
 from nlu.patterns import Gazetteer, combine, detect_language, pattern_spans
 from nlu.registry import Registry
 from nlu.runtime import OnnxJointModel, Prediction
@@ -74,65 +75,6 @@ class VersionStats:
         }
 
 
-class MicroBatcher:
-    """Groups requests that arrive within ``max_wait_s`` of each other (up to ``max_batch``)
-    into one call of ``run(model, texts)``; a lone request waits at most ``max_wait_s``."""
-
-    def __init__(self, run: Any, *, max_batch: int = 16, max_wait_s: float = 0.002) -> None:
-        self._run = run
-        self.max_batch = max_batch
-        self.max_wait_s = max_wait_s
-        self._queue: deque[tuple[Any, str, Future]] = deque()
-        self._ready = threading.Condition()
-        self._closed = False
-        self.batches = 0
-        self._thread = threading.Thread(target=self._loop, name="nlu-batcher", daemon=True)
-        self._thread.start()
-
-    def submit(self, model: Any, text: str) -> Future:
-        future: Future = Future()
-        with self._ready:
-            if self._closed:
-                raise RuntimeError("the NLU batcher is closed")
-            self._queue.append((model, text, future))
-            self._ready.notify()
-        return future
-
-    def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._ready.notify()
-        self._thread.join(timeout=5)
-
-    def _take(self) -> list[tuple[Any, str, Future]] | None:
-        with self._ready:
-            while not self._queue and not self._closed:
-                self._ready.wait()
-            if not self._queue:
-                return None
-            deadline = time.monotonic() + self.max_wait_s
-            while len(self._queue) < self.max_batch and not self._closed:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._ready.wait(left)
-            return [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-
-    def _loop(self) -> None:
-        while (items := self._take()) is not None:
-            groups: dict[int, list[tuple[Any, str, Future]]] = {}
-            for item in items:
-                groups.setdefault(id(item[0]), []).append(item)
-            for group in groups.values():
-                self.batches += 1
-                try:
-                    results = self._run(group[0][0], [text for _, text, _ in group])
-                except Exception as exc:  # the callers get the error, the loop goes on
-                    for _, _, future in group:
-                        future.set_exception(exc)
-                    continue
-                for (_, _, future), result in zip(group, results, strict=True):
-                    future.set_result(result)
 
 
 class NLUService:
@@ -150,7 +92,8 @@ class NLUService:
         self._stamp: tuple[str | None, str | None] | None = None
         self._lock = threading.Lock()  # one refresh at a time; parsing never takes it
         self.stats: dict[str, VersionStats] = {}
-        self.batcher = MicroBatcher(self._run_batch) if batching else None
+        self.batcher = (MicroBatcher(self._run_batch, name="nlu-batcher") if batching
+                        else None)
 
     # ------------------------------------------------------------ versions
     def warm_up(self) -> None:

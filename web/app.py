@@ -8,11 +8,11 @@ import html
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -28,8 +28,7 @@ from conversations.stream import create_hub
 from core import db, tracing
 from core.config import Settings, get_settings
 from core.errors import API_ERRORS, STAFF_ERRORS, NotFound
-from core.handlers import BodySizeLimit, install_error_handlers
-from core.metrics import REQUESTS
+from core.handlers import BodySizeLimit, CountRequests, install_error_handlers
 from core.project import Project, project_of
 from handoff.public_router import router as handoff_public_router
 from handoff.router import router as agent_router
@@ -140,15 +139,7 @@ def create_app(settings: Settings | None = None, *,
                        allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
-    @app.middleware("http")
-    async def count_requests(request: Request,
-                             call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        REQUESTS.labels(request.method, getattr(route, "path", "unmatched"),
-                        str(response.status_code)).inc()
-        return response
-
+    app.add_middleware(CountRequests)
     app.add_middleware(tracing.TracingMiddleware)  # outermost: spans cover every layer
 
     # The errors every route of a router can answer are declared here, once; a route declares
