@@ -327,15 +327,18 @@ def run_report(run: Run) -> dict[str, Any]:
 # ---------------------------------------------------------------- main
 
 @contextmanager
-def stack_at(state: Path | None) -> Iterator[Stack]:
+def stack_at(state: Path | None, *, workers: int = 1, redis: str = "") -> Iterator[Stack]:
     """The stack with its state in ``state`` (kept: trained models and the embedded knowledge
-    base are reused by the next run) or in a temporary folder."""
+    base are reused by the next run) or in a temporary folder; ``workers`` API and NLU
+    processes, which share live streams and turn locks through ``redis``."""
+    extra = {"PARLEY_STREAM_URL": redis} if workers > 1 else {}
     if state is not None:
         state.mkdir(parents=True, exist_ok=True)
-        with running_stack(state) as stack:
+        with running_stack(state, extra, workers=workers) as stack:
             yield stack
         return
-    with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp)) as stack:
+    with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp), extra,
+                                                             workers=workers) as stack:
         yield stack
 
 
@@ -412,6 +415,11 @@ def main() -> None:
     parser.add_argument("--state", type=Path, default=None,
                         help="keep the stack's state (models, knowledge base) here")
     parser.add_argument("--report", type=Path, default=None, help="write the figures as JSON")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="API and NLU processes (parley run --workers); more than one "
+                             "shares streams and locks through --redis")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14",
+                        help="Redis for --workers > 1 (its keys are Parley's prefixed ones)")
     args = parser.parse_args()
     if args.rate is not None and "open" not in args.modes:
         args.modes.append("open")
@@ -420,11 +428,12 @@ def main() -> None:
     if args.find_rate and "find-rate" not in args.modes:
         args.modes.append("find-rate")
     global METER
-    with stack_at(args.state) as stack:
+    with stack_at(args.state, workers=args.workers, redis=args.redis) as stack:
         METER = CpuMeter(stack)
         print(f"stack ready; {load()}", flush=True)
         report = asyncio.run(bench(stack.api_url, args))
     report["command"] = " ".join(["bench/turn_latency.py", *sys.argv[1:]])
+    report["workers"] = args.workers
     print(f"after: {report['load_after']}")
     if args.report:
         args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

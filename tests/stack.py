@@ -68,9 +68,11 @@ def stack_env(root: Path, *, project: Path | None = None,
 
 @contextmanager
 def running_stack(root: Path, extra_env: dict[str, str] | None = None, *,
-                  project: Path | None = None, models: Path | None = None) -> Iterator[Stack]:
+                  project: Path | None = None, models: Path | None = None,
+                  workers: int = 1) -> Iterator[Stack]:
     """The four processes for ``project`` (default: the demo), with their state under ``root``
-    and Parley's model cache in ``models`` (default: its own, under ``root``)."""
+    and Parley's model cache in ``models`` (default: its own, under ``root``); ``workers`` API
+    and NLU processes (``parley run --workers``: more than one needs ``PARLEY_STREAM_URL``)."""
     env = {**stack_env(root, project=project, models=models), **(extra_env or {})}
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -79,7 +81,7 @@ def running_stack(root: Path, extra_env: dict[str, str] | None = None, *,
         train_for_settings(settings)
         asyncio.run(sync_all(settings))
         model = runner.train_rasa(settings)
-        supervisor = runner.Supervisor(runner.services(settings, model))
+        supervisor = runner.Supervisor(runner.services(settings, model, workers=workers))
         try:
             supervisor.start_all(timeout_s=240)
             yield Stack(settings, supervisor, env)

@@ -18,6 +18,13 @@ Parley's channel (``bot.components.parley_channel`` imports this module).
   lose the last commits, which PostgreSQL (the production store) does not. Their connections are
   pooled: SQLAlchemy's default for an SQLite file opens and closes one per session, and closing
   the last connection to a write-ahead-logged database checkpoints it.
+- ``SQLTrackerStore.retrieve`` rebuilt the tracker from every event of the current session on
+  each turn, so a turn cost more the longer the conversation. The trackers this process saved
+  last are kept (``TRACKERS``, least recently used out first) with the stored session's event
+  count and last event id, and one query compares them: while they are the same, the kept
+  tracker is returned as it is, else it is loaded as before. Another process's turn, a new
+  session and a deletion change them; a turn that failed after changing the tracker in memory
+  left it longer than its count.
 Together these were about half of Rasa's CPU per turn (docs/benchmarks.md, "Where a turn's
 milliseconds go").
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -42,7 +50,7 @@ from rasa.core.brokers.sql import SQLEventBroker
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.constants import DOCS_BASE_URL
 from rasa.shared.core.trackers import DialogueStateTracker
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, func
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -135,14 +143,48 @@ def publish_all(broker: EventBroker | None, sender_id: str,
 
 
 ORIGINAL_SAVE = SQLTrackerStore.save  # Rasa's own, which the tests compare with
+ORIGINAL_RETRIEVE = SQLTrackerStore.retrieve
+TRACKERS = 500  # kept per process
+_kept: OrderedDict[tuple[int, str], tuple[DialogueStateTracker, tuple[int, int]]] = OrderedDict()
+
+
+def _stored_count(store: SQLTrackerStore, session: Any, sender_id: str) -> int:
+    return int(store._event_query(session, sender_id,
+                                  fetch_events_from_all_sessions=False).count())
+
+
+def _stored_mark(store: SQLTrackerStore, session: Any, sender_id: str) -> tuple[int, int]:
+    """How many events the stored current session has, and the id of its last: ids only grow,
+    so equal marks mean nothing was added, removed or restarted in between."""
+    count, last = (store._event_query(session, sender_id, fetch_events_from_all_sessions=False)
+                   .order_by(None)
+                   .with_entities(func.count(store.SQLEvent.id), func.max(store.SQLEvent.id))
+                   .one())
+    return int(count), int(last or 0)
+
+
+async def _retrieve(self: SQLTrackerStore, sender_id: str) -> DialogueStateTracker | None:
+    """``SQLTrackerStore.retrieve``, answered by the tracker this process saved last while the
+    stored session is still exactly that one."""
+    key = (id(self), sender_id)
+    kept = _kept.pop(key, None)
+    if kept is not None:
+        tracker, mark = kept
+        # Events are only ever appended to a tracker: a turn that failed after changing it in
+        # memory (and saved nothing) left it longer than what is stored.
+        with self.session_scope() as session:
+            if len(tracker.events) == mark[0] and _stored_mark(self, session,
+                                                               sender_id) == mark:
+                _kept[key] = kept
+                return tracker
+    return await ORIGINAL_RETRIEVE(self, sender_id)
 
 
 async def _save(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
     """``SQLTrackerStore.save`` without loading the stored tracker to diff it: the events not
     yet stored are those past the stored count of the current session (Rasa's own rule)."""
     with self.session_scope() as session:
-        stored = self._event_query(session, tracker.sender_id,
-                                   fetch_events_from_all_sessions=False).count()
+        stored = _stored_count(self, session, tracker.sender_id)
         new = list(itertools.islice(tracker.events, stored, len(tracker.events)))
         datas = [e.as_dict() for e in new]
         publish_all(self.event_broker, tracker.sender_id, datas)
@@ -153,7 +195,15 @@ async def _save(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
                  "intent_name": (data.get("parse_data") or {}).get("intent", {}).get("name"),
                  "action_name": data.get("name"), "data": json.dumps(data)}
                 for e, data in zip(new, datas, strict=True)])
+        mark = _stored_mark(self, session, tracker.sender_id)
         session.commit()
+    key = (id(self), tracker.sender_id)
+    _kept.pop(key, None)
+    if mark[0] == len(tracker.events):  # what retrieve would load: exactly this tracker
+        _kept[key] = (tracker, mark)
+        while len(_kept) > TRACKERS:
+            _kept.popitem(last=False)
 
 
 SQLTrackerStore.save = _save  # type: ignore[method-assign]
+SQLTrackerStore.retrieve = _retrieve  # type: ignore[method-assign]

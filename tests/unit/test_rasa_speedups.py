@@ -1,8 +1,9 @@
 """Rasa's tracker store and event broker as Parley runs them (``bot.components.rasa_speedups``):
 the same events stored and published as Rasa 3.6's own ``SQLTrackerStore.save``, in the same
-order, across turns and a new session; SQLite files in write-ahead-log mode with pooled
-connections; and the channel's cheap check for an already handled message id. Runs in the Rasa
-virtual environment, as the Rasa server does."""
+order, across turns and a new session; the tracker a process saved reused only while the stored
+session is unchanged (another process's turn, a failed turn, a deletion); SQLite files in
+write-ahead-log mode with pooled connections; and the channel's cheap check for an already
+handled message id. Runs in the Rasa virtual environment, as the Rasa server does."""
 
 from __future__ import annotations
 
@@ -89,7 +90,42 @@ async def main():
             "seen_other_sender": await _maybe_seen(tracker_store, "d", "m_1"),
             "pool": type(tracker_store.engine.pool).__name__,
         }
+    out["kept"] = await kept_trackers(tracker_store)
     print(json.dumps(out))
+
+
+def dicts(tracker):
+    return [e.as_dict() for e in tracker.events] if tracker is not None else None
+
+
+async def kept_trackers(tracker_store):
+    # The tracker this process saved is reused only while the stored session is unchanged.
+    def loaded():
+        return rasa_speedups.ORIGINAL_RETRIEVE(tracker_store, "c")
+    out = {}
+    first, second = await tracker_store.retrieve("c"), await tracker_store.retrieve("c")
+    out["reused"] = first is second and dicts(first) == dicts(await loaded())
+    # A turn that failed after changing the tracker in memory saved nothing.
+    first.update(UserUttered("lost", {"name": "ask", "confidence": 1.0}))
+    out["failed_turn_forgotten"] = dicts(await tracker_store.retrieve("c")) == dicts(
+        await loaded())
+    # Another Rasa process on the same database saves a turn.
+    other = SQLTrackerStore(domain, dialect="sqlite", db=f"{folder}/parley-tracker.db")
+    theirs = await other.retrieve("c")
+    for event in turn(9, "m9"):
+        theirs.update(event)
+    await other.save(theirs)
+    mine = await tracker_store.retrieve("c")
+    out["sees_other_process"] = dicts(mine) == dicts(theirs) and mine is not theirs
+    # Our next turn is kept again; then the conversation is deleted (retention).
+    for event in turn(10, "m10"):
+        mine.update(event)
+    await tracker_store.save(mine)
+    out["kept_after_save"] = await tracker_store.retrieve("c") is mine
+    with sqlite3.connect(f"{folder}/parley-tracker.db") as db:
+        db.execute("DELETE FROM events WHERE sender_id = 'c'")
+    out["deleted"] = await tracker_store.retrieve("c") is None
+    return out
 
 asyncio.run(main())
 """
@@ -113,3 +149,6 @@ def test_tracker_store_and_broker_match_rasa_and_the_channel_finds_handled_messa
     assert parley["seen"] == [True, True, True, False, False, False, False, False]
     assert parley["seen_other_sender"] is False
     assert parley["journal"] == "wal" and parley["pool"] == "QueuePool"
+    assert out["kept"] == {"reused": True, "failed_turn_forgotten": True,
+                           "sees_other_process": True, "kept_after_save": True,
+                           "deleted": True}
