@@ -25,6 +25,15 @@ Parley's channel (``bot.components.parley_channel`` imports this module).
   tracker is returned as it is, else it is loaded as before. Another process's turn, a new
   session and a deletion change them; a turn that failed after changing the tracker in memory
   left it longer than its count.
+- ``Domain.states_for_tracker_history`` (what the policies featurize, several times a turn)
+  replayed every event of the session into state dicts on each call, so a turn cost more the
+  longer the conversation. Here each tracker keeps where it got to (the replayed tracker, the
+  states so far and the loop's two variables) per set of arguments, and a call goes on from
+  there while the applied events it consumed are still the tracker's first ones (same
+  objects); the states are returned as copies, since the featurizers edit them. A revert or
+  restart changes the applied events and starts it afresh. ``applied_events`` (the events
+  left after reverts and restarts, asked for on every call) goes on the same way, from scratch
+  when a new form name appears (Rasa's rule looks at every form of the tracker).
 Together these were about half of Rasa's CPU per turn (docs/benchmarks.md, "Where a turn's
 milliseconds go").
 """
@@ -36,6 +45,7 @@ import json
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -49,6 +59,17 @@ from rasa.core.brokers.broker import EventBroker
 from rasa.core.brokers.sql import SQLEventBroker
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.constants import DOCS_BASE_URL
+from rasa.shared.core.constants import PREVIOUS_ACTION
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActionReverted,
+    ActiveLoop,
+    Restarted,
+    SessionStarted,
+    UserUtteranceReverted,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import create_engine, event, func
 from sqlalchemy.engine import Engine, make_url
@@ -207,3 +228,131 @@ async def _save(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
 
 SQLTrackerStore.save = _save  # type: ignore[method-assign]
 SQLTrackerStore.retrieve = _retrieve  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------- policy states
+
+_ORIGINAL_APPLIED = DialogueStateTracker.applied_events
+
+
+@dataclass
+class _Applied:
+    consumed: int
+    first: Any
+    last: Any
+    applied: list[Any]
+    loop_names: list[str]
+
+
+def applied_events(self: DialogueStateTracker) -> list[Any]:
+    """``DialogueStateTracker.applied_events``, going on from the last call on this tracker
+    while its events then are still its first ones and no new form name appeared."""
+    events = list(self.events)
+    kept: _Applied | None = self.__dict__.get("_parley_applied")
+    if kept is not None and (kept.consumed > len(events) or (kept.consumed and (
+            events[0] is not kept.first or events[kept.consumed - 1] is not kept.last))):
+        kept = None
+    new = events[kept.consumed:] if kept is not None else events
+    names = [e.name for e in new if isinstance(e, ActiveLoop) and e.name]
+    if kept is None or not set(names) <= set(kept.loop_names):
+        applied = _ORIGINAL_APPLIED(self)
+        loop_names = [e.name for e in events if isinstance(e, ActiveLoop) and e.name]
+        if events:
+            self.__dict__["_parley_applied"] = _Applied(len(events), events[0], events[-1],
+                                                        list(applied), loop_names)
+        return applied
+    applied = kept.applied
+    for e in new:  # Rasa 3.6's loop body, over the new events only
+        if isinstance(e, (Restarted, SessionStarted)):
+            applied.clear()
+        elif isinstance(e, ActionReverted):
+            self._undo_till_previous(ActionExecuted, applied)
+        elif isinstance(e, UserUtteranceReverted):
+            self._undo_till_previous(UserUttered, applied)
+            self._undo_till_previous(ActionExecuted, applied)
+        elif (isinstance(e, ActionExecuted) and e.action_name in kept.loop_names
+              and not self._first_loop_execution_or_unhappy_path(e.action_name, applied)):
+            self._undo_till_previous_loop_execution(e.action_name, applied)
+        else:
+            applied.append(e)
+    if new:
+        kept.consumed, kept.last = len(events), events[-1]
+    return list(applied)
+
+
+DialogueStateTracker.applied_events = applied_events  # type: ignore[method-assign]
+
+_ORIGINAL_STATES = Domain.states_for_tracker_history
+
+
+@dataclass
+class _History:
+    """``states_for_tracker_history``'s loop, paused after ``consumed`` applied events."""
+
+    replay: DialogueStateTracker
+    consumed: int = 0
+    first: Any = None
+    last: Any = None
+    states: list[dict[str, Any]] = field(default_factory=list)
+    last_ml: Any = None
+    hidden: bool = False
+
+
+def _step(domain: Domain, history: _History, tracker: DialogueStateTracker,
+          hide_rule_turn: bool, omit_unset_slots: bool, ignore_rule_only_turns: bool,
+          rule_only_data: dict[str, Any] | None) -> None:
+    """One pass of Rasa's loop body (rasa/shared/core/domain.py, 3.6) for the tracker before
+    an action (or the current one, last)."""
+    if ignore_rule_only_turns:
+        if not history.hidden:
+            history.last_ml = domain._get_prev_action_sub_state(tracker)
+        if not tracker.followup_action and not (
+                tracker.latest_action_name == tracker.active_loop_name):
+            history.hidden = hide_rule_turn
+        if history.hidden:
+            return
+    state = domain.get_active_state(tracker, omit_unset_slots=omit_unset_slots)
+    if ignore_rule_only_turns:
+        domain._remove_rule_only_features(state, rule_only_data)
+        if history.states:
+            domain._substitute_rule_only_user_input(state, history.states[-1])
+        if history.last_ml:
+            state[PREVIOUS_ACTION] = history.last_ml
+    history.states.append(domain._clean_state(state))
+
+
+def _copied(state: dict[str, Any]) -> dict[str, Any]:
+    return {key: dict(sub) if isinstance(sub, dict) else sub for key, sub in state.items()}
+
+
+def states_for_tracker_history(self: Domain, tracker: DialogueStateTracker,
+                               omit_unset_slots: bool = False,
+                               ignore_rule_only_turns: bool = False,
+                               rule_only_data: dict[str, Any] | None = None) -> list[Any]:
+    key = (id(self), omit_unset_slots, ignore_rule_only_turns,
+           json.dumps(rule_only_data, sort_keys=True, default=str))
+    applied = tracker.applied_events()
+    kept: dict[Any, _History] = tracker.__dict__.setdefault("_parley_histories", {})
+    history = kept.get(key)
+    if history is None or history.consumed > len(applied) or (history.consumed and (
+            applied[0] is not history.first
+            or applied[history.consumed - 1] is not history.last)):
+        history = _History(tracker.init_copy())
+    for applied_event in applied[history.consumed:]:
+        if isinstance(applied_event, ActionExecuted):
+            _step(self, history, history.replay, applied_event.hide_rule_turn, omit_unset_slots,
+                  ignore_rule_only_turns, rule_only_data)
+        history.replay.update(applied_event)
+    if applied:
+        history.consumed, history.first, history.last = len(applied), applied[0], applied[-1]
+    kept[key] = history
+    # The current tracker's own state comes last and is not kept: more events will follow.
+    before = history.states[-1:]  # what the last step reads
+    final = _History(history.replay, states=list(before), last_ml=history.last_ml,
+                     hidden=history.hidden)
+    _step(self, final, history.replay, False, omit_unset_slots, ignore_rule_only_turns,
+          rule_only_data)
+    return [_copied(s) for s in history.states + final.states[len(before):]]
+
+
+Domain.states_for_tracker_history = states_for_tracker_history  # type: ignore[method-assign]

@@ -152,3 +152,102 @@ def test_tracker_store_and_broker_match_rasa_and_the_channel_finds_handled_messa
     assert out["kept"] == {"reused": True, "failed_turn_forgotten": True,
                            "sees_other_process": True, "kept_after_save": True,
                            "deleted": True}
+
+
+STATES = r"""
+import json, random, sys
+from bot.components import rasa_speedups
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (ActionExecuted, ActionReverted, ActiveLoop, BotUttered,
+                                     FollowupAction, Restarted, SessionStarted, SlotSet,
+                                     UserUttered, UserUtteranceReverted)
+from rasa.shared.core.trackers import DialogueStateTracker
+
+domain = Domain.from_dict({
+    "intents": ["greet", "ask", "order_status", "deny"],
+    "entities": ["order_id"],
+    "slots": {
+        "language": {"type": "categorical", "values": ["en", "zh"], "mappings": [
+            {"type": "custom"}]},
+        "order_id": {"type": "text", "mappings": [{"type": "from_entity",
+                                                   "entity": "order_id"}]},
+        "verified": {"type": "bool", "influence_conversation": True,
+                     "mappings": [{"type": "custom"}]}},
+    "forms": {"order_form": {"required_slots": ["order_id"]}},
+    "responses": {"utter_hi": [{"text": "hi"}], "utter_ask_order_id": [{"text": "id?"}]},
+    "actions": ["action_answer", "action_detect_language"]})
+rule_only = {"slots": ["verified"], "active_loops": ["order_form"]}
+ARGS = [(omit, ignore, data) for omit in (False, True) for ignore in (False, True)
+        for data in (None, rule_only)]
+
+
+def random_events(rng, n):
+    events = [ActionExecuted("action_session_start"), SessionStarted(),
+              ActionExecuted("action_listen")]
+    for _ in range(n):
+        kind = rng.random()
+        intent = rng.choice(["greet", "ask", "order_status", "deny"])
+        entities = ([{"entity": "order_id", "value": "PL-1", "start": 0, "end": 4}]
+                    if rng.random() < 0.3 else [])
+        events.append(UserUttered(f"t{rng.random()}", {"name": intent, "confidence": 1.0},
+                                  entities))
+        if rng.random() < 0.5:
+            events.append(ActionExecuted("action_detect_language",
+                                         hide_rule_turn=rng.random() < 0.5))
+            events.append(SlotSet("language", rng.choice(["en", "zh"])))
+        if kind < 0.2:
+            form = rng.choice(["order_form", "order_form", "other_form"])
+            events += [ActionExecuted(form), ActiveLoop(form),
+                       SlotSet("requested_slot", "order_id"),
+                       BotUttered("id?"), ActionExecuted("action_listen")]
+        elif kind < 0.3:
+            events += [ActionExecuted("order_form"), SlotSet("order_id", "PL-1"),
+                       ActiveLoop(None), SlotSet("verified", rng.random() < 0.5),
+                       ActionExecuted("utter_hi", hide_rule_turn=True),
+                       ActionExecuted("action_listen", hide_rule_turn=True)]
+        elif kind < 0.36:
+            events += [UserUtteranceReverted()]
+        elif kind < 0.40:
+            events += [ActionExecuted("action_answer"), ActionReverted(),
+                       ActionExecuted("action_listen")]
+        elif kind < 0.43:
+            events += [Restarted(), ActionExecuted("action_session_start"), SessionStarted(),
+                       ActionExecuted("action_listen")]
+        elif kind < 0.47:
+            events += [FollowupAction("utter_hi"), ActionExecuted("utter_hi"),
+                       ActionExecuted("action_listen")]
+        else:
+            events += [ActionExecuted("action_answer", hide_rule_turn=rng.random() < 0.3),
+                       BotUttered("answer"), ActionExecuted("action_listen")]
+    return events
+
+
+compared = mismatches = 0
+for seed in range(int(sys.argv[1])):
+    rng = random.Random(seed)
+    tracker = DialogueStateTracker("c", domain.slots)
+    for event in random_events(rng, 12):
+        tracker.update(event)
+        for omit, ignore, data in ARGS:
+            expected = rasa_speedups._ORIGINAL_STATES(domain, tracker, omit, ignore, data)
+            got = domain.states_for_tracker_history(tracker, omit, ignore, data)
+            compared += 1
+            mismatches += got != expected
+            mismatches += tracker.applied_events() != rasa_speedups._ORIGINAL_APPLIED(tracker)
+            for state in got:  # as the featurizers do: the next call must not see it
+                state.pop("user", None)
+                state["prev_action"] = {"action_name": "edited"}
+print(json.dumps({"compared": compared, "mismatches": mismatches}))
+"""
+
+
+@pytest.mark.skipif(not RASA_PYTHON.exists(), reason="the Rasa virtual environment is absent")
+def test_policy_states_continue_from_where_they_were_and_equal_rasa_s() -> None:
+    """Random conversations (forms, rule-only turns, reverts, restarts, follow-ups), checked
+    after every event under every argument the policies use, while the caller edits what it
+    got back as the featurizers do."""
+    result = subprocess.run([str(RASA_PYTHON), "-c", STATES, "40"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["compared"] > 10_000 and out["mismatches"] == 0, out
