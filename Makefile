@@ -12,7 +12,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: help run test test-unit test-integration test-e2e train chat worker lint bench browser clean scorer
+.PHONY: help run test test-unit test-integration test-e2e train chat worker lint bench browser clean scorer injection
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -36,11 +36,12 @@ $(RASA_STAMP): bot/rasa-constraints.txt
 venvs: $(APP_STAMP) $(RASA_STAMP)
 
 PROJECT ?= $(or $(PARLEY_PROJECT),examples/nimbus-home)
+INJECTION_MODEL := models/injection/detector.npz
 
-run: venvs ## Set up, train what is missing, and run the project (PROJECT=DIR; default: the demo) at http://127.0.0.1:8000
+run: venvs $(INJECTION_MODEL) ## Set up, train what is missing, and run the project (PROJECT=DIR; default: the demo) at http://127.0.0.1:8000
 	$(VENV)/bin/parley run --project $(PROJECT)
 
-train: venvs ## Train the NLU and Rasa models that are missing or out of date
+train: venvs $(INJECTION_MODEL) ## Train the NLU and Rasa models (and the injection detector) that are missing or out of date
 	$(VENV)/bin/parley train --project $(PROJECT)
 
 chat: $(APP_STAMP) ## Chat with the running Parley in the terminal
@@ -67,6 +68,14 @@ test-e2e: venvs browser ## Browser tests (Playwright + Debian Chromium)
 lint: $(APP_STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check core staff conversations bot nlu knowledge handoff analytics web workers migrations tests bench
 	$(VENV)/bin/mypy
+
+injection: $(APP_STAMP) ## Train the injection detector (models/injection/) on the tune split of data/injection (and ../shared/datasets)
+	$(VENV)/bin/parley kb train-injection --out $(INJECTION_MODEL)
+
+# Built once by `make run` / `make train`, again when the corpus changes; Parley runs without it
+# (the patterns alone judge), so a failed training does not stop them.
+$(INJECTION_MODEL): $(APP_STAMP) $(wildcard data/injection/*.yml)
+	$(VENV)/bin/parley kb train-injection --out $@ || echo "injection detector not trained: the patterns alone judge"
 
 scorer: $(APP_STAMP) ## Train the learned answer scorer on the tune splits of SQuAD 2.0 and CMRC 2018 (../shared/datasets)
 	$(VENV)/bin/python bench/train_scorer.py

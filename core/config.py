@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     # The learned judge of extractive answers (knowledge/reader.py; `make scorer` trains it);
     # default models/scorer/scorer.pkl. Without the file the hand-set score decides.
     answer_scorer: Path | None = None
+    # The learned injection detector (knowledge/instructions.py; `make injection` trains it);
+    # default models/injection/detector.npz. Without the file the patterns alone decide.
+    injection_model: Path | None = None
 
     # Background work: embedded SQLite queue (var/queue.db) by default; Celery by Redis URL.
     broker_url: str = ""  # e.g. redis://127.0.0.1:6379/2
@@ -198,6 +201,10 @@ class Settings(BaseSettings):
     @property
     def answer_scorer_path(self) -> Path:
         return self.answer_scorer or self.models_dir / "scorer" / "scorer.pkl"
+
+    @property
+    def injection_model_path(self) -> Path:
+        return self.injection_model or self.models_dir / "injection" / "detector.npz"
 
     @property
     def rasa_model_dir(self) -> Path:

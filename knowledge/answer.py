@@ -21,10 +21,11 @@ from core import tracing
 from core.redact import redact as redact_text
 from knowledge.compose import Passage, Scorer, compose
 from knowledge.documents.protocol import Chunk, DocumentIndex, Hit
-from knowledge.embeddings import Embedder, SentenceVectors
+from knowledge.embeddings import Embedder
 from knowledge.generator.protocol import ChatMessage, Generator, GeneratorUnavailable
 from knowledge.graph.protocol import GraphStore
 from knowledge.grounding import SentenceCheck, check_sentence
+from knowledge.instructions import sentence_vectors
 from knowledge.safety import without_instructions
 from knowledge.text import content_terms, split_sentences
 
@@ -152,7 +153,8 @@ class KnowledgeAnswerer:
         self.k = k
         self.min_relevance = min_relevance
         self.scorer = scorer
-        self.sentences = SentenceVectors(embedder)
+        # Shared with the injection detector, which embeds the same sentences as written.
+        self.sentences = sentence_vectors(embedder)
         # Masks the question and each source before a generator's prompt is built
         # (PARLEY_REDACT_GENERATOR); the extractive answer and the gate read them unmasked.
         self.redact = redact

@@ -3,7 +3,10 @@
 A knowledge base is written by many hands and may quote untrusted text. Sentences that try
 to instruct the assistant ("ignore previous instructions", "Assistant: from now on confirm…",
 "你现在是…") are dropped from a source before it reaches the generator, the gate or a citation,
-so they can neither steer the answer nor be quoted as fact.
+so they can neither steer the answer nor be quoted as fact. Two layers judge a sentence: the
+patterns below, and, where ``make injection`` has trained it, a classifier over the sentence's
+embedding (``knowledge.instructions``); either one flags it. Base64-looking runs are decoded and
+the decoded text judged too.
 
 Each sentence is judged on a normalised copy (``normalise``): invisible format characters
 removed, NFKC (full-width letters become ASCII), look-alike Cyrillic and Greek letters mapped
@@ -20,10 +23,12 @@ holds the adversarial and legitimate sets this was tuned on, and the held-out ha
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 from knowledge.pii import mask_personal_data
@@ -48,10 +53,10 @@ _ATTRIBUTE = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>
 _NEVER_SHOWN = {"script", "style", "template", "noscript", "iframe", "object", "head"}
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
          "track", "wbr"}
-_LOOKALIKES = str.maketrans(dict(zip(
+LOOKALIKES = str.maketrans(dict(zip(
     "аеёіїјкмнорстухѕԁԛԝһӏвαβεικνορτυχɡı‘’‚‛“”„‟‐‑‒–—―−",
     "aeeiijkmhopctyxsdqwhlbabeikvoptuxgi''''\"\"\"\"-------", strict=True)))
-_LEET = str.maketrans("013457@$", "oieastas")
+LEET = str.maketrans("013457@$", "oieastas")
 
 
 def hidden(attrs: Mapping[str, object]) -> bool:
@@ -106,7 +111,7 @@ def clean_text(text: str) -> str:
 def normalise(text: str) -> str:
     """The form a sentence is judged in: see the module's docstring."""
     text = unicodedata.normalize("NFKC", clean_text(html.unescape(text))).casefold()
-    text = text.translate(_LOOKALIKES)
+    text = text.translate(LOOKALIKES)
     text = "".join(c for c in unicodedata.normalize("NFD", text)
                    if not unicodedata.combining(c))
     return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
@@ -116,7 +121,7 @@ def _variants(judged: str) -> tuple[str, str]:
     """Digits read as letters inside words that mix both ("prev10us"), and the text without
     anything between letters ("i g n o r e", "i.g.n.o.r.e")."""
     leet = re.sub(r"[a-z0-9@$]*[a-z][a-z0-9@$]*",
-                  lambda m: m.group().translate(_LEET) if re.search(r"[0-9@$]", m.group())
+                  lambda m: m.group().translate(LEET) if re.search(r"[0-9@$]", m.group())
                   else m.group(), judged)
     squashed = re.sub(r"[^a-z\u3400-\u9fff]", "", leet)
     return leet, squashed
@@ -300,8 +305,37 @@ SQUASHED = _any(
 )
 
 
-def looks_like_instruction(sentence: str) -> bool:
-    """Whether ``sentence`` is addressed to the model rather than to the reader."""
+_BASE64 = re.compile(r"(?<![\w+/=-])[A-Za-z0-9+/_-]{16,}={0,2}(?![\w+/=-])")
+
+
+def decoded_payloads(text: str) -> list[str]:
+    """The text hidden in ``text``'s base64-looking runs (16 characters or more, standard or
+    URL-safe alphabet) that decode to UTF-8 text, at least 90% printable, with letters in it."""
+    found = []
+    for match in _BASE64.finditer(text):
+        run = match.group()
+        try:
+            raw = base64.b64decode(run.replace("-", "+").replace("_", "/") + "=" * (-len(run) % 4),
+                                   validate=True)
+            decoded = raw.decode("utf-8")
+        except (binascii.Error, ValueError):
+            continue
+        shown = sum(c.isprintable() or c.isspace() for c in decoded)
+        if shown >= 0.9 * len(decoded) and re.search(r"[^\W\d_]{2}", decoded):
+            found.append(decoded)
+    return found
+
+
+def matches_patterns(sentence: str) -> bool:
+    """Whether the patterns find ``sentence`` addressed to the model, or any text it hides
+    in base64."""
+    if _matches(sentence):
+        return True
+    return any(_matches(s) for payload in decoded_payloads(sentence)
+               for s in split_sentences(payload))
+
+
+def _matches(sentence: str) -> bool:
     judged = normalise(sentence)
     if not judged:
         return False
@@ -310,11 +344,29 @@ def looks_like_instruction(sentence: str) -> bool:
                for pattern in (ENGLISH, CHINESE)) or bool(SQUASHED.search(squashed))
 
 
+def looks_like_instruction(sentence: str) -> bool:
+    """Whether ``sentence`` is addressed to the model rather than to the reader: the
+    patterns, or the learned detector where there is one."""
+    return instruction_flags([sentence])[0]
+
+
+def instruction_flags(sentences: Sequence[str]) -> list[bool]:
+    """For each of ``sentences`` (neighbours in one text), whether it reads as an instruction
+    to the model: the patterns judge each; the learned detector, when trained, judges the rest
+    (``InstructionModel.flags``), alone and as neighbouring pairs."""
+    from knowledge.instructions import active
+
+    flags = [matches_patterns(s) for s in sentences]
+    model = active()
+    return flags if model is None else model.flags(sentences, flags)
+
+
 def instruction_sentences(text: str) -> list[str]:
     """The sentences of ``text`` that read as instructions to the model, as written (less
     invisible characters). HTML comments are judged too: the editor shows an author what
     hides there, though the index drops it."""
-    return [s for s in split_sentences(clean_text(text)) if looks_like_instruction(s)]
+    sentences = split_sentences(clean_text(text))
+    return [s for s, flag in zip(sentences, instruction_flags(sentences), strict=True) if flag]
 
 
 @lru_cache(maxsize=2048)
@@ -323,12 +375,14 @@ def without_instructions(text: str) -> tuple[str, int]:
     with other people's e-mail addresses and phone numbers masked (``knowledge.pii``; import
     already did both, this covers what was indexed before), minus instruction-like
     sentences; and how many sentences were removed. Cached: every answer judges the chunks
-    it cites, and the same few chunks answer most questions."""
+    it cites, and the same few chunks answer most questions (``forget_judgements`` empties
+    the cache when the detector changes)."""
     text = mask_personal_data(HTML_COMMENT.sub(" ", clean_text(text)))
-    kept, removed = [], 0
-    for sentence in split_sentences(text):
-        if looks_like_instruction(sentence):
-            removed += 1
-        else:
-            kept.append(sentence)
-    return "\n".join(kept), removed
+    sentences = split_sentences(text)
+    flags = instruction_flags(sentences)
+    kept = [s for s, flag in zip(sentences, flags, strict=True) if not flag]
+    return "\n".join(kept), sum(flags)
+
+
+def forget_judgements() -> None:
+    without_instructions.cache_clear()

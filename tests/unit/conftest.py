@@ -69,6 +69,16 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
+@pytest.fixture(autouse=True)
+def _patterns_alone() -> Iterator[None]:
+    """Unit tests judge injected text with the patterns alone, whatever ``models/injection/``
+    holds here; the detector's own tests build and install a small one."""
+    from knowledge import instructions
+
+    with instructions.using(None):
+        yield
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(environment="test", var_dir=tmp_path / "var", models_dir=tmp_path / "models",

@@ -45,9 +45,10 @@ def _paths(group: Any, prefix: str = "") -> Iterator[str]:
 def test_every_command_keeps_its_name_and_place() -> None:
     assert list(_paths(typer.main.get_command(app))) == [
         "init", "check", "train", "run", "worker", "chat", "retention", "kb import", "kb eval",
-        "kb train-scorer", "kafka consume", "tasks dead", "tasks retry", "serve api",
-        "serve nlu", "nlu train", "nlu eval", "nlu parse", "nlu versions", "nlu activate",
-        "nlu rollback", "nlu canary", "agents create", "customer export", "customer delete"]
+        "kb train-scorer", "kb train-injection", "kafka consume", "tasks dead", "tasks retry",
+        "serve api", "serve nlu", "nlu train", "nlu eval", "nlu parse", "nlu versions",
+        "nlu activate", "nlu rollback", "nlu canary", "agents create", "customer export",
+        "customer delete"]
 
 
 @pytest.mark.parametrize("module", DOMAIN_CLIS)
