@@ -12,7 +12,15 @@ from pydantic import SecretStr
 
 from core.config import Settings
 from core.customers import CustomerIdentity, mint_customer_token
-from tests.unit.test_data_care import KEY, rows, say, start, tracker, tracker_events, transcript
+from tests.unit.test_data_care import (
+    KEY,
+    rows,
+    say,
+    start,
+    three_people,
+    tracker_events,
+    transcript,
+)
 from tests.unit.test_handoff import login, make_agent
 
 pytestmark = pytest.mark.unit
@@ -85,13 +93,7 @@ def test_export_by_customer_id_and_the_errors_it_names(client, admin):  # type: 
 
 def test_delete_needs_confirmation_then_removes_only_that_person_once(
         client, settings, admin):  # type: ignore[no-untyped-def]
-    verified = start(client, email="li.wei@example.com")
-    say(client, verified, "hello")
-    anonymous = start(client)
-    say(client, anonymous, "my email is li.wei@example.com")
-    someone_else = start(client)
-    say(client, someone_else, "my email is anna.lee@example.com")
-    path = tracker(settings, [verified["id"], someone_else["id"]])
+    verified, anonymous, someone_else, path = three_people(client, settings)
 
     for unconfirmed in ({"email": "li.wei@example.com"},
                         {"email": "li.wei@example.com", "confirm": False}):

@@ -262,8 +262,9 @@ def test_export_holds_the_persons_conversations_and_no_one_elses(
     assert both.exit_code == 2
 
 
-def test_delete_needs_yes_then_removes_only_that_person(
-        client, settings, monkeypatch):  # type: ignore[no-untyped-def]
+def three_people(client: Any, settings: Settings) -> tuple[dict, dict, dict, Path]:
+    """A verified customer, an anonymous chat quoting their e-mail and someone else's chat,
+    with Rasa trackers for the first and the last: what a deletion must tell apart."""
     verified = start(client, email="li.wei@example.com")
     say(client, verified, "hello")
     anonymous = start(client)
@@ -271,6 +272,12 @@ def test_delete_needs_yes_then_removes_only_that_person(
     someone_else = start(client)
     say(client, someone_else, "my email is anna.lee@example.com")
     path = tracker(settings, [verified["id"], someone_else["id"]])
+    return verified, anonymous, someone_else, path
+
+
+def test_delete_needs_yes_then_removes_only_that_person(
+        client, settings, monkeypatch):  # type: ignore[no-untyped-def]
+    verified, anonymous, someone_else, path = three_people(client, settings)
 
     dry = parley(settings, monkeypatch, "customer", "delete", "--email", "li.wei@example.com")
     assert dry.exit_code == 1 and "2 conversation(s)" in dry.output
