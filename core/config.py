@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr = SecretStr("")
     neo4j_database: str = "neo4j"
+    # Sentence vectors (knowledge/vector_cache.py): "" = SQLite under var/kb; redis://… = Redis,
+    # shared by every process of the deployment.
+    vector_cache_url: str = ""
     # Who the assistant speaks for ("": the company name in the project's parley.yml).
     company_name: str = ""
     # Sentence embeddings (multilingual-e5-small): "onnx" is int8 ONNX Runtime, built once from

@@ -129,7 +129,8 @@ class Answerer(Protocol):
                      graph_nodes: Sequence[tuple[str, str]] = (), topic: str | None = None,
                      on_sentence: SentenceCallback | None = None) -> Answer:
         """``graph_nodes``: ``(label, key)`` of what the customer named, for facts;
-        ``on_sentence``: called with each sentence as soon as it passed the gate."""
+        ``on_sentence``: called with each sentence of a generator's as soon as it passed the
+        gate (an extractive answer is quoted whole, at once: it has no partial sentences)."""
         ...
 
     async def close(self) -> None:
@@ -302,7 +303,8 @@ class KnowledgeAnswerer:
             if not answer.abstained:
                 return answer
             last = answer
-        answer = await self._extract(question, query, sources, by_number, gate, on_sentence)
+        # Quoted whole, at once: nothing to show early, so no partial sentences.
+        answer = await self._extract(question, query, sources, by_number, gate, None)
         return answer if not answer.abstained or not self.generators else last
 
     async def _extract(self, question: str, query: np.ndarray, sources: list[Source],

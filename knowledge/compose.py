@@ -24,9 +24,13 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from knowledge.text import content_terms, numbers, split_sentences
+
+if TYPE_CHECKING:
+    from knowledge.documents.protocol import Chunk
+    from knowledge.embeddings import SentenceVectors
 
 MIN_COVERAGE = 0.4   # share of the question's (rarity-weighted) terms the answer must cover
 MIN_MEANING = 0.84   # ... unless its meaning is this close to the question's (e5 cosine)
@@ -233,6 +237,27 @@ def candidates(question: str, passages: Sequence[Passage], *,
         out.append(Candidate(number, position, sentence, rank, score, cover, close, features))
     out.sort(key=lambda c: c.score, reverse=True)
     return out
+
+
+def candidate_sentences(passages: Sequence[Passage]) -> list[str]:
+    """The sentences ``candidates`` weighs by meaning, whatever the question."""
+    return [row[3] for row in _rows(passages)]
+
+
+def prepare_sentences(chunks: Sequence[Chunk], vectors: SentenceVectors) -> int:
+    """Embed now what answers will need of ``chunks``: the injection detector's vectors of
+    their sentences (``without_instructions`` takes them from the process's
+    ``sentence_vectors``) and the candidate sentences of what it leaves, into ``vectors`` and
+    so into its cache. An import calls this; a question then embeds only itself. Returns how
+    many candidate sentences there were."""
+    from knowledge.safety import without_instructions
+
+    wanted: list[str] = []
+    for chunk in chunks:
+        text, _removed = without_instructions(chunk.text)
+        wanted += candidate_sentences([Passage(1, chunk.title, text, "faq" in chunk.tags)])
+    vectors.embed(wanted)
+    return len(wanted)
 
 
 def _rows(passages: Sequence[Passage]) -> list[tuple[int, int, int, str, set[str], set[str]]]:

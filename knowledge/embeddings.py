@@ -12,6 +12,7 @@ compared.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -21,6 +22,10 @@ from typing import Protocol
 import numpy as np
 
 from core.batching import MicroBatcher
+from knowledge.vector_cache import VectorCache
+from knowledge.vector_cache import key as cache_key
+
+logger = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -66,16 +71,22 @@ class E5Embedder:
 
 
 class SentenceVectors:
-    """Passage embeddings of the sentences answers are chosen from, each computed once per
-    process: a question embeds only sentences no earlier question brought (stored text is not
-    embedded again on every question). Least recently used sentences leave first beyond
-    ``size`` (1.5 KB each at 384 dimensions)."""
+    """Passage embeddings of the sentences answers are chosen from, each computed once: a
+    question embeds only sentences nothing embedded before (stored text is not embedded again
+    on every question). Kept in memory, least recently used leaving first beyond ``size``
+    (1.5 KB each at 384 dimensions), and, once a ``cache`` is attached
+    (``knowledge.vector_cache``), for every process and across restarts: what the cache has is
+    read, what it lacks is embedded and added. A cache that fails is skipped."""
 
-    def __init__(self, embedder: Embedder, *, size: int = 50_000) -> None:
+    def __init__(self, embedder: Embedder, *, size: int = 50_000,
+                 cache: VectorCache | None = None) -> None:
         self.embedder = embedder
         self.size = size
+        self.cache = cache
+        self.cache_at = ""  # where ``cache`` keeps them (``knowledge.factory.sentence_vectors``)
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self._cache_failed = False
 
     def embed(self, sentences: Sequence[str]) -> np.ndarray:
         with self._lock:
@@ -85,15 +96,46 @@ class SentenceVectors:
                 self._vectors.move_to_end(sentence)
         missing = [s for s in dict.fromkeys(sentences) if s not in found]
         if missing:
-            vectors = self.embedder.embed(missing)
+            kept = self._from_cache(missing)
+            computed = [s for s in missing if s not in kept]
+            if computed:
+                vectors = self.embedder.embed(computed)
+                fresh = {s: np.array(row) for s, row in zip(computed, vectors, strict=True)}
+                self._to_cache(fresh)
+                kept |= fresh
             with self._lock:
-                for sentence, row in zip(missing, vectors, strict=True):
-                    found[sentence] = self._vectors[sentence] = np.array(row)  # not a view
+                for sentence in missing:
+                    found[sentence] = self._vectors[sentence] = kept[sentence]
                 while len(self._vectors) > self.size:
                     self._vectors.popitem(last=False)
         if not sentences:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         return np.stack([found[s] for s in sentences])
+
+    def _from_cache(self, sentences: list[str]) -> dict[str, np.ndarray]:
+        if self.cache is None:
+            return {}
+        keys = {cache_key(self.embedder.name, s): s for s in sentences}
+        try:
+            stored = self.cache.get(list(keys))
+        except Exception as exc:  # a cache is an optimisation: compute instead
+            self._failed("read", exc)
+            return {}
+        return {keys[k]: v for k, v in stored.items() if v.shape == (self.embedder.dim,)}
+
+    def _to_cache(self, vectors: dict[str, np.ndarray]) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.put({cache_key(self.embedder.name, s): v for s, v in vectors.items()})
+        except Exception as exc:
+            self._failed("write", exc)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        if not self._cache_failed:  # once per process, not once per question
+            self._cache_failed = True
+            logger.warning("sentence vector cache %s failed (%s): computing instead", what,
+                           type(exc).__name__)
 
 
 class BatchedQueries:

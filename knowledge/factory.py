@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+from pathlib import Path
 
 from core.config import Settings
 from knowledge.answer import Answerer
 from knowledge.documents.protocol import DocumentIndex
-from knowledge.embeddings import E5Embedder, Embedder
+from knowledge.embeddings import E5Embedder, Embedder, SentenceVectors
 from knowledge.generator.protocol import Generator
 from knowledge.graph.protocol import GraphStore
+from knowledge.vector_cache import VectorCache
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,43 @@ def document_index(settings: Settings) -> DocumentIndex:
     from knowledge.documents.embedded import SQLiteDocumentIndex
 
     return SQLiteDocumentIndex(settings.var_dir / "kb" / "documents.db")
+
+
+def _vector_cache_at(settings: Settings) -> str:
+    if settings.vector_cache_url.startswith(("redis://", "rediss://")):
+        return f"{settings.vector_cache_url}#{settings.redis_prefix}"
+    return str(settings.var_dir / "kb" / "sentence_vectors.db")
+
+
+def vector_cache(settings: Settings) -> VectorCache:
+    if settings.vector_cache_url.startswith(("redis://", "rediss://")):
+        from knowledge.vector_cache import RedisVectorCache
+
+        return RedisVectorCache(settings.vector_cache_url, prefix=settings.redis_prefix)
+    from knowledge.vector_cache import SQLiteVectorCache
+
+    return SQLiteVectorCache(Path(_vector_cache_at(settings)))
+
+
+def sentence_vectors(settings: Settings, embedder: Embedder) -> SentenceVectors:
+    """The process's sentence vectors for ``embedder`` (shared by answers and the injection
+    detector), with the vector cache of ``settings``' deployment attached."""
+    from knowledge.instructions import sentence_vectors as shared
+
+    vectors = shared(embedder)
+    at = _vector_cache_at(settings)
+    if vectors.cache is None or vectors.cache_at != at:
+        # One process may serve several var dirs in turn (tests, `kb eval`'s throwaway one):
+        # each cache stays open for the process, so switching never closes one in use.
+        with _CACHES_LOCK:
+            if at not in _CACHES:
+                _CACHES[at] = vector_cache(settings)
+            vectors.cache, vectors.cache_at = _CACHES[at], at
+    return vectors
+
+
+_CACHES: dict[str, VectorCache] = {}
+_CACHES_LOCK = threading.Lock()
 
 
 def embedder(settings: Settings) -> Embedder:
@@ -95,8 +135,9 @@ def answerer(settings: Settings, *, graph: GraphStore | None = None) -> Answerer
     from knowledge.embeddings import BatchedQueries
 
     # Questions of concurrent turns are embedded together (issue 16: batching under load).
-    return KnowledgeAnswerer(index=document_index(settings),
-                             embedder=BatchedQueries(embedder(settings)),
+    queries = BatchedQueries(embedder(settings))
+    sentence_vectors(settings, queries)  # stored sentences are read, not embedded again
+    return KnowledgeAnswerer(index=document_index(settings), embedder=queries,
                              graph=graph or graph_store(settings),
                              generators=generators(settings), company=company_name(settings),
                              assistant=name, tone=tone, scorer=load_scorer(settings),

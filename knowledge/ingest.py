@@ -12,6 +12,7 @@ rest are imported.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import re
@@ -21,8 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from knowledge.compose import prepare_sentences
 from knowledge.documents.protocol import Chunk, DocumentIndex
-from knowledge.embeddings import Embedder
+from knowledge.embeddings import Embedder, SentenceVectors
 from knowledge.pii import mask_personal_data
 from knowledge.safety import (
     HTML_COMMENT,
@@ -304,8 +306,10 @@ class _Writer:
     """Chunks waiting to be embedded and written, and chunk ids waiting to be deleted (after
     the new chunks are written, so a document never disappears in between)."""
 
-    def __init__(self, index: DocumentIndex, embedder: Embedder, report: ImportReport) -> None:
+    def __init__(self, index: DocumentIndex, embedder: Embedder, report: ImportReport,
+                 sentences: SentenceVectors | None = None) -> None:
         self.index, self.embedder, self.report = index, embedder, report
+        self.sentences = sentences
         self.fresh: list[Chunk] = []
         self.stale: list[str] = []
         self.doc_ids: set[str] = set()
@@ -333,14 +337,17 @@ class _Writer:
             vectors = self.embedder.embed([f"{c.title}\n{c.text}" for c in self.fresh])
             await self.index.upsert([Chunk(**{**c.__dict__, "vector": tuple(map(float, v))})
                                      for c, v in zip(self.fresh, vectors, strict=True)])
+            if self.sentences is not None:  # and their sentences, which answers weigh
+                await asyncio.to_thread(prepare_sentences, self.fresh, self.sentences)
         if self.stale:
             await self.index.delete(self.stale)
         self.fresh, self.stale, self.doc_ids = [], [], set()
 
 
 async def import_documents(documents: Sequence[Document], *, index: DocumentIndex,
-                           embedder: Embedder, report: ImportReport) -> None:
-    writer = _Writer(index, embedder, report)
+                           embedder: Embedder, report: ImportReport,
+                           sentences: SentenceVectors | None = None) -> None:
+    writer = _Writer(index, embedder, report, sentences)
     for document in documents:
         await writer.add(document)
     await writer.flush()
@@ -348,12 +355,14 @@ async def import_documents(documents: Sequence[Document], *, index: DocumentInde
 
 async def import_path(path: Path, *, index: DocumentIndex, embedder: Embedder,
                       progress: Callable[[Path], None] = lambda _: None,
-                      skip_ids: frozenset[str] = frozenset()) -> ImportReport:
+                      skip_ids: frozenset[str] = frozenset(),
+                      sentences: SentenceVectors | None = None) -> ImportReport:
     """Import a file or a folder; never stops at a bad file. Documents whose id is in
     ``skip_ids`` (those the knowledge-base editor now owns) are left as they are.
-    ``progress`` is called as each file is read; all is written when this returns."""
+    ``progress`` is called as each file is read; all is written when this returns.
+    ``sentences``: the deployment's sentence vectors, given the new chunks' sentences."""
     report = ImportReport()
-    writer = _Writer(index, embedder, report)
+    writer = _Writer(index, embedder, report, sentences)
     for file in collect_files(Path(path)):
         report.files += 1
         try:

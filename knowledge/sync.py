@@ -16,9 +16,10 @@ from knowledge.ingest import ImportReport, import_documents, import_path, policy
 async def import_into(settings: Settings, path: Path, *, embedder: Embedder | None = None,
                       progress: Callable[[Path], None] = lambda _: None) -> ImportReport:
     index = factory.document_index(settings)
+    embedder = embedder or factory.embedder(settings)
     try:
-        return await import_path(path, index=index, embedder=embedder or factory.embedder(settings),
-                                 progress=progress)
+        return await import_path(path, index=index, embedder=embedder, progress=progress,
+                                 sentences=factory.sentence_vectors(settings, embedder))
     finally:
         await index.close()
 
@@ -50,12 +51,13 @@ async def sync_all(settings: Settings, *, embedder: Embedder | None = None,
     graph = factory.graph_store(settings)
     edited = await editor_owned_ids(settings)
     try:
+        sentences = factory.sentence_vectors(settings, embedder)
         report = (await import_path(settings.kb_dir, index=index, embedder=embedder,
-                                    progress=progress, skip_ids=edited)
+                                    progress=progress, skip_ids=edited, sentences=sentences)
                   if settings.kb_dir.exists() else ImportReport())
         await import_documents([d for d in policy_documents(settings.company_data_dir)
                                 if d.id not in edited], index=index, embedder=embedder,
-                               report=report)
+                               report=report, sentences=sentences)
         counts = await load_company(graph, settings.company_data_dir)
         return report, counts
     finally:

@@ -48,9 +48,12 @@ EMBEDDER: Resource[Embedder] = Resource("knowledge.embedder",
 async def index_document(payload: Payload, ctx: TaskContext) -> None:
     document = document_from_payload(payload)
     index = factory.document_index(ctx.settings)
+    embedder = ctx.resources.get(EMBEDDER)
     try:
-        await import_documents([document], index=index,
-                               embedder=ctx.resources.get(EMBEDDER), report=ImportReport())
+        # Searchable once written; its sentences' vectors follow (answers read them).
+        await import_documents([document], index=index, embedder=embedder,
+                               report=ImportReport(),
+                               sentences=factory.sentence_vectors(ctx.settings, embedder))
     finally:
         await index.close()
 

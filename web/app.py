@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, *,
                 pass  # `parley worker` or another API process works it
         app.state.dialogue = dialogue or RasaDialogue(
             settings.rasa_url, token=settings.rasa_token.get_secret_value(),
-            timeout_s=settings.rasa_timeout_s)
+            timeout_s=settings.rasa_timeout_s, nlu_url=settings.nlu_url)
         recovery = asyncio.create_task(_recover_pending(app))
         folder = asyncio.create_task(analytics_fold.run_forever(  # outbox → analytics facts
             app.state.maker, reopen_days=settings.analytics_reopen_days))

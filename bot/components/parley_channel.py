@@ -40,6 +40,7 @@ from sanic.response import HTTPResponse
 
 import bot.components.rasa_logging  # keeps customer text out of Rasa's logs
 import bot.components.rasa_speedups  # noqa: F401 - installs faster Rasa internals
+from bot.components.parley_nlu import GIVEN_PARSE
 
 logger = logging.getLogger(__name__)
 COMMAND_PREFIX = "/"  # rasa.shared.constants.INTENT_MESSAGE_PREFIX
@@ -180,6 +181,12 @@ class ParleyInput(InputChannel):
             sender = body.get("sender")
             text = body.get("message")
             metadata = body.get("metadata") or {}
+            parse = None
+            if isinstance(metadata, dict) and "parley_parse" in metadata:
+                metadata = dict(metadata)  # the parse is for ParleyNLU, not the tracker
+                parse = metadata.pop("parley_parse")
+            # Always set: a keep-alive connection's requests may share one context.
+            GIVEN_PARSE.set(parse if isinstance(parse, dict) else None)
             message_id = metadata.get("parley_message_id")
             if isinstance(sender, str):
                 # the NLU service routes canary traffic by conversation

@@ -7,12 +7,19 @@ empty parse, so the bot would answer as if the customer had said nothing. This c
 sits in the normal graph: button payloads are still handled by Rasa's RegexMessageHandler,
 and if the NLU service is down the turn fails loudly, the API answers 503 and the customer's
 stored message is processed again when it comes back.
+
+Parley's API asks the NLU service itself, asynchronously, and sends the parse along in the
+message's metadata (``parley_parse``, see conversations/dialogue.py): Rasa runs this graph
+synchronously, so a request made from here held Rasa's event loop for the round trip. The
+component uses that parse when it is of the text Rasa sees, and asks the service otherwise.
+The metadata is trusted: only the API, with Rasa's token, reaches Parley's channel.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from contextvars import ContextVar
 from typing import Any
 
 import requests
@@ -27,6 +34,11 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 logger = logging.getLogger(__name__)
+
+# The parse the API sent with this request's message (``metadata.parley_parse``): Parley's
+# channel takes it out of the metadata, which Rasa would store with the message, and puts it
+# here for ``ParleyNLU`` (Rasa runs the NLU graph synchronously, in the request's context).
+GIVEN_PARSE: ContextVar[dict[str, Any] | None] = ContextVar("parley_given_parse", default=None)
 
 
 class NLUServiceUnavailable(RuntimeError):
@@ -75,7 +87,8 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
                 # Button payloads (/intent{...}) are Rasa's RegexMessageHandler's job; the
                 # Parley channel lets nothing else start with "/" (customer_text).
                 continue
-            parse = self._parse(text, message.get("metadata") or {})
+            metadata = message.get("metadata") or {}
+            parse = self._given(text, metadata) or self._parse(text, metadata)
             intent = dict(parse.get("intent") or {"name": None, "confidence": 0.0})
             # Which NLU version answered (the active one or its canary), for analytics.
             intent["model_version"] = parse.get("model_version")
@@ -86,6 +99,17 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
             message.set(ENTITIES, message.get(ENTITIES, []) + (parse.get("entities") or []),
                         add_to_output=True)
         return messages
+
+    @staticmethod
+    def _given(text: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
+        """The parse the API sent along, when it is of ``text``."""
+        parse = GIVEN_PARSE.get()
+        if parse is None and isinstance(metadata, dict):
+            parse = metadata.get("parley_parse")
+        if isinstance(parse, dict) and parse.get("text") == text \
+                and isinstance(parse.get("intent"), dict):
+            return parse
+        return None
 
     def _parse(self, text: str, metadata: dict[str, Any]) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": text}

@@ -257,6 +257,25 @@ def test_rasa_runs_on_the_fine_tuned_parse(stack: Stack) -> None:
     assert stats["active"] and stats["live"][stats["active"]]["requests"] > 0
 
 
+def test_each_turn_is_parsed_once_by_the_api_and_not_again_by_rasa(stack: Stack) -> None:
+    """Issue 16: the API asks the NLU service (async) and Rasa takes that parse instead of
+    calling the service from its synchronous NLU graph; the parse is not stored with the
+    message in Rasa's tracker."""
+    def parses() -> int:
+        stats = httpx.get(f"{stack.settings.nlu_url}/admin/stats", timeout=10).json()
+        return sum(int(v["requests"]) for v in stats["live"].values())
+
+    chat = Chat(stack, "zh")
+    chat.say("你好")
+    before = parses()
+    turn = chat.say("破壁机有保修吗？")
+    assert parses() == before + 1
+    assert len(turn["messages"]) > 1  # answered, on that one parse
+    latest = chat.tracker()["latest_message"]
+    assert latest["intent"]["name"] and "model_version" in latest["intent"]
+    assert "parley_parse" not in json.dumps(chat.tracker()["events"])
+
+
 @pytest.mark.parametrize("typed", ["/restart", "/request_human",
                                    '/order_status{"order_id":"PL-310552"}'])
 def test_typed_commands_reach_the_nlu_as_text(stack: Stack, typed: str) -> None:

@@ -15,11 +15,12 @@ import pytest
 from core.config import DEMO_PROJECT
 from knowledge.answer import SYSTEM_PROMPT, TONES, KnowledgeAnswerer
 from knowledge.documents.embedded import SQLiteDocumentIndex
-from knowledge.embeddings import E5Embedder
+from knowledge.embeddings import E5Embedder, SentenceVectors
 from knowledge.generator.protocol import ChatMessage
 from knowledge.graph.company import load_company
 from knowledge.graph.embedded import SQLiteGraphStore
 from knowledge.ingest import import_path
+from knowledge.vector_cache import SQLiteVectorCache
 
 pytestmark = pytest.mark.unit
 
@@ -124,6 +125,20 @@ async def test_unsupported_sentences_are_dropped_supported_ones_kept(stores):
     assert streamed == [answer.text] and answer.removed == 1
 
 
+async def test_an_extractive_answer_is_sent_whole_without_partial_sentences(stores):
+    """Partial sentences hide a generator's writing time; a quoted answer is ready at once, and
+    posting its sentences to the widget ahead of the reply would only cost work."""
+    streamed: list[str] = []
+
+    async def collect(sentence: str) -> None:
+        streamed.append(sentence)
+
+    answer = await answerer(stores).answer("can I return an opened blender?", lang="en",
+                                           on_sentence=collect)
+    assert answer.generator == "extractive" and "14 days" in answer.text
+    assert streamed == []
+
+
 async def test_an_injected_instruction_does_not_leak_the_system_prompt(stores):
     prompt = SYSTEM_PROMPT.format(assistant="a customer-service assistant", language="English",
                                   tone=TONES["friendly"])
@@ -149,3 +164,44 @@ async def test_graph_facts_are_sources_too(stores):
                                            lang="en", graph_nodes=[("Product", "NH-BL-200")])
     assert "24" in answer.text
     assert answer.citations[0]["source_id"].startswith("graph:Product:NH-BL-200")
+
+
+class Recording:
+    """An embedder that notes what it is asked to embed (passages and questions apart)."""
+
+    def __init__(self, embedder: E5Embedder) -> None:
+        self.embedder, self.name, self.dim = embedder, embedder.name, embedder.dim
+        self.passages: list[str] = []
+        self.questions: list[str] = []
+
+    def embed(self, texts, *, query: bool = False):  # type: ignore[no-untyped-def]
+        (self.questions if query else self.passages).extend(texts)
+        return self.embedder.embed(texts, query=query)
+
+
+async def test_an_import_embeds_the_sentences_so_a_question_embeds_only_itself(tmp_path):
+    """Issue 16: no re-embedding of stored text. The import fills the deployment's sentence
+    vector cache; an action server that starts afterwards reads it, so a question costs one
+    embedding (its own), whichever sentences its answer weighs."""
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "r.md").write_text(RETURNS)
+    (kb / "r-zh.md").write_text(RETURNS_ZH)
+    index = SQLiteDocumentIndex(tmp_path / "documents.db")
+    cache_path = tmp_path / "sentence_vectors.db"
+    importer = Recording(E5Embedder())
+    await import_path(kb, index=index, embedder=importer,
+                      sentences=SentenceVectors(importer, cache=SQLiteVectorCache(cache_path)))
+    assert any("blenders" in s for s in importer.passages)  # the sentences, beside the chunks
+
+    serving = Recording(importer.embedder)  # a process started after the import
+    answering = KnowledgeAnswerer(index=index, embedder=serving)
+    answering.sentences = SentenceVectors(serving, cache=SQLiteVectorCache(cache_path))
+    try:
+        english = await answering.answer("can I return an opened blender?", lang="en")
+        chinese = await answering.answer("破壁机拆开了还能退吗？", lang="zh")
+    finally:
+        await index.close()
+    assert "14 days" in english.text and "14 天" in chinese.text
+    assert serving.questions == ["can I return an opened blender?", "破壁机拆开了还能退吗？"]
+    assert serving.passages == []
