@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ class Sample:
     message_id: str = ""
     conversation_id: str = ""
     ok: bool = True
+    error: str = ""  # the status and error code of a failed turn
 
 
 @dataclass
@@ -125,7 +127,12 @@ class Client:
         conversation.turns += 1
         if response.status_code != 200:
             conversation.open = False
-            return Sample(kind, elapsed, conversation_id=conversation.id, ok=False)
+            try:
+                code = response.json().get("error", {}).get("code", "")
+            except (ValueError, AttributeError):
+                code = ""
+            return Sample(kind, elapsed, conversation_id=conversation.id, ok=False,
+                          error=f"{response.status_code} {code}".strip())
         body = response.json()
         if body["state"] not in BOT_STATES or conversation.turns >= self.per_conversation:
             conversation.open = False  # handed off (the bot no longer answers) or long enough
@@ -156,6 +163,9 @@ class Run:
     @property
     def errors(self) -> int:
         return sum(not s.ok for s in self.samples)
+
+    def error_kinds(self) -> dict[str, int]:
+        return dict(Counter(s.error for s in self.samples if not s.ok))
 
 
 async def sequential(client: Client, workload: Workload, turns: int) -> Run:
@@ -305,6 +315,8 @@ def print_run(run: Run) -> None:
                 f"p95={percentile(ms, .95):7.1f} ms  p99={percentile(ms, .99):7.1f} ms")
         if kind is None:
             line += f"  throughput={len(ms) / run.wall:5.2f} turns/s  errors={run.errors}"
+            if run.errors:
+                line += f" {run.error_kinds()}"
         print(line, flush=True)
     if run.cpu_ms:
         print(f"{run.label}: CPU ms per turn " + "  ".join(f"{k}={v:.1f}"
@@ -320,7 +332,8 @@ def load() -> str:
 def run_report(run: Run) -> dict[str, Any]:
     return {"label": run.label, "rate": run.rate, "wall_s": round(run.wall, 1),
             "throughput": round(len(run.ms()) / run.wall, 2) if run.wall else None,
-            "errors": run.errors, "cpu_ms_per_turn": run.cpu_ms,
+            "errors": run.errors, "error_kinds": run.error_kinds(),
+            "cpu_ms_per_turn": run.cpu_ms,
             **{kind: summary(run.ms(kind)) for kind in KINDS}}
 
 
