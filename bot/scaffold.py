@@ -99,8 +99,11 @@ def _parley_yml(name: str, languages: list[str]) -> str:
             "default_language": languages[0],
             "assistant": {"name": "", "tone": "friendly"},
             "widget": {"title": title, "color": "#2563eb"},
+            "orders": {"id_prefix": "", "id_digits": 6},
             "handoff": {"timezone": "UTC", "hours": {}}}
     return ("# Your Parley project. Every key is described in docs/projects.md.\n"
+            "# orders: the shape of your order ids, e.g. id_prefix: ORD, id_digits: 8 for\n"
+            "# ORD-20481733 (no prefix: the digits alone).\n"
             "# handoff.hours, e.g. {mon-fri: \"09:00-17:00\", sat: closed}: outside them the\n"
             "# customer is told when people answer (add handoff.outside_hours per language).\n"
             + _dump(body))

@@ -1,6 +1,6 @@
 """A Parley project: the folder that holds everything that belongs to one company.
 
-    parley.yml   company, languages, assistant, widget, hand-off hours
+    parley.yml   company, languages, assistant, widget, hand-off hours, order ids
     kb/          knowledge: Markdown, HTML, PDF and CSV FAQs
     nlu/         the company's intents and entities (Rasa YAML or CSV)
     dialogue/    Rasa domain fragments, rules, stories and forms (merged with bot/core)
@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import Unprocessable
+from core.order_ids import OrderIds
 
 PROJECT_FILE = "parley.yml"
 STATE_DIR = ".parley"
@@ -98,6 +99,18 @@ class Handoff(_Strict):
         return value
 
 
+class Orders(_Strict):
+    """The shape of the company's order ids (``core.order_ids``): ``PL-204817`` is prefix
+    ``PL``, 6 digits; no prefix: the digits alone."""
+
+    id_prefix: str = Field(default="", pattern=r"^[A-Za-z]{0,8}$")
+    id_digits: int = Field(default=6, ge=4, le=16)
+
+    @property
+    def ids(self) -> OrderIds:
+        return OrderIds(self.id_prefix, self.id_digits)
+
+
 class Project(_Strict):
     company: Company
     languages: list[Language] = Field(default_factory=lambda: ["en"],  # type: ignore[arg-type]
@@ -106,6 +119,7 @@ class Project(_Strict):
     assistant: Assistant = Field(default_factory=Assistant)
     widget: Widget = Field(default_factory=Widget)
     handoff: Handoff = Field(default_factory=Handoff)
+    orders: Orders = Field(default_factory=Orders)
     root: Path = Path()
 
     @property
@@ -248,6 +262,15 @@ def _check_languages(project: Project, path: Path, node: yaml.Node | None) -> No
 @lru_cache(maxsize=8)
 def _cached(root: Path, mtime: float) -> Project:
     return load_project(root)
+
+
+def order_ids_of(root: Path) -> OrderIds:
+    """The project's order id format; the default (digits alone) when it cannot be read: the
+    processes that own the project (the API, ``parley check``) report why."""
+    try:
+        return project_of(root).orders.ids
+    except ProjectError:
+        return OrderIds()
 
 
 def project_of(root: Path) -> Project:

@@ -1,15 +1,15 @@
-"""Pattern entities (order ids, emails, phone numbers, amounts, dates) and a gazetteer learnt
-from annotated spans. Matches never overlap: earlier, longer, higher-priority spans win."""
+"""Pattern entities (order ids in the project's format, emails, phone numbers, amounts,
+dates) and a gazetteer learnt from annotated spans. Matches never overlap: earlier, longer,
+higher-priority spans win."""
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
+from core.order_ids import OrderIds
 from nlu.data import Entity
 
-ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?:PL|pl|Pl|pL)[\s-]?(\d{6})(?!\d)")
-# Bare digit runs are only order-id *candidates*: the order form validates their format.
-ORDER_CANDIDATE = re.compile(r"(?<![\w-])#?(\d{5,8})(?![\w-])")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PHONE = re.compile(r"(?<!\d)(?:\+\d{1,3}[\s-]?)?(?:\d[\s-]?){9,12}\d(?!\d)")
 AMOUNT = re.compile(r"(?:[€$¥£]\s?\d+(?:[.,]\d{1,2})?"
@@ -31,16 +31,22 @@ def detect_language(text: str) -> str:
     return "zh" if CJK.search(text) else "en"
 
 
-def pattern_spans(text: str) -> list[Entity]:
+@lru_cache(maxsize=8)
+def _order_candidate(digits: int) -> re.Pattern[str]:
+    """Bare digit runs are only order-id *candidates*: the order form checks their format."""
+    return re.compile(rf"(?<![\w-])#?(\d{{{min(5, digits)},{max(8, digits)}}})(?![\w-])")
+
+
+def pattern_spans(text: str, order_ids: OrderIds = OrderIds()) -> list[Entity]:
+    """``order_ids``: the project's order id format (``orders:`` in parley.yml)."""
     def span(m: re.Match[str], entity: str, value: str, confidence: float = 1.0) -> Entity:
         return Entity(m.start(), m.end(), entity, value, PATTERNS, confidence)
 
-    spans: list[Entity] = []
-    for m in ORDER_ID.finditer(text):
-        spans.append(span(m, "order_id", f"PL-{m.group(1)}"))
+    spans: list[Entity] = [Entity(start, end, "order_id", value, PATTERNS, 1.0)
+                           for start, end, value in order_ids.find(text)]
     for m in EMAIL.finditer(text):
         spans.append(span(m, "email", m.group(0)))
-    for m in ORDER_CANDIDATE.finditer(text):
+    for m in _order_candidate(order_ids.digits).finditer(text):
         spans.append(span(m, "order_id", m.group(1), confidence=0.5))
     for m in DATE.finditer(text):
         spans.append(span(m, "date", m.group(0)))

@@ -28,6 +28,7 @@ import numpy as np
 
 from core import tracing
 from core.batching import MicroBatcher
+from core.order_ids import OrderIds
 from nlu.patterns import Gazetteer, combine, detect_language, pattern_spans
 from nlu.registry import Registry
 from nlu.runtime import OnnxJointModel, Prediction
@@ -79,9 +80,11 @@ class VersionStats:
 
 class NLUService:
     def __init__(self, model_root: Path, *, fallback_threshold: float | None = None,
-                 threads: int | None = 1, batching: bool = False) -> None:
+                 threads: int | None = 1, batching: bool = False,
+                 order_ids: OrderIds = OrderIds()) -> None:
         """``model_root`` is a registry (serve its active version and canary) or one version's
-        folder (serve that version only)."""
+        folder (serve that version only); ``order_ids``: the project's order id format."""
+        self.order_ids = order_ids
         self.pinned = model_root if (Path(model_root) / "metadata.json").exists() else None
         self.registry = Registry(Path(model_root).parent if self.pinned else model_root)
         self.fallback_threshold = fallback_threshold  # None: each model's calibrated threshold
@@ -216,7 +219,8 @@ class NLUService:
             ranking = [top, *ranking]
         else:
             top = next(dict(r) for r in ranking if r["name"] != oos_label)
-        spans = combine(pattern_spans(text), prediction.spans, model.gazetteer.spans(text))
+        spans = combine(pattern_spans(text, self.order_ids), prediction.spans,
+                        model.gazetteer.spans(text))
         return {
             "text": text,
             "intent": top,

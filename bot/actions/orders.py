@@ -30,7 +30,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.actions.deps import company_store, graph, language_of
+from core.config import get_settings
 from core.customers import VERIFIED_CUSTOMER_SLOT
+from core.order_ids import OrderIds
+from core.project import order_ids_of
 from core.security import same
 from knowledge.graph.errors import GraphError
 from knowledge.products import get_product
@@ -38,7 +41,6 @@ from knowledge.protocol import Order, OrderItem
 
 logger = logging.getLogger(__name__)
 
-ORDER_ID = re.compile(r"^PL-\d{6}$")
 EMAIL = re.compile(r"[^\s@<>()\[\],;:\"'“”‘’（），；：]{1,64}@[^\s@<>()\[\],;:\"'“”‘’（），；：]+"
                    r"\.[A-Za-z]{2,63}")
 MAX_FAILED_LOOKUPS = 5
@@ -57,10 +59,9 @@ STATUS_TEXT = {
 }
 
 
-def normalise_order_id(value: str) -> str:
-    compact = re.sub(r"[\s#]", "", value).upper()
-    match = re.fullmatch(r"PL-?(\d{6})", compact)
-    return f"PL-{match.group(1)}" if match else compact
+def order_ids() -> OrderIds:
+    """The project's order id format (``orders:`` in parley.yml)."""
+    return order_ids_of(get_settings().project)
 
 
 def status_text(order: Order, language: str) -> str:
@@ -150,8 +151,9 @@ class ValidateOrderStatusForm(FormValidationAction):
 
     async def validate_order_id(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                 tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
-        candidate = normalise_order_id(str(slot_value or ""))
-        if ORDER_ID.match(candidate):
+        ids = order_ids()
+        candidate = ids.normalise(str(slot_value or ""))
+        if ids.valid(candidate):
             return {"order_id": candidate}
         dispatcher.utter_message(response="utter_invalid_order_id", order_id=str(slot_value))
         return {"order_id": None}
