@@ -14,8 +14,8 @@ each turn, outside the timed turn, measures what the stages took:
   and the service's own figure (``/admin/stats``, model time);
 - **action server**: the custom actions the turn ran, called again on the action server's
   ``/webhook`` with the turn's tracker (from Rasa's ``/conversations/{id}/tracker``):
-  ``action_detect_language`` on every turn (a slot mapping of ``action_extract_slots``),
-  ``action_answer_from_knowledge`` on knowledge turns;
+  ``action_answer_from_knowledge`` on knowledge turns (a greeting calls none: the language
+  slot comes from the NLU service's parse);
 - **retrieval / generation / gate**: the answer's audit (``stage_ms``, ``latency_ms``), stored
   with the customer message (``messages.data.audit``; not in the public API), read from the
   database with the stack's settings;
@@ -51,7 +51,6 @@ from core.outbox import OutboxEvent
 from tests.stack import Stack
 
 CUSTOM_ACTIONS = {"action_answer_from_knowledge", "action_handoff"}
-SLOT_MAPPING_ACTION = "action_detect_language"
 STAGES = [  # (key, label)
     ("api_total", "API total (client)"),
     ("store", "  store and API (total − Rasa round trip)"),
@@ -59,7 +58,6 @@ STAGES = [  # (key, label)
     ("nlu_http", "    NLU parse (HTTP, direct call)"),
     ("nlu_model", "      of which model (NLU service stats)"),
     ("action", "    action server (/webhook, direct call)"),
-    ("action_language", "      action_detect_language"),
     ("action_answer", "      action_answer_from_knowledge"),
     ("answer", "        answer (audit latency_ms)"),
     ("retrieval", "          retrieval (audit)"),
@@ -161,9 +159,8 @@ async def profile(stack: Stack, n: int, per_conversation: int) -> list[dict[str,
             started = time.perf_counter()
             tracker = await probe.tracker(conversation.id)
             row["tracker_fetch"] = (time.perf_counter() - started) * 1000
-            row["action_language"] = await probe.action(SLOT_MAPPING_ACTION, tracker)
             row["actions"] = actions_of_last_turn(tracker)
-            row["action"] = row["action_language"]
+            row["action"] = 0.0
             for name in row["actions"]:
                 elapsed = await probe.action(name, tracker)
                 row["action"] += elapsed

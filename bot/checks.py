@@ -6,7 +6,8 @@ Every problem names its file and line. A project is wrong when:
 - a rule or story uses an intent that has no NLU examples, or one the domain does not list;
 - a rule or story runs an action or response the domain does not define;
 - a response has no text for one of the project's languages (a variant without a condition is
-  the default language's; the others need ``condition: [{type: slot, name: language, ...}]``).
+  the default language's; the others need ``condition: [{type: slot, name: language, ...}]``);
+- an order in ``company/orders.yml`` has an id of another shape than ``orders:`` gives.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bot.project import (
     variant_language,
 )
 from core.config import Settings
-from core.project import Project, ProjectError, line_of, load_project
+from core.project import Project, ProjectError, line_of, load_project, yaml_with_lines
 
 RASA_ACTIONS = {
     "action_listen", "action_restart", "action_session_start", "action_default_fallback",
@@ -72,7 +73,28 @@ def check_project(settings: Settings) -> tuple[Project, list[ProjectError]]:
                 problems.append(ProjectError(path, line_of(node, (unknown[0],)),
                                              f"unknown key {unknown[0]!r} (a dialogue file "
                                              "holds a Rasa domain, rules or stories)"))
-    return project, problems
+    return project, problems + _check_order_ids(project)
+
+
+def _check_order_ids(project: Project) -> list[ProjectError]:
+    """The company's orders have ids of the shape ``orders:`` in parley.yml gives (else the
+    order form would refuse every one of them); the first that does not is reported."""
+    path = project.folder("company") / "orders.yml"
+    if not path.is_file():
+        return []
+    try:
+        data, node = yaml_with_lines(path)
+    except ProjectError as exc:
+        return [exc]
+    ids = project.orders.ids
+    for i, order in enumerate((data or {}).get("orders") or [] if isinstance(data, dict) else []):
+        value = str((order or {}).get("id", "")) if isinstance(order, dict) else ""
+        if not ids.valid(value):
+            shape = (f"{ids.prefix.upper()}-" if ids.prefix else "") + "9" * ids.digits
+            return [ProjectError(path, line_of(node, ("orders", i, "id")),
+                                 f"order id {value!r} is not of the shape parley.yml's orders: "
+                                 f"gives ({shape}); set orders.id_prefix and orders.id_digits")]
+    return []
 
 
 def _check_steps(path: Path, data: dict[str, Any], node: yaml.Node | None,

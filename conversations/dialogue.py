@@ -61,9 +61,20 @@ SESSION_START = [{"event": "action", "name": "action_session_start"},
                  {"event": "action", "name": "action_listen"}]
 
 
-# A text Rasa reads as a command (``/intent{...}``): a verified button payload, or text the
-# Parley channel rewrites before Rasa sees it; either way not the API's to parse.
+# Rasa reads a text starting with "/" as a command (``/intent{...}``). A verified button
+# payload is one (Rasa's own handler reads it); any other such text the Parley channel makes
+# harmless with a full-width solidus first (``customer_text`` in
+# bot/components/parley_channel.py), so that is the text parsed here.
 COMMAND_PREFIX = "/"
+FULLWIDTH_SOLIDUS = "\uff0f"
+
+
+def rasa_text(text: str) -> str:
+    """``text`` as Parley's channel hands it to Rasa (not a button payload)."""
+    stripped = text.lstrip()
+    if stripped.startswith(COMMAND_PREFIX):
+        return FULLWIDTH_SOLIDUS + stripped[len(COMMAND_PREFIX):]
+    return text
 
 
 class RasaDialogue:
@@ -76,21 +87,19 @@ class RasaDialogue:
         self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s,
                                          headers={"Authorization": f"Bearer {token}"})
         self._nlu_url = nlu_url.rstrip("/") + "/model/parse" if nlu_url else None
-        self._nlu_timeout_s = nlu_timeout_s
+        # A client of its own: the NLU service is not given Rasa's token.
+        self._nlu = httpx.AsyncClient(timeout=nlu_timeout_s) if nlu_url else None
 
     async def parse(self, conversation_id: str, text: str, *,
                     metadata: dict[str, Any]) -> dict[str, Any] | None:
         """The NLU service's parse of ``text`` (None when Rasa's component should ask)."""
-        if self._nlu_url is None or metadata.get("payload") is True \
-                or text.lstrip().startswith(COMMAND_PREFIX):
+        if self._nlu is None or self._nlu_url is None or metadata.get("payload") is True:
             return None
-        body: dict[str, Any] = {"text": text, "conversation_id": conversation_id}
+        body: dict[str, Any] = {"text": rasa_text(text), "conversation_id": conversation_id}
         if isinstance(locale := metadata.get("locale"), str) and locale:
             body["locale"] = locale
         try:
-            response = await self._client.post(self._nlu_url, json=body,
-                                               timeout=self._nlu_timeout_s,
-                                               headers=tracing.inject())
+            response = await self._nlu.post(self._nlu_url, json=body, headers=tracing.inject())
         except httpx.HTTPError as exc:
             raise DependencyUnavailable("The language understanding service is not "
                                         "reachable; the message is stored and will be "
@@ -101,7 +110,14 @@ class RasaDialogue:
                 f"The language understanding service could not parse the message "
                 f"({response.status_code}); it is stored and will be answered when retried.",
                 code="dialogue_unavailable")
-        parse: dict[str, Any] = response.json()
+        try:
+            parse = response.json()
+        except ValueError:
+            parse = None
+        if not isinstance(parse, dict):
+            raise DependencyUnavailable("The language understanding service sent no parse; the "
+                                        "message is stored and will be answered when retried.",
+                                        code="dialogue_unavailable")
         return parse
 
     async def handle(self, conversation_id: str, text: str, *, message_id: str,
@@ -160,3 +176,5 @@ class RasaDialogue:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._nlu is not None:
+            await self._nlu.aclose()

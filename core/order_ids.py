@@ -26,6 +26,25 @@ class OrderIds:
         return re.compile(rf"(?<![A-Za-z0-9]){re.escape(self.prefix)}[\s-]?(\d{{{self.digits}}})"
                           r"(?!\d)", re.IGNORECASE)
 
+    @cached_property
+    def _exact(self) -> re.Pattern[str]:
+        prefix = f"{re.escape(self.prefix.upper())}-" if self.prefix else ""
+        return re.compile(rf"{prefix}\d{{{self.digits}}}")
+
+    @cached_property
+    def _compact(self) -> re.Pattern[str]:
+        return re.compile(rf"{re.escape(self.prefix.upper())}-?(\d{{{self.digits}}})")
+
+    @cached_property
+    def masking(self) -> re.Pattern[str]:
+        """What ``core.redact`` masks as an order id: the prefix and four or more digits
+        however written (a mistyped id is still someone's), or with no prefix a run of exactly
+        ``digits`` digits."""
+        if self.prefix:
+            return re.compile(rf"(?<![A-Za-z0-9]){re.escape(self.prefix)}[\s-]?\d{{4,}}(?!\d)",
+                              re.IGNORECASE)
+        return re.compile(rf"(?<![A-Za-z0-9])\d{{{self.digits}}}(?!\d)")
+
     def canonical(self, number: str) -> str:
         return f"{self.prefix.upper()}-{number}" if self.prefix else number
 
@@ -39,11 +58,8 @@ class OrderIds:
 
     def normalise(self, value: str) -> str:
         compact = re.sub(r"[\s#]", "", value).upper()
-        prefix = re.escape(self.prefix.upper())
-        match = re.fullmatch(rf"{prefix}-?(\d{{{self.digits}}})", compact)
+        match = self._compact.fullmatch(compact)
         return self.canonical(match.group(1)) if match else compact
 
     def valid(self, value: str) -> bool:
-        return value == self.normalise(value) and bool(
-            re.fullmatch(rf"{re.escape(self.prefix.upper())}{'-' if self.prefix else ''}"
-                         rf"\d{{{self.digits}}}", value))
+        return bool(self._exact.fullmatch(value))

@@ -19,6 +19,7 @@ it answers *this* question, which a supported sentence about a neighbouring ques
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import Counter
@@ -31,6 +32,8 @@ from knowledge.text import content_terms, numbers, split_sentences
 if TYPE_CHECKING:
     from knowledge.documents.protocol import Chunk
     from knowledge.embeddings import SentenceVectors
+
+logger = logging.getLogger(__name__)
 
 MIN_COVERAGE = 0.4   # share of the question's (rarity-weighted) terms the answer must cover
 MIN_MEANING = 0.84   # ... unless its meaning is this close to the question's (e5 cosine)
@@ -249,14 +252,19 @@ def prepare_sentences(chunks: Sequence[Chunk], vectors: SentenceVectors) -> int:
     their sentences (``without_instructions`` takes them from the process's
     ``sentence_vectors``) and the candidate sentences of what it leaves, into ``vectors`` and
     so into its cache. An import calls this; a question then embeds only itself. Returns how
-    many candidate sentences there were."""
+    many candidate sentences there were. Never raises: it is an optimisation (answers embed
+    what is missing), and the import that calls it has written its chunks already."""
     from knowledge.safety import without_instructions
 
-    wanted: list[str] = []
-    for chunk in chunks:
-        text, _removed = without_instructions(chunk.text)
-        wanted += candidate_sentences([Passage(1, chunk.title, text, "faq" in chunk.tags)])
-    vectors.embed(wanted)
+    try:
+        wanted: list[str] = []
+        for chunk in chunks:
+            text, _removed = without_instructions(chunk.text)
+            wanted += candidate_sentences([Passage(1, chunk.title, text, "faq" in chunk.tags)])
+        vectors.embed(wanted)
+    except Exception:
+        logger.exception("sentence vectors of %d chunks not prepared", len(chunks))
+        return 0
     return len(wanted)
 
 

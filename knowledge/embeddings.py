@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
@@ -26,6 +27,7 @@ from knowledge.vector_cache import VectorCache
 from knowledge.vector_cache import key as cache_key
 
 logger = logging.getLogger(__name__)
+CACHE_BACK_OFF_S = 30.0
 
 
 class Embedder(Protocol):
@@ -76,7 +78,8 @@ class SentenceVectors:
     on every question). Kept in memory, least recently used leaving first beyond ``size``
     (1.5 KB each at 384 dimensions), and, once a ``cache`` is attached
     (``knowledge.vector_cache``), for every process and across restarts: what the cache has is
-    read, what it lacks is embedded and added. A cache that fails is skipped."""
+    read, what it lacks is embedded and added. A cache that fails is skipped for
+    ``CACHE_BACK_OFF_S``."""
 
     def __init__(self, embedder: Embedder, *, size: int = 50_000,
                  cache: VectorCache | None = None) -> None:
@@ -87,6 +90,7 @@ class SentenceVectors:
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self._cache_failed = False
+        self._cache_back_at = 0.0  # after a failure the cache is skipped until then
 
     def embed(self, sentences: Sequence[str]) -> np.ndarray:
         with self._lock:
@@ -112,8 +116,11 @@ class SentenceVectors:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         return np.stack([found[s] for s in sentences])
 
+    def _cache_usable(self) -> bool:
+        return self.cache is not None and time.monotonic() >= self._cache_back_at
+
     def _from_cache(self, sentences: list[str]) -> dict[str, np.ndarray]:
-        if self.cache is None:
+        if self.cache is None or not self._cache_usable():
             return {}
         keys = {cache_key(self.embedder.name, s): s for s in sentences}
         try:
@@ -124,7 +131,7 @@ class SentenceVectors:
         return {keys[k]: v for k, v in stored.items() if v.shape == (self.embedder.dim,)}
 
     def _to_cache(self, vectors: dict[str, np.ndarray]) -> None:
-        if self.cache is None:
+        if self.cache is None or not self._cache_usable():
             return
         try:
             self.cache.put({cache_key(self.embedder.name, s): v for s, v in vectors.items()})
@@ -132,7 +139,9 @@ class SentenceVectors:
             self._failed("write", exc)
 
     def _failed(self, what: str, exc: Exception) -> None:
-        if not self._cache_failed:  # once per process, not once per question
+        # Skipped for a while: a cache that times out must not cost every question the wait.
+        self._cache_back_at = time.monotonic() + CACHE_BACK_OFF_S
+        if not self._cache_failed:  # once, not once per question
             self._cache_failed = True
             logger.warning("sentence vector cache %s failed (%s): computing instead", what,
                            type(exc).__name__)

@@ -4,7 +4,7 @@ An answer chooses among its sources' sentences by their meaning, and the injecti
 judges each sentence by its vector: both need every sentence's passage vector.
 ``embeddings.SentenceVectors`` keeps them in a process's memory; a ``VectorCache`` keeps them
 for all processes and after a restart, so a question embeds only itself. The import fills it
-(``knowledge.answer.prepare_sentences``); a sentence it has not seen is embedded once and
+(``knowledge.compose.prepare_sentences``); a sentence it has not seen is embedded once and
 added.
 
 Keys are content addresses (``key``: the embedder's name and the text): an edited sentence is

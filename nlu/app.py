@@ -14,9 +14,8 @@ from core import tracing
 from core.config import Settings, get_settings
 from core.errors import ParleyError
 from core.handlers import install_error_handlers
-from core.project import order_ids_of
 from nlu.router import router
-from nlu.service import NLUService
+from nlu.service import NLUService, project_options
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ def create_nlu_app(settings: Settings | None = None) -> FastAPI:
     service = NLUService(settings.nlu_model_dir,
                          fallback_threshold=settings.nlu_fallback_threshold,
                          threads=settings.nlu_threads, batching=True,
-                         order_ids=order_ids_of(settings.project))
+                         **project_options(settings.project))
 
     async def watch_registry() -> None:
         # An activation made elsewhere (the CLI, another process) is picked up within a

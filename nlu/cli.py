@@ -97,13 +97,12 @@ def nlu_eval(
 def nlu_parse(text: str, model: Annotated[Path | None, typer.Option(
         help="A registry (its active version) or one version's folder.")] = None) -> None:
     """Parse TEXT and print Rasa's parse format."""
-    from core.project import order_ids_of
-    from nlu.service import NLUService
+    from nlu.service import NLUService, project_options
 
     with errors():
         settings = get_settings()
         service = NLUService(model or settings.nlu_model_dir,
-                             order_ids=order_ids_of(settings.project))
+                             **project_options(settings.project))
         service.warm_up()
         console.print_json(json.dumps(service.parse(text), ensure_ascii=False))
 

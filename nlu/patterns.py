@@ -5,6 +5,7 @@ higher-priority spans win."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 from core.order_ids import OrderIds
@@ -22,6 +23,7 @@ DATE = re.compile(
     re.IGNORECASE,
 )
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
 PATTERNS = "ParleyPatterns"
@@ -31,10 +33,28 @@ def detect_language(text: str) -> str:
     return "zh" if CJK.search(text) else "en"
 
 
+def written_language(text: str, spans: Sequence[Entity], languages: Sequence[str] = (),
+                     default: str = "en") -> str | None:
+    """The language a customer's message is written in, for the dialogue's ``language`` slot:
+    its entity values left out (an order id or a product name alone says nothing), Chinese
+    characters → ``zh``, Latin words → ``en``, nothing to go by (digits, an id) → None (the
+    conversation keeps its language); one the project does not speak (``languages``) becomes
+    its ``default``."""
+    words = text
+    for span in sorted(spans, key=lambda s: s.start, reverse=True):
+        words = words[:span.start] + " " + words[span.end:]
+    if not (CJK.search(words) or LATIN_WORD.search(words)):
+        return None
+    language = detect_language(words)
+    return language if not languages or language in languages else default
+
+
 @lru_cache(maxsize=8)
 def _order_candidate(digits: int) -> re.Pattern[str]:
     """Bare digit runs are only order-id *candidates*: the order form checks their format."""
-    return re.compile(rf"(?<![\w-])#?(\d{{{min(5, digits)},{max(8, digits)}}})(?![\w-])")
+    # ASCII look-arounds: Chinese text puts digits right after what ``\w`` counts as word.
+    return re.compile(rf"(?<![A-Za-z0-9-])#?(\d{{{min(5, digits)},{max(8, digits)}}})"
+                      r"(?![A-Za-z0-9-])")
 
 
 def pattern_spans(text: str, order_ids: OrderIds = OrderIds()) -> list[Entity]:

@@ -31,5 +31,5 @@ class ParsePublic(BaseModel):
     intent: IntentPublic
     intent_ranking: list[IntentPublic]
     entities: list[EntityPublic]
-    language: str
+    language: str | None  # None: the text says nothing (an order id alone); nlu.patterns
     model_version: str

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 from core import tracing
 from core.batching import MicroBatcher
 from core.order_ids import OrderIds
-from nlu.patterns import Gazetteer, combine, detect_language, pattern_spans
+from nlu.patterns import Gazetteer, combine, pattern_spans, written_language
 from nlu.registry import Registry
 from nlu.runtime import OnnxJointModel, Prediction
 from nlu.train import GAZETTEER_FILE
@@ -78,13 +79,31 @@ class VersionStats:
 
 
 
+def project_options(root: Path) -> dict[str, Any]:
+    """``NLUService``'s keyword arguments from a project: its order id format and languages
+    (the defaults when the project cannot be read: the processes that own it report why)."""
+    from core.project import ProjectError, project_of
+
+    try:
+        project = project_of(root)
+    except ProjectError:
+        return {}
+    return {"order_ids": project.orders.ids, "languages": tuple(project.languages),
+            "default_language": project.default}
+
+
 class NLUService:
     def __init__(self, model_root: Path, *, fallback_threshold: float | None = None,
                  threads: int | None = 1, batching: bool = False,
-                 order_ids: OrderIds = OrderIds()) -> None:
+                 order_ids: OrderIds = OrderIds(), languages: Sequence[str] = (),
+                 default_language: str = "en") -> None:
         """``model_root`` is a registry (serve its active version and canary) or one version's
-        folder (serve that version only); ``order_ids``: the project's order id format."""
+        folder (serve that version only). The project's order id format, its languages and
+        default language shape the parse (``nlu.patterns``: ``pattern_spans``,
+        ``written_language``)."""
         self.order_ids = order_ids
+        self.languages = tuple(languages)
+        self.default_language = default_language
         self.pinned = model_root if (Path(model_root) / "metadata.json").exists() else None
         self.registry = Registry(Path(model_root).parent if self.pinned else model_root)
         self.fallback_threshold = fallback_threshold  # None: each model's calibrated threshold
@@ -226,7 +245,7 @@ class NLUService:
             "intent": top,
             "intent_ranking": ranking,
             "entities": [s.to_rasa() for s in spans],
-            "language": detect_language(text),
+            "language": written_language(text, spans, self.languages, self.default_language),
             "model_version": model.version,
             "canary": model is not self._active,
         }

@@ -40,7 +40,7 @@ from sanic.response import HTTPResponse
 
 import bot.components.rasa_logging  # keeps customer text out of Rasa's logs
 import bot.components.rasa_speedups  # noqa: F401 - installs faster Rasa internals
-from bot.components.parley_nlu import GIVEN_PARSE
+from bot.components.parley_nlu import GIVEN_PARSE, LANGUAGE_EXTRACTOR
 
 logger = logging.getLogger(__name__)
 COMMAND_PREFIX = "/"  # rasa.shared.constants.INTENT_MESSAGE_PREFIX
@@ -151,7 +151,8 @@ def _turn_summary(tracker: Any) -> dict[str, Any]:
     parse = latest.parse_data if latest else {}
     return {
         "intent": parse.get("intent"),
-        "entities": parse.get("entities", []),
+        "entities": [e for e in parse.get("entities", [])
+                     if e.get("extractor") != LANGUAGE_EXTRACTOR],
         "slots": tracker.current_slot_values(),
         "active_loop": tracker.active_loop_name,
     }
@@ -185,8 +186,6 @@ class ParleyInput(InputChannel):
             if isinstance(metadata, dict) and "parley_parse" in metadata:
                 metadata = dict(metadata)  # the parse is for ParleyNLU, not the tracker
                 parse = metadata.pop("parley_parse")
-            # Always set: a keep-alive connection's requests may share one context.
-            GIVEN_PARSE.set(parse if isinstance(parse, dict) else None)
             message_id = metadata.get("parley_message_id")
             if isinstance(sender, str):
                 # the NLU service routes canary traffic by conversation
@@ -213,6 +212,8 @@ class ParleyInput(InputChannel):
             saved: list[Any] = []
             _unreachable.set(unreachable)
             _saved.set(saved)
+            # For this turn only: a keep-alive connection's requests may share one context.
+            given = GIVEN_PARSE.set(parse if isinstance(parse, dict) else None)
             try:
                 await on_new_message(UserMessage(text, collector, sender,
                                                  input_channel=self.name(), metadata=metadata,
@@ -221,6 +222,8 @@ class ParleyInput(InputChannel):
                 logger.error("turn failed for a conversation: %s", type(exc).__name__)
                 return response.json({"error": "turn_failed", "reason": type(exc).__name__},
                                      status=503)
+            finally:
+                GIVEN_PARSE.reset(given)
             if unreachable:  # not saved (see _watch_unreachable_actions): run again on retry
                 logger.error("turn failed for a conversation: action server unreachable (%s)",
                              ", ".join(unreachable))

@@ -12,7 +12,8 @@ Parley's API asks the NLU service itself, asynchronously, and sends the parse al
 message's metadata (``parley_parse``, see conversations/dialogue.py): Rasa runs this graph
 synchronously, so a request made from here held Rasa's event loop for the round trip. The
 component uses that parse when it is of the text Rasa sees, and asks the service otherwise.
-The metadata is trusted: only the API, with Rasa's token, reaches Parley's channel.
+Only Parley's channel, which only the API reaches (with Rasa's token), hands a parse over; a
+``parley_parse`` in another channel's metadata is ignored.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 logger = logging.getLogger(__name__)
+
+# The NLU service's ``language`` (nlu.patterns.written_language) as an entity of its own, for
+# the ``language`` slot; Parley's channel leaves it out of what it reports as understood.
+LANGUAGE_ENTITY = "language"
+LANGUAGE_EXTRACTOR = "ParleyLanguage"
 
 # The parse the API sent with this request's message (``metadata.parley_parse``): Parley's
 # channel takes it out of the metadata, which Rasa would store with the message, and puts it
@@ -88,7 +94,7 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
                 # Parley channel lets nothing else start with "/" (customer_text).
                 continue
             metadata = message.get("metadata") or {}
-            parse = self._given(text, metadata) or self._parse(text, metadata)
+            parse = self._given(text) or self._parse(text, metadata)
             intent = dict(parse.get("intent") or {"name": None, "confidence": 0.0})
             # Which NLU version answered (the active one or its canary), for analytics.
             intent["model_version"] = parse.get("model_version")
@@ -96,16 +102,21 @@ class ParleyNLU(GraphComponent, IntentClassifier, EntityExtractorMixin):
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, parse.get("intent_ranking") or [],
                         add_to_output=True)
-            message.set(ENTITIES, message.get(ENTITIES, []) + (parse.get("entities") or []),
-                        add_to_output=True)
+            entities = message.get(ENTITIES, []) + (parse.get("entities") or [])
+            language = parse.get("language")
+            if isinstance(language, str) and language:
+                # The language the customer writes in fills the ``language`` slot (a
+                # from_entity mapping in bot/domain.yml): no action-server call per turn.
+                entities.append({"entity": LANGUAGE_ENTITY, "value": language, "start": 0,
+                                 "end": len(text), "confidence_entity": 1.0,
+                                 "extractor": LANGUAGE_EXTRACTOR})
+            message.set(ENTITIES, entities, add_to_output=True)
         return messages
 
     @staticmethod
-    def _given(text: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
+    def _given(text: str) -> dict[str, Any] | None:
         """The parse the API sent along, when it is of ``text``."""
-        parse = GIVEN_PARSE.get()
-        if parse is None and isinstance(metadata, dict):
-            parse = metadata.get("parley_parse")
+        parse = GIVEN_PARSE.get()  # only Parley's channel sets it, from the API's request
         if isinstance(parse, dict) and parse.get("text") == text \
                 and isinstance(parse.get("intent"), dict):
             return parse

@@ -13,7 +13,6 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.handoff import ActionHandoff
 from bot.actions.knowledge import ActionAnswerFromKnowledge
-from bot.actions.language import ActionDetectLanguage
 from bot.actions.orders import ActionOrderStatus, ValidateOrderStatusForm
 from knowledge.answer import Answer
 
@@ -202,16 +201,3 @@ async def test_handoff_action_emits_the_control_payload():
     assert messages[1]["custom"] == {"handoff": {"reason": "customer_request"}}
     assert events[0]["name"] == "handoff_requested" and events[0]["value"] is True
 
-
-@pytest.mark.parametrize(("text", "entities", "current", "expected"), [
-    ("你好", [], "en", "zh"),
-    ("hello", [], "zh", "en"),
-    ("PL-204817", [{"start": 0, "end": 9}], "zh", None),  # an id alone keeps the language
-    ("12345", [], "zh", None),
-    ("/request_human", [], "zh", None),
-])
-async def test_language_follows_what_the_customer_writes(text, entities, current, expected):
-    _, events = await run(ActionDetectLanguage(),
-                          tracker(text=text, entities=entities, slots={"language": current}))
-    assert events == ([] if expected is None else [{"event": "slot", "timestamp": None,
-                                                    "name": "language", "value": expected}])

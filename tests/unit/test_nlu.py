@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from core.order_ids import OrderIds
-from nlu.data import load_examples, parse_annotated
+from nlu.data import Entity, load_examples, parse_annotated
 from nlu.errors import NLUInvalid, TrainingDataError
-from nlu.patterns import merge, pattern_spans
+from nlu.patterns import merge, pattern_spans, written_language
 from tests.stack import free_port
 
 pytestmark = pytest.mark.unit
@@ -88,6 +88,17 @@ def test_order_ids_are_normalised_and_spans_never_overlap():
                                                      ("email", "a.b@example.com")]
     for left, right in pairwise(spans):
         assert left.end <= right.start
+
+
+@pytest.mark.parametrize(("text", "languages", "expected"), [
+    ("你好", (), "zh"), ("hello there", (), "en"), ("我的订单 PL-204817", (), "zh"),
+    ("PL-204817", (), None),  # an id alone says nothing: the conversation keeps its language
+    ("12345", (), None), ("blender", (), None), ("你好", ("en",), "en")])
+def test_the_language_is_what_the_words_are_written_in(text, languages, expected):
+    spans = merge([*pattern_spans(text, OrderIds("PL")),
+                   *[Entity(0, 7, "product", "blender", "test")
+                     for _ in range(text == "blender")]])
+    assert written_language(text, spans, languages, default="en") == expected
 
 
 def test_a_bare_number_is_only_an_order_id_candidate():

@@ -9,6 +9,7 @@ import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.orders import ValidateOrderStatusForm
+from bot.scaffold import scaffold
 from core.config import get_settings
 from core.order_ids import OrderIds
 from core.project import ProjectError, load_project, order_ids_of
@@ -30,6 +31,12 @@ def test_the_nlu_reads_the_projects_ids_however_they_are_written(written: str,
     (span,) = [s for s in pattern_spans(written, ACME) if s.entity == "order_id"
                and s.confidence == 1.0]
     assert span.value == expected
+
+
+def test_a_bare_id_is_found_in_chinese_text() -> None:
+    (candidate,) = [s for s in pattern_spans("我的订单2048173到哪了", DIGITS)
+                    if s.entity == "order_id"]
+    assert candidate.value == "2048173"
 
 
 def test_another_format_is_not_an_order_id_there() -> None:
@@ -88,5 +95,30 @@ async def test_the_order_form_takes_the_projects_format(tmp_path: Path,
         get_settings.cache_clear()
 
 
-def test_logs_and_exports_mask_any_companys_ids() -> None:
-    assert redact("where is AB-20481733 and ORD2024001?") == "where is [order] and [order]?"
+def test_exports_mask_the_projects_ids_and_leave_product_codes() -> None:
+    assert redact("where is ab 20481733? the RTX4090 one", ACME) == \
+        "where is [order]? the RTX4090 one"
+    assert redact("我的订单2048173还没到，型号BL2000", DIGITS) == \
+        "我的订单[order]还没到，型号BL2000"
+    assert redact("where is PL-204817?") == "where is [order]?"  # the demo, configured
+
+
+def test_parley_check_reports_orders_of_another_shape(tmp_path: Path) -> None:
+    """A project whose orders.yml holds ids parley.yml's ``orders:`` does not describe would
+    refuse every customer's id: ``parley check`` names the first one and its line."""
+    from tests.unit.test_projects import problems
+
+    acme = tmp_path / "acme"
+    scaffold(acme, name="Acme", languages=["en"])  # orders: digits alone, 6 of them
+    (acme / "company").mkdir(exist_ok=True)
+    (acme / "company" / "orders.yml").write_text(
+        "orders:\n  - id: '204817'\n    customer: C-1\n  - id: PL-310552\n    customer: C-2\n",
+        encoding="utf-8")
+    (found,) = [p for p in problems(acme, tmp_path) if "order id" in p]
+    assert "orders.yml:4" in found and "'PL-310552'" in found
+    text = (acme / "parley.yml").read_text(encoding="utf-8")
+    (acme / "parley.yml").write_text(text.replace("id_prefix: ''", "id_prefix: PL"),
+                                     encoding="utf-8")
+    (acme / "company" / "orders.yml").write_text(
+        "orders:\n  - id: PL-204817\n    customer: C-1\n", encoding="utf-8")
+    assert not [p for p in problems(acme, tmp_path) if "order id" in p]
