@@ -103,8 +103,10 @@ class SentenceVectors:
             kept = self._from_cache(missing)
             computed = [s for s in missing if s not in kept]
             if computed:
-                vectors = self.embedder.embed(computed)
-                fresh = {s: np.array(row) for s, row in zip(computed, vectors, strict=True)}
+                # One at a time: the int8 model's vectors depend on the batch they are computed
+                # in (dynamic quantization scales over the whole batch), and a kept vector must
+                # not depend on which sentences happened to be embedded with it.
+                fresh = {s: np.array(self.embedder.embed([s])[0]) for s in computed}
                 self._to_cache(fresh)
                 kept |= fresh
             with self._lock:

@@ -17,7 +17,7 @@ from knowledge import embedder_onnx, factory
 from knowledge.documents.embedded import SQLiteDocumentIndex
 from knowledge.e5_graph import MODEL_FILE
 from knowledge.embedder_onnx import OnnxE5Embedder, ensure_model
-from knowledge.embeddings import E5Embedder, Embedder
+from knowledge.embeddings import E5Embedder, Embedder, SentenceVectors
 from knowledge.ingest import (
     EMBED_GROUP,
     Document,
@@ -75,6 +75,19 @@ def test_batches_give_the_vectors_of_one_by_one(onnx_embedder: OnnxE5Embedder,
     assert (np.argmax(together @ alone.T, axis=1) == np.arange(len(texts))).all()
     threaded = OnnxE5Embedder(onnx_embedder.cache, threads=2).embed(texts)
     np.testing.assert_allclose(threaded, together, atol=1e-6)
+
+
+def test_a_kept_sentence_vector_does_not_depend_on_what_it_was_embedded_with(
+        onnx_embedder: OnnxE5Embedder, passages: list[str]) -> None:
+    """The model's vectors move with the batch (above); an answer compares sentences embedded
+    at different imports, so ``SentenceVectors`` keeps each one as embedded alone: an edited
+    article's sentences rank against the others as they would have in one batch of their own."""
+    sentence = "Most items can be returned within 45 days of delivery."
+    batched = onnx_embedder.embed([sentence, *passages[:8]])[0]
+    alone = onnx_embedder.embed([sentence])[0]
+    assert not np.array_equal(batched, alone)  # the model itself is batch-dependent
+    kept = SentenceVectors(onnx_embedder).embed([sentence, *passages[:8]])[0]
+    np.testing.assert_array_equal(kept, alone)
 
 
 def test_it_keeps_the_embedder_protocol(onnx_embedder: OnnxE5Embedder) -> None:
