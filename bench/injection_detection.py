@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,7 +46,6 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.config import DEMO_PROJECT, get_settings
 from knowledge import factory, instructions
-from knowledge.generator.protocol import ChatMessage
 from knowledge.injection_corpus import (
     OBFUSCATIONS,
     Example,
@@ -59,6 +58,7 @@ from knowledge.injection_corpus import (
 from knowledge.instructions import InstructionModel, forms, judged_by_model
 from knowledge.safety import HTML_COMMENT, clean_text, matches_patterns, normalise
 from knowledge.text import split_sentences
+from tests.unit.test_injection import NotFound
 
 Judge = Callable[[Sequence[str]], list[bool]]
 NAMES = {"squad": "SQuAD 2.0 (en)", "cmrc": "CMRC 2018 (zh)", "bitext": "Bitext (en)"}
@@ -215,23 +215,6 @@ async def end_to_end(chosen: list[Example], model: InstructionModel) -> None:
                    for where in (shown, prompted)]
         print(f"| {label} | {reached[0]} of {len(chosen)} | {reached[1]} of {len(chosen)} | "
               f"{time.perf_counter() - started:.0f} |")
-
-
-class NotFound:
-    """A generator that records its prompt and finds nothing: the extractive path answers."""
-
-    name = "recording"
-
-    def __init__(self) -> None:
-        self.prompts: list[list[ChatMessage]] = []
-
-    async def available(self) -> bool:
-        return True
-
-    async def stream(self, messages: list[ChatMessage], *, max_tokens: int = 256,
-                     temperature: float = 0.0) -> AsyncIterator[str]:
-        self.prompts.append(messages)
-        yield "NOT_FOUND"
 
 
 def _marks(text: str) -> list[str]:

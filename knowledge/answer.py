@@ -304,14 +304,13 @@ class KnowledgeAnswerer:
                 return answer
             last = answer
         # Quoted whole, at once: nothing to show early, so no partial sentences.
-        answer = await self._extract(question, query, sources, by_number, gate, None)
+        answer = await self._extract(question, query, sources, by_number, gate)
         return answer if not answer.abstained or not self.generators else last
 
     async def _extract(self, question: str, query: np.ndarray, sources: list[Source],
-                       by_number: dict[int, str], gate: _GateClock,
-                       on_sentence: SentenceCallback | None) -> Answer:
+                       by_number: dict[int, str], gate: _GateClock) -> Answer:
         """The answer without a language model: quoted from the sources by ``compose``, then
-        through the same gate as any generator's sentences."""
+        through the same gate as any generator's sentences (sent whole: no partials)."""
 
         similarity = self.similarity(query)
         passages = [Passage(s.number, s.title, s.text, s.faq) for s in sources]
@@ -325,8 +324,7 @@ class KnowledgeAnswerer:
         kept: list[SentenceCheck] = []
         checks: list[SentenceCheck] = []
         for number, sentence in composed.sentences:
-            await self._release(f"{sentence} [{number}]", by_number, kept, checks, gate,
-                                on_sentence)
+            await self._release(f"{sentence} [{number}]", by_number, kept, checks, gate, None)
         return self._finish(EXTRACTIVE, kept, checks, sources)
 
     def similarity(self, query: np.ndarray) -> Callable[[list[str]], list[float]]:

